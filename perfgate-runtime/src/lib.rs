@@ -1,0 +1,16 @@
+//! perfgate's runtime: what a service's crate depends on to declare load scenarios.
+//!
+//! ```ignore
+//! use perfgate_runtime::{perf_test, Ctx};
+//!
+//! #[perf_test(rate = 300, duration = "20s", warmup = "3s", p99 < "40ms", errors < "0.5%")]
+//! async fn checkout(ctx: Ctx) -> perfgate_runtime::Result {
+//!     ctx.get("/items/42").send().await?.expect_status(200)?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! `cargo perfgate` discovers these scenarios, starts the service and drives them as HTTP load.
+//! With the `engine` feature off, only [`format`] is compiled: the versioned data the CLI reads.
+
+pub mod format;
