@@ -366,6 +366,29 @@ pub struct SecondSample {
     pub p99_ms: f64,
 }
 
+/// The service's process tree during one scenario, sampled by the CLI (Linux `/proc`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ResourceStats {
+    /// CPU time (user + system) spent by the process tree during the scenario.
+    pub cpu_secs: f64,
+    /// `cpu_secs` over the wall time: 1.0 is one core fully busy.
+    pub cpu_util: f64,
+    pub peak_rss_bytes: u64,
+    pub mean_rss_bytes: u64,
+    pub max_threads: u64,
+    pub samples: u64,
+    /// Per-second samples, for charts.
+    pub timeseries: Vec<ResourceSample>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ResourceSample {
+    /// Seconds since the sampler started.
+    pub t: f64,
+    pub cpu_util: f64,
+    pub rss_bytes: u64,
+}
+
 /// The histogram type of every latency series: microseconds, 3 significant digits.
 pub type Histogram = hdrhistogram::Histogram<u64>;
 

@@ -1,0 +1,56 @@
+//! Errors of `cargo perfgate` and the exit codes they map to (documented in the README).
+
+use std::path::PathBuf;
+
+/// Exit codes: the product's contract with CI.
+pub mod exit {
+    /// Every check passed.
+    pub const PASS: i32 = 0;
+    /// The gate failed: an SLO was breached (later: a regression).
+    pub const FAIL: i32 = 1;
+    /// perfgate could not do its job: bad input, build or start failure, missing results.
+    pub const ERROR: i32 = 2;
+    /// No decision: the measurement is invalid (generator could not keep its schedule) or, later,
+    /// no comparable baseline in `--strict` mode.
+    pub const INCONCLUSIVE: i32 = 3;
+    /// Interrupted by Ctrl-C / SIGTERM (after killing every spawned process).
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// An error that stops the whole run. Each message says what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("could not read the cargo workspace: {0}")]
+    Metadata(String),
+    #[error("invalid [package.metadata.perfgate] in {manifest}: {msg}")]
+    Config { manifest: PathBuf, msg: String },
+    #[error("build failed: {0}")]
+    Build(String),
+    #[error("{0}")]
+    Discovery(String),
+    #[error("service `{name}` did not start: {cause}\n{log_tail}")]
+    ServiceStart { name: String, cause: String, log_tail: String },
+    #[error("scenario binary failed: {0}")]
+    Scenario(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted => exit::INTERRUPTED,
+            _ => exit::ERROR,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
