@@ -1,3 +1,284 @@
 //! The library behind `cargo perfgate`; `main.rs` only calls [`main_with_args`].
+//!
+//! Pipeline (docs/ARCHITECTURE.md): cargo metadata → `cargo test --no-run` → list marked tests →
+//! describe each scenario → build and start the service → run each scenario in its own process →
+//! SLO checks → table / JSON, `results.json`, exit code.
 
+pub mod build;
+pub mod check;
+pub mod cli;
+pub mod discover;
 pub mod error;
+pub mod procs;
+pub mod report;
+pub mod run;
+pub mod sample;
+pub mod service;
+pub mod ui;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use cli::{Action, Cli, ColorWhen, CommonArgs, MessageFormat};
+use discover::{PerfPackage, Scenario, TestProfile};
+use error::{exit, Error, Result};
+use report::{Fingerprint, ListedScenario, RunReport};
+use run::{PackageRun, RunOptions};
+use ui::Ui;
+
+/// Runs `cargo perfgate` with these arguments (argv[0] included) and returns the exit code.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let cli = match Cli::parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are not errors; clap's own usage errors exit 2, as ours do.
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::PASS
+            };
+        }
+    };
+    procs::install_signal_handlers();
+    let color = match cli.common.color_choice() {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    color.write_global();
+    let ui = Ui {
+        quiet: cli.common.quiet,
+        verbose: cli.common.verbose > 0,
+    };
+    let outcome = match cli.action() {
+        Action::Run(args) => cmd_run(&cli.common, &args, &ui),
+        Action::List(args) => cmd_list(&cli.common, args.filter.as_deref(), &ui),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(Error::Interrupted) => {
+            ui.error("interrupted; the service and scenario processes were stopped");
+            exit::INTERRUPTED
+        }
+        Err(e) => {
+            ui.error(&e.to_string());
+            e.exit_code()
+        }
+    }
+}
+
+/// Whether stdout gets colours: the resolved choice (flag, `CARGO_TERM_COLOR`, `NO_COLOR`, TTY).
+fn stdout_color() -> bool {
+    anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+}
+
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = anstream::stdout();
+    // A closed pipe (`| head`) is not worth a panic.
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("writing to stdout", e)),
+    }
+}
+
+/// What discovery found: the packages and their described scenarios (filtered).
+struct Discovered {
+    meta: cargo_metadata::Metadata,
+    packages: Vec<PerfPackage>,
+    scenarios: Vec<Scenario>,
+    build_secs: f64,
+}
+
+fn discover(common: &CommonArgs, filter: Option<&str>, ui: &Ui) -> Result<Discovered> {
+    let meta = discover::metadata(common)?;
+    let packages = discover::select_packages(&meta, &common.packages)?;
+    let root_manifest = meta.workspace_root.join("Cargo.toml");
+    let manifest_text = std::fs::read_to_string(&root_manifest).unwrap_or_default();
+    let profile = TestProfile::choose(&manifest_text, |k| std::env::var(k).ok());
+    let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    ui.status(
+        "Building",
+        &format!("scenarios of {} ({})", names.join(", "), profile.describe()),
+    );
+    let started = Instant::now();
+    let binaries = build::build_tests(common, &packages, &profile)?;
+    let build_secs = started.elapsed().as_secs_f64();
+
+    let mut scenarios = Vec::new();
+    for pkg in &packages {
+        let bins: Vec<_> = binaries
+            .iter()
+            .filter(|b| b.package_id == pkg.id)
+            .cloned()
+            .collect();
+        let found = discover::list_scenarios(pkg, &bins, ui.verbose)?;
+        if found.is_empty() {
+            let msg = discover::no_scenarios_message(pkg);
+            if pkg.explicit || packages.len() == 1 {
+                return Err(Error::Discovery(msg));
+            }
+            ui.warn(&msg);
+        }
+        scenarios.extend(
+            found
+                .into_iter()
+                .filter(|s| cli::matches_filter(filter, &s.id)),
+        );
+    }
+    if scenarios.is_empty() {
+        return Err(Error::Discovery(match filter {
+            Some(f) => format!("no scenario matches `{f}`; `cargo perfgate list` shows them all"),
+            None => "no `#[perf_test]` scenario was found".to_string(),
+        }));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+    for s in &mut scenarios {
+        if procs::interrupted() {
+            return Err(Error::Interrupted);
+        }
+        s.spec = Some(discover::describe(s, tmp.path(), ui.verbose)?);
+    }
+    Ok(Discovered {
+        meta,
+        packages,
+        scenarios,
+        build_secs,
+    })
+}
+
+fn cmd_list(common: &CommonArgs, filter: Option<&str>, ui: &Ui) -> Result<i32> {
+    let found = discover(common, filter, ui)?;
+    let items: Vec<ListedScenario> = found
+        .scenarios
+        .into_iter()
+        .map(|s| ListedScenario {
+            package: s.package,
+            id: s.id,
+            test_name: s.test_name,
+            executable: s.exe,
+            spec: s.spec.expect("described"),
+        })
+        .collect();
+    let text = match common.message_format {
+        MessageFormat::Json => {
+            serde_json::to_string_pretty(&items)
+                .map_err(|e| Error::io("serialising the list", e.into()))?
+                + "\n"
+        }
+        MessageFormat::Human => report::render_list(&items, stdout_color()),
+    };
+    print_stdout(&text)?;
+    Ok(exit::PASS)
+}
+
+fn cmd_run(common: &CommonArgs, args: &cli::RunArgs, ui: &Ui) -> Result<i32> {
+    let started = Instant::now();
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if let Some(url) = &args.target_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::Usage(format!(
+                "--target-url `{url}` must be an http:// or https:// URL"
+            )));
+        }
+    }
+    let found = discover(common, args.filter.as_deref(), ui)?;
+    let mut build_secs = found.build_secs;
+
+    // Service configuration, checked for every package before anything slow happens.
+    let mut runs = Vec::new();
+    for pkg in &found.packages {
+        let scenarios: Vec<Scenario> = found
+            .scenarios
+            .iter()
+            .filter(|s| s.package == pkg.name)
+            .cloned()
+            .collect();
+        if scenarios.is_empty() {
+            continue;
+        }
+        // With --target-url nothing is started, so the service declaration is not needed (nor checked).
+        let config = match args.target_url {
+            Some(_) => service::PackageConfig::default(),
+            None => service::parse_metadata(&pkg.manifest_path, &pkg.metadata)?,
+        };
+        let mut service_exes = BTreeMap::new();
+        if args.target_url.is_none() {
+            // Every scenario must have a service to run against; building only the ones used.
+            let mut needed = BTreeMap::new();
+            for s in &scenarios {
+                let cfg = run::service_for(pkg, &config, s.spec.as_ref().expect("described"))?;
+                needed.insert(cfg.name.clone(), cfg.bin.clone());
+            }
+            let t = Instant::now();
+            for (name, bin) in needed {
+                ui.status(
+                    "Building",
+                    &format!("service `{name}` (bin `{bin}` of {}, release)", pkg.name),
+                );
+                service_exes.insert(name, build::build_service_bin(common, pkg, &bin)?);
+            }
+            build_secs += t.elapsed().as_secs_f64();
+        }
+        runs.push(PackageRun {
+            pkg,
+            config,
+            scenarios,
+            service_exes,
+        });
+    }
+
+    let target_dir = PathBuf::from(found.meta.target_directory.as_std_path());
+    let (run_id, run_dir) = run::create_run_dir(
+        &build::perfgate_dir(&target_dir),
+        &run::run_id(SystemTime::now(), std::process::id()),
+    )?;
+    let opts = RunOptions {
+        target_url: args.target_url.clone(),
+        duration: args.duration,
+        warmup: args.warmup,
+    };
+    let load_started = Instant::now();
+    let scenarios = run::run_all(&runs, &run_dir, &opts, ui)?;
+    let load_secs = load_started.elapsed().as_secs_f64();
+
+    let exit_code = check::exit_code(scenarios.iter().map(|s| s.verdict));
+    let report = RunReport {
+        schema_version: report::REPORT_SCHEMA_VERSION,
+        perfgate_version: perfgate_runtime::format::PERFGATE_VERSION.to_string(),
+        run_id,
+        started_unix_ms,
+        environment: Fingerprint::collect(found.meta.workspace_root.as_std_path()),
+        target_url: args.target_url.clone(),
+        build_secs,
+        load_secs,
+        total_secs: started.elapsed().as_secs_f64(),
+        scenarios,
+        exit_code,
+    };
+    let results_path = run_dir.join("results.json");
+    report::write_json_atomic(&results_path, &report)?;
+    let text = match common.message_format {
+        MessageFormat::Json => {
+            serde_json::to_string_pretty(&report)
+                .map_err(|e| Error::io("serialising the results", e.into()))?
+                + "\n"
+        }
+        MessageFormat::Human => report::render_human(&report, Some(&results_path), stdout_color()),
+    };
+    print_stdout(&text)?;
+    if common.message_format == MessageFormat::Json && !ui.quiet {
+        eprintln!("results: {}", results_path.display());
+    }
+    Ok(exit_code)
+}

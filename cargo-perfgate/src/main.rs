@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    std::process::exit(cargo_perfgate::main_with_args(std::env::args_os()));
+}

@@ -1,1 +1,30 @@
+//! `#[perf_test]`: declares an async fn as a perfgate load scenario.
+//!
+//! Use it through `perfgate_runtime::perf_test`; the runtime's documentation describes the
+//! arguments. The annotated fn is kept as written and a `#[test] #[ignore]` fn named
+//! `__perfgate_<name>` is added beside it, which hands the declared spec and the fn to the runtime.
+
 use proc_macro::TokenStream;
+
+mod args;
+mod expand;
+mod units;
+
+/// Declares a load scenario:
+///
+/// ```ignore
+/// #[perf_test(rate = 300, duration = "20s", p99 < "40ms", errors < "0.5%")]
+/// async fn checkout(ctx: Ctx) -> perfgate_runtime::Result { Ok(()) }
+/// ```
+///
+/// One load model: `rate = N` (open, iterations/s), `stages = [("10s", 100), ("30s", 500)]` (ramping
+/// open) or `users = N` (closed, with optional `think = "100ms"`). Settings: `duration`, `warmup`,
+/// `timeout` (durations such as `"500ms"`, `"1.5s"`, `"2m"`), `max_in_flight = N` (open models),
+/// `regression = "10%"`, `service = "name"`, `data = ["fixtures/requests.jsonl"]`. SLOs:
+/// `[REQUEST.]METRIC OP VALUE` with METRIC one of p50, p90, p95, p99, p99.9, max, mean (durations),
+/// errors (`"0.5%"` or a fraction), throughput (`"100/s"` or a number), OP one of `<`, `<=`, `>`, `>=`;
+/// REQUEST an identifier or a string (`"GET /items".p99 < "5ms"`).
+#[proc_macro_attribute]
+pub fn perf_test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr.into(), item.into()).into()
+}

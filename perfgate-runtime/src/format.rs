@@ -33,6 +33,8 @@ pub mod env {
     /// Overrides of the declared measured duration and warmup, in milliseconds (tiers, tests).
     pub const DURATION_MS: &str = "PERFGATE_DURATION_MS";
     pub const WARMUP_MS: &str = "PERFGATE_WARMUP_MS";
+    /// `1`: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    pub const HTTP2: &str = "PERFGATE_HTTP2";
 }
 
 /// What a `#[perf_test]` declares. Durations are milliseconds.
@@ -215,7 +217,11 @@ impl Slo {
             Some(r) => format!("{r}.{}", self.metric),
             None => self.metric.to_string(),
         };
-        format!("{lhs} {} {}", self.op.as_str(), format_value(self.metric, self.threshold))
+        format!(
+            "{lhs} {} {}",
+            self.op.as_str(),
+            format_value(self.metric, self.threshold)
+        )
     }
 }
 
@@ -466,9 +472,19 @@ mod tests {
 
     #[test]
     fn slo_descriptions_use_the_users_units() {
-        let slo = Slo { request: Some("pay".into()), metric: Metric::P99, op: Op::Lt, threshold: 20.0 };
+        let slo = Slo {
+            request: Some("pay".into()),
+            metric: Metric::P99,
+            op: Op::Lt,
+            threshold: 20.0,
+        };
         assert_eq!(slo.describe(), "pay.p99 < 20.0ms");
-        let slo = Slo { request: None, metric: Metric::Errors, op: Op::Lt, threshold: 0.005 };
+        let slo = Slo {
+            request: None,
+            metric: Metric::Errors,
+            op: Op::Lt,
+            threshold: 0.005,
+        };
         assert_eq!(slo.describe(), "errors < 0.50%");
         assert!(Op::Lt.holds(1.0, 2.0) && !Op::Lt.holds(2.0, 2.0) && Op::Ge.holds(2.0, 2.0));
     }

@@ -14,3 +14,30 @@
 //! With the `engine` feature off, only [`format`] is compiled: the versioned data the CLI reads.
 
 pub mod format;
+
+#[cfg(feature = "engine")]
+mod client;
+#[cfg(feature = "engine")]
+mod engine;
+#[cfg(feature = "engine")]
+mod error;
+#[cfg(feature = "engine")]
+mod record;
+
+#[cfg(feature = "engine")]
+pub use bytes::Bytes;
+#[cfg(feature = "engine")]
+pub use client::{Ctx, RequestBuilder, Response};
+#[cfg(feature = "engine")]
+pub use engine::default_max_in_flight;
+#[cfg(feature = "engine")]
+pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "engine")]
+pub use hyper::{HeaderMap, Method};
+#[cfg(feature = "engine")]
+pub use perfgate_macros::perf_test;
+
+/// What `#[perf_test]` expands to call. Not a stable API.
+#[cfg(feature = "engine")]
+#[doc(hidden)]
+pub mod __private;

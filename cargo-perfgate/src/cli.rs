@@ -1,0 +1,327 @@
+//! The command line: `cargo perfgate [run] [FILTER]` and `cargo perfgate list [FILTER]`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    every check passed
+  1    the gate failed: an SLO was breached (or the service died under load)
+  2    error: bad input, build or start failure, a scenario without results
+  3    inconclusive: a measurement is invalid (the load generator could not keep its schedule)
+  130  interrupted (Ctrl-C / SIGTERM); the service and scenario processes are killed first
+
+Results of every run go to target/perfgate/<run-id>/results.json.";
+
+/// Performance as a merge gate: build, start the service, run the `#[perf_test]` scenarios, check SLOs.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo-perfgate",
+    bin_name = "cargo perfgate",
+    version,
+    after_help = AFTER_HELP,
+    // `cargo perfgate [FILTER]` runs: `run` is the default subcommand.
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Arguments of the default `run` subcommand.
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build, start the service, run the scenarios and check their SLOs (the default).
+    Run(RunArgs),
+    /// List the scenarios (load model, duration, SLOs) without starting anything.
+    List(ListArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Run only scenarios whose `package::scenario` name contains this.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Drive an already running service at this URL instead of building and starting one.
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Override every scenario's measured duration (e.g. `5s`, `500ms`, `2m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override every scenario's warmup (e.g. `0s`, `1s`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ListArgs {
+    /// List only scenarios whose `package::scenario` name contains this.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+}
+
+/// Options shared by every subcommand, spelled as cargo spells them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// Path to Cargo.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package(s) to run (default: every workspace member that depends on perfgate-runtime).
+    #[arg(short = 'p', long = "package", global = true, value_name = "SPEC")]
+    pub packages: Vec<String>,
+    /// Every workspace member that depends on perfgate-runtime (the default).
+    #[arg(long, global = true)]
+    pub workspace: bool,
+    /// Space or comma separated list of features to activate.
+    #[arg(short = 'F', long, global = true, value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Activate all available features.
+    #[arg(long, global = true)]
+    pub all_features: bool,
+    /// Do not activate the `default` feature.
+    #[arg(long, global = true)]
+    pub no_default_features: bool,
+    /// Use verbose output (commands run, cargo's own progress).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print only the results (no progress).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Coloring [default: $CARGO_TERM_COLOR, else auto; NO_COLOR is honoured by auto].
+    #[arg(long, global = true, value_name = "WHEN")]
+    pub color: Option<ColorWhen>,
+    /// Output format: `human` (table) or `json` (the results document on stdout).
+    #[arg(long, global = true, value_name = "FMT", default_value = "human")]
+    pub message_format: MessageFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MessageFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl CommonArgs {
+    /// The cargo flags that select features, passed through to every cargo build.
+    pub fn feature_flags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.features {
+            out.push("--features".to_string());
+            out.push(f.clone());
+        }
+        if self.all_features {
+            out.push("--all-features".into());
+        }
+        if self.no_default_features {
+            out.push("--no-default-features".into());
+        }
+        out
+    }
+
+    /// The colour choice: the flag, else `CARGO_TERM_COLOR` (as cargo does), else auto.
+    pub fn color_choice(&self) -> ColorWhen {
+        if let Some(c) = self.color {
+            return c;
+        }
+        match std::env::var("CARGO_TERM_COLOR").ok().as_deref() {
+            Some("always") => ColorWhen::Always,
+            Some("never") => ColorWhen::Never,
+            _ => ColorWhen::Auto,
+        }
+    }
+}
+
+/// What to do, after the default subcommand was resolved.
+#[derive(Debug)]
+pub enum Action {
+    Run(RunArgs),
+    List(ListArgs),
+}
+
+impl Cli {
+    /// Parses `cargo perfgate …` (cargo passes `perfgate` as the first argument) as well as
+    /// `cargo-perfgate …` run directly.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        if args.get(1).is_some_and(|a| a == "perfgate") {
+            args.remove(1);
+        }
+        Cli::try_parse_from(args)
+    }
+
+    pub fn action(&self) -> Action {
+        match &self.command {
+            Some(Command::Run(r)) => Action::Run(r.clone()),
+            Some(Command::List(l)) => Action::List(l.clone()),
+            None => Action::Run(self.run.clone()),
+        }
+    }
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. `500ms`, `5s` or `2m`"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{s}`; use ms, s, m or h"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Whether a scenario named `package::scenario` is selected by `filter` (a substring).
+pub fn matches_filter(filter: Option<&str>, id: &str) -> bool {
+    match filter {
+        Some(f) => id.contains(f),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::parse_args(args.iter().copied()).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn both_argv_forms_parse_the_same() {
+        let a = parse(&["cargo-perfgate", "perfgate", "checkout", "-p", "shop"]);
+        let b = parse(&["cargo-perfgate", "checkout", "-p", "shop"]);
+        for cli in [a, b] {
+            match cli.action() {
+                Action::Run(r) => assert_eq!(r.filter.as_deref(), Some("checkout")),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(cli.common.packages, ["shop"]);
+        }
+    }
+
+    #[test]
+    fn run_is_the_default_and_explicit_subcommands_work() {
+        assert!(
+            matches!(parse(&["cargo-perfgate", "perfgate"]).action(), Action::Run(r) if r.filter.is_none())
+        );
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "run",
+            "pay",
+            "--target-url",
+            "http://127.0.0.1:8080",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+        ]);
+        match cli.action() {
+            Action::Run(r) => {
+                assert_eq!(r.filter.as_deref(), Some("pay"));
+                assert_eq!(r.target_url.as_deref(), Some("http://127.0.0.1:8080"));
+                assert_eq!(r.duration, Some(Duration::from_secs(2)));
+                assert_eq!(r.warmup, Some(Duration::from_millis(500)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "list",
+            "--message-format",
+            "json",
+            "shop",
+        ]);
+        assert!(matches!(cli.action(), Action::List(l) if l.filter.as_deref() == Some("shop")));
+        assert_eq!(cli.common.message_format, MessageFormat::Json);
+    }
+
+    #[test]
+    fn cargo_style_options_parse() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--manifest-path",
+            "x/Cargo.toml",
+            "-p",
+            "a",
+            "--package",
+            "b",
+            "--features",
+            "f1,f2",
+            "--no-default-features",
+            "--color",
+            "never",
+            "-vv",
+        ]);
+        assert_eq!(cli.common.packages, ["a", "b"]);
+        assert_eq!(
+            cli.common.manifest_path,
+            Some(PathBuf::from("x/Cargo.toml"))
+        );
+        assert_eq!(
+            cli.common.feature_flags(),
+            ["--features", "f1,f2", "--no-default-features"]
+        );
+        assert_eq!(cli.common.color_choice(), ColorWhen::Never);
+        assert_eq!(cli.common.verbose, 2);
+        assert!(Cli::parse_args(["cargo-perfgate", "-q", "-v"]).is_err());
+        assert!(Cli::parse_args(["cargo-perfgate", "--color", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let e = Cli::parse_args(["cargo-perfgate", "perfgate", "--help"]).unwrap_err();
+        let help = e.to_string();
+        assert!(help.contains("Exit codes"), "{help}");
+        assert!(help.contains("130"), "{help}");
+    }
+
+    #[test]
+    fn durations_and_filters() {
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+        assert!(matches_filter(None, "shop::checkout"));
+        assert!(matches_filter(Some("shop::check"), "shop::checkout"));
+        assert!(!matches_filter(Some("pay"), "shop::checkout"));
+    }
+}

@@ -1,0 +1,425 @@
+//! Child processes that must never outlive `cargo perfgate`: the service and the scenario binaries.
+//!
+//! Every child is spawned in its own process group, so a Ctrl-C typed in the terminal reaches only
+//! `cargo perfgate` (the foreground group) and we decide how to stop each whole group: SIGTERM, a short
+//! grace period, SIGKILL. A global registry holds the group ids of the children not yet reaped; the
+//! signal watcher thread terminates all of them, and the main thread, seeing [`interrupted`], unwinds
+//! (dropping [`ChildGuard`]s and services, which reap) and exits 130. On Linux each child also gets
+//! `PR_SET_PDEATHSIG = SIGKILL`, the last resort when `cargo perfgate` itself is SIGKILLed.
+//!
+//! Caveat of `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the child exits, so spawn
+//! long-lived children from a thread that lives as long as they should (the main thread).
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Grace between SIGTERM and SIGKILL when the user interrupts: long enough for a service to close its
+/// listeners, short enough that Ctrl-C feels immediate.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
+
+fn flag() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// Process-group ids (= pids of the group leaders we spawned) not yet reaped. Removal happens under the
+/// same lock as reaping, so the watcher never signals a pid that the kernel may have reused.
+fn registry() -> MutexGuard<'static, BTreeSet<i32>> {
+    static REG: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+    // A panic while holding the lock leaves the set itself consistent: keep using it.
+    REG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether SIGINT or SIGTERM was received (after [`install_signal_handlers`]).
+pub fn interrupted() -> bool {
+    flag().load(Ordering::SeqCst)
+}
+
+/// SIGINT/SIGTERM set the [`interrupted`] flag and wake a watcher thread that terminates every
+/// registered child group. A second signal while the first is being handled kills everything at once
+/// and exits 130. Idempotent.
+pub fn install_signal_handlers() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        for sig in [SIGINT, SIGTERM] {
+            // Set in the handler itself, so the flag is visible before the watcher even wakes.
+            if let Err(e) = signal_hook::flag::register(sig, Arc::clone(flag())) {
+                eprintln!("warning: could not install a handler for signal {sig}: {e}");
+            }
+        }
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+            Ok(mut signals) => {
+                let spawned = std::thread::Builder::new()
+                    .name("perfgate-signals".into())
+                    .spawn(move || {
+                        let mut seen = 0;
+                        for _ in signals.forever() {
+                            seen += 1;
+                            if seen == 1 {
+                                std::thread::spawn(|| terminate_all(INTERRUPT_GRACE));
+                            } else {
+                                // The user insists: no more grace.
+                                kill_all(libc::SIGKILL);
+                                std::process::exit(crate::error::exit::INTERRUPTED);
+                            }
+                        }
+                    });
+                if let Err(e) = spawned {
+                    eprintln!("warning: could not start the signal watcher: {e}");
+                }
+            }
+            Err(e) => eprintln!("warning: could not watch SIGINT/SIGTERM: {e}"),
+        }
+    });
+}
+
+fn kill_all(sig: i32) {
+    for pgid in registry().iter() {
+        signal_group(*pgid, sig);
+    }
+}
+
+/// SIGTERM to every registered group; then, after `grace`, SIGKILL to the groups the main thread has
+/// not reaped by then.
+fn terminate_all(grace: Duration) {
+    kill_all(libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if registry().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_all(libc::SIGKILL);
+}
+
+/// Sends `sig` to the process group `pgid`. Errors (the group is already gone) are irrelevant here.
+pub fn signal_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) has no memory-safety preconditions; a negative pid addresses the group.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// Spawns `cmd` in a new process group and registers it for termination on interrupt.
+/// Fails with [`std::io::ErrorKind::Interrupted`] when the user has already interrupted the run.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl: then nobody will ever signal us.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    // Held across the spawn, so a watcher woken meanwhile sees (and kills) the new group too.
+    let mut reg = registry();
+    if interrupted() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "interrupted",
+        ));
+    }
+    let child = cmd.spawn()?;
+    reg.insert(child.id() as i32);
+    Ok(child)
+}
+
+/// `try_wait` that unregisters the child once it is reaped (under the registry lock).
+pub fn try_reap(child: &mut Child) -> std::io::Result<Option<ExitStatus>> {
+    let mut reg = registry();
+    let status = child.try_wait()?;
+    if status.is_some() {
+        reg.remove(&(child.id() as i32));
+    }
+    Ok(status)
+}
+
+/// Stops the child's whole process group: SIGTERM, up to `grace` for the leader to exit, SIGKILL; then
+/// reaps the leader and kills whatever else is left in the group. Returns the leader's exit status.
+pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
+    let pgid = child.id() as i32;
+    if let Some(status) = try_reap(child)? {
+        signal_group(pgid, libc::SIGKILL);
+        return Ok(status);
+    }
+    signal_group(pgid, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Some(status) = try_reap(child)? {
+            // Grandchildren that ignored SIGTERM would otherwise be orphans.
+            signal_group(pgid, libc::SIGKILL);
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal_group(pgid, libc::SIGKILL);
+    let mut reg = registry();
+    let status = child.wait()?;
+    reg.remove(&pgid);
+    Ok(status)
+}
+
+/// Waits for `child`, polling every `poll`. On Ctrl-C/SIGTERM: terminates the child's group, reaps
+/// it and returns [`Error::Interrupted`].
+pub fn wait_with_interrupt(child: &mut Child, poll: Duration) -> Result<ExitStatus> {
+    match wait_with_timeout(child, poll, None)? {
+        Some(status) => Ok(status),
+        None => unreachable!("no timeout was given"),
+    }
+}
+
+/// Like [`wait_with_interrupt`], with an optional time limit: `Ok(None)` when `timeout` elapses first
+/// (the child is then still running, still registered: kill it with [`terminate`] or drop its guard).
+pub fn wait_with_timeout(
+    child: &mut Child,
+    poll: Duration,
+    timeout: Option<Duration>,
+) -> Result<Option<ExitStatus>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let poll = poll.clamp(Duration::from_millis(1), Duration::from_millis(500));
+    loop {
+        if interrupted() {
+            let _ = terminate(child, INTERRUPT_GRACE);
+            return Err(Error::Interrupted);
+        }
+        if let Some(status) = try_reap(child)
+            .map_err(|e| Error::io(format!("waiting for process {}", child.id()), e))?
+        {
+            return Ok(Some(status));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// Owns a spawned child and terminates + reaps its group when dropped (early return, `?`, panic).
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    pub fn new(child: Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    /// [`spawn`] and guard in one step.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
+        spawn(cmd).map(Self::new)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        self.child
+            .as_mut()
+            .expect("the child is present until drop")
+    }
+
+    /// [`wait_with_interrupt`] on the guarded child.
+    pub fn wait(&mut self, poll: Duration) -> Result<ExitStatus> {
+        wait_with_interrupt(self.child_mut(), poll)
+    }
+
+    /// [`wait_with_timeout`] on the guarded child.
+    pub fn wait_timeout(
+        &mut self,
+        poll: Duration,
+        timeout: Option<Duration>,
+    ) -> Result<Option<ExitStatus>> {
+        wait_with_timeout(self.child_mut(), poll, timeout)
+    }
+
+    /// Stops the child (SIGTERM, `grace`, SIGKILL) and returns its exit status.
+    pub fn terminate(mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        let mut child = self.child.take().expect("the child is present until drop");
+        terminate(&mut child, grace)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // Already exited: just reaps it (and any leftover group members get SIGKILL).
+            let _ = terminate(child, Duration::from_secs(2));
+        }
+    }
+}
+
+/// Human cause of an exit: "exited with status 3", "killed by signal 9 (SIGKILL)".
+pub fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    match status.signal() {
+        Some(sig) => {
+            let name = match sig {
+                libc::SIGHUP => " (SIGHUP)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGQUIT => " (SIGQUIT)",
+                libc::SIGILL => " (SIGILL)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGFPE => " (SIGFPE)",
+                libc::SIGKILL => " (SIGKILL, e.g. the out-of-memory killer)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGPIPE => " (SIGPIPE)",
+                libc::SIGTERM => " (SIGTERM)",
+                _ => "",
+            };
+            format!("killed by signal {sig}{name}")
+        }
+        None => format!("ended ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(pid: u32) -> bool {
+        registry().contains(&(pid as i32))
+    }
+
+    fn alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks for existence.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[test]
+    fn spawned_children_lead_their_own_group_and_are_unregistered_when_reaped() {
+        let mut child = spawn(Command::new("sh").args(["-c", "exit 7"])).unwrap();
+        let pid = child.id();
+        // SAFETY: getpgid has no preconditions.
+        let pgid = unsafe { libc::getpgid(pid as i32) };
+        // The child may already be a zombie, which still has its group.
+        assert!(
+            pgid == pid as i32 || pgid == -1,
+            "pgid {pgid} for pid {pid}"
+        );
+        let status = wait_with_interrupt(&mut child, Duration::from_millis(5)).unwrap();
+        assert_eq!(status.code(), Some(7));
+        assert!(!registered(pid));
+        assert_eq!(describe_exit(status), "exited with status 7");
+    }
+
+    #[test]
+    fn terminate_kills_the_whole_group_even_when_sigterm_is_ignored() {
+        // The shell ignores SIGTERM and starts a grandchild that ignores it too.
+        let mut child = spawn(
+            Command::new("sh")
+                .args(["-c", "trap '' TERM; sleep 30 & echo $!; wait"])
+                .stdout(std::process::Stdio::piped()),
+        )
+        .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        let started = Instant::now();
+        let status = terminate(&mut child, Duration::from_millis(200)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            describe_exit(status).contains("signal 9"),
+            "{}",
+            describe_exit(status)
+        );
+        assert!(!registered(child.id()));
+        // The grandchild was reparented and reaped by init (or a subreaper): give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(grandchild) && !is_zombie(grandchild) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !alive(grandchild) || is_zombie(grandchild),
+            "grandchild {grandchild} survived"
+        );
+    }
+
+    fn is_zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_guard_reaps_on_drop_and_on_panic() {
+        let guard = ChildGuard::spawn(Command::new("sleep").arg("30")).unwrap();
+        let pid = guard.id();
+        drop(guard);
+        assert!(!registered(pid));
+        assert!(!alive(pid as i32), "pid {pid} still exists (not reaped)");
+
+        let pid = std::thread::spawn(|| {
+            let guard = ChildGuard::spawn(Command::new("sleep").arg("30")).unwrap();
+            let pid = guard.id();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _g = guard;
+                panic!("scenario code panicked");
+            }));
+            assert!(r.is_err());
+            pid
+        })
+        .join()
+        .unwrap();
+        assert!(!registered(pid));
+        assert!(!alive(pid as i32));
+    }
+
+    #[test]
+    fn wait_with_timeout_returns_none_and_leaves_the_child_running() {
+        let mut guard = ChildGuard::spawn(Command::new("sleep").arg("30")).unwrap();
+        let r = guard
+            .wait_timeout(Duration::from_millis(10), Some(Duration::from_millis(100)))
+            .unwrap();
+        assert!(r.is_none());
+        assert!(registered(guard.id()));
+        let status = guard.terminate(Duration::from_secs(2)).unwrap();
+        assert!(describe_exit(status).contains("signal 15"));
+    }
+
+    #[test]
+    fn missing_programs_fail_to_spawn_and_are_not_registered() {
+        let err = spawn(&mut Command::new("/nonexistent/perfgate-no-such-program")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,525 @@
+//! The results document (`results.json`), the terminal table and the environment fingerprint.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+use perfgate_runtime::format::{
+    self, format_ms, LoadModel, ResourceStats, ScenarioResult, ScenarioSpec,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Check, Verdict};
+use crate::error::{Error, Result};
+
+/// Version of the `results.json` document (the CLI's; the scenario results inside carry their own).
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run found, written to `target/perfgate/<run-id>/results.json`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub perfgate_version: String,
+    pub run_id: String,
+    pub started_unix_ms: u64,
+    pub environment: Fingerprint,
+    /// The service URL given with `--target-url`, when no service was started.
+    pub target_url: Option<String>,
+    pub build_secs: f64,
+    pub load_secs: f64,
+    pub total_secs: f64,
+    pub scenarios: Vec<ScenarioReport>,
+    pub exit_code: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ScenarioReport {
+    pub package: String,
+    /// `package::name`, as in the table.
+    pub id: String,
+    /// The libtest name of the generated test.
+    pub test_name: String,
+    pub spec: Option<ScenarioSpec>,
+    pub result: Option<ScenarioResult>,
+    /// The service's process tree during the scenario (None with `--target-url`).
+    pub resources: Option<ResourceStats>,
+    pub checks: Vec<Check>,
+    pub verdict: Verdict,
+    /// Why the scenario errored or failed other than by an SLO (with the relevant log's last lines).
+    pub error: Option<String>,
+    /// The scenario binary's output.
+    pub log: Option<PathBuf>,
+    pub wall_secs: f64,
+}
+
+/// What the numbers were measured on: a baseline from another machine is not comparable.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Fingerprint {
+    pub cpu_model: Option<String>,
+    pub cores: usize,
+    pub os: String,
+    pub kernel: Option<String>,
+    pub rustc: Option<String>,
+    pub git_commit: Option<String>,
+    pub perfgate_version: String,
+}
+
+impl Fingerprint {
+    pub fn collect(workspace_root: &Path) -> Fingerprint {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| cpu_model(&s));
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        Fingerprint {
+            cpu_model,
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_string()),
+            rustc: command_line(Command::new(rustc).arg("-V")),
+            git_commit: command_line(
+                Command::new("git")
+                    .args(["rev-parse", "HEAD"])
+                    .current_dir(workspace_root),
+            ),
+            perfgate_version: format::PERFGATE_VERSION.to_string(),
+        }
+    }
+}
+
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo
+        .lines()
+        .find(|l| {
+            l.starts_with("model name") || l.starts_with("Model") || l.starts_with("cpu model")
+        })
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// First line of a command's stdout, None when it cannot run or fails.
+fn command_line(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary file in the same directory, so a reader
+/// never sees half a file.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::io(format!("creating a file in {}", dir.display()), e))?;
+    serde_json::to_writer_pretty(&mut tmp, value)
+        .map_err(|e| Error::io("serialising the results", e.into()))?;
+    tmp.write_all(b"\n")
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e.error))?;
+    Ok(())
+}
+
+pub fn describe_load(load: &LoadModel) -> String {
+    match load {
+        LoadModel::Open { rate } => format!("open {}/s", trim_float(*rate)),
+        LoadModel::Closed { users, think_ms } if *think_ms > 0 => {
+            format!("closed {users} users, think {}", whole_ms(*think_ms))
+        }
+        LoadModel::Closed { users, .. } => format!("closed {users} users"),
+        LoadModel::Ramping { stages } => {
+            let s: Vec<String> = stages
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}/s over {}",
+                        trim_float(s.target_rate),
+                        whole_ms(s.duration_ms)
+                    )
+                })
+                .collect();
+            format!("ramp {}", s.join(", "))
+        }
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+pub fn describe_duration(spec: &ScenarioSpec) -> String {
+    if spec.warmup_ms == 0 {
+        format!("{}, no warmup", whole_ms(spec.duration_ms))
+    } else {
+        format!(
+            "{} + {} warmup",
+            whole_ms(spec.duration_ms),
+            whole_ms(spec.warmup_ms)
+        )
+    }
+}
+
+/// A declared duration as users write it: `20s`, `1500ms`.
+fn whole_ms(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn new_table(color: bool) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t
+}
+
+fn verdict_cell(v: Verdict) -> Cell {
+    let c = Cell::new(v.as_str());
+    match v {
+        Verdict::Pass => c.fg(Color::Green),
+        Verdict::Fail | Verdict::Error => c.fg(Color::Red).add_attribute(Attribute::Bold),
+        Verdict::Invalid => c.fg(Color::Yellow).add_attribute(Attribute::Bold),
+    }
+}
+
+fn num(s: String) -> Cell {
+    Cell::new(s).set_alignment(CellAlignment::Right)
+}
+
+/// The results table, then a line per failed check, error and invalid measurement, then the summary.
+pub fn render_human(report: &RunReport, results_path: Option<&Path>, color: bool) -> String {
+    let mut t = new_table(color);
+    t.set_header([
+        "scenario",
+        "iterations",
+        "rate/s",
+        "p50",
+        "p95",
+        "p99",
+        "errors",
+        "CPU",
+        "peak RSS",
+        "verdict",
+    ]);
+    for s in &report.scenarios {
+        let mut row = vec![Cell::new(&s.id)];
+        match &s.result {
+            Some(r) => {
+                let it = &r.iterations;
+                row.push(num(it.count.to_string()));
+                row.push(num(format!("{:.1}", it.throughput)));
+                row.push(num(format_ms(it.latency.p50_ms)));
+                row.push(num(format_ms(it.latency.p95_ms)));
+                row.push(num(format_ms(it.latency.p99_ms)));
+                row.push(num(format!("{:.2}%", it.error_rate() * 100.0)));
+            }
+            None => row.extend((0..6).map(|_| num("-".into()))),
+        }
+        match &s.resources {
+            Some(res) => {
+                row.push(num(format!("{:.2} cores", res.cpu_util)));
+                row.push(num(format!(
+                    "{:.1} MiB",
+                    res.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+                )));
+            }
+            None => row.extend([num("-".into()), num("-".into())]),
+        }
+        row.push(verdict_cell(s.verdict));
+        t.add_row(row);
+    }
+    let mut out = format!("{t}\n");
+    let (red, yellow, dim) = if color {
+        (
+            anstyle::AnsiColor::Red.on_default().bold(),
+            anstyle::AnsiColor::Yellow.on_default().bold(),
+            anstyle::Style::new().dimmed(),
+        )
+    } else {
+        (
+            anstyle::Style::new(),
+            anstyle::Style::new(),
+            anstyle::Style::new(),
+        )
+    };
+    for s in &report.scenarios {
+        let at = s
+            .spec
+            .as_ref()
+            .map(|sp| format!(" ({}:{})", sp.file, sp.line))
+            .unwrap_or_default();
+        for c in s.checks.iter().filter(|c| !c.passed) {
+            out.push_str(&format!(
+                "{red}✗{red:#} {}: {} — {}{dim}{at}{dim:#}\n",
+                s.id, c.description, c.message
+            ));
+        }
+        if let Some(e) = &s.error {
+            let label = if s.verdict == Verdict::Error {
+                "error"
+            } else {
+                "failed"
+            };
+            out.push_str(&format!(
+                "{red}✗{red:#} {}: {label}: {}\n",
+                s.id,
+                indent_tail(e)
+            ));
+        }
+        if s.verdict == Verdict::Invalid {
+            if let Some(reason) = s.result.as_ref().and_then(|r| r.invalid.as_deref()) {
+                out.push_str(&format!(
+                    "{yellow}!{yellow:#} {}: invalid measurement, neither pass nor fail: {reason}\n",
+                    s.id
+                ));
+            }
+        }
+    }
+    out.push_str(&summary_line(report));
+    out.push('\n');
+    if let Some(p) = results_path {
+        out.push_str(&format!("results: {}\n", p.display()));
+    }
+    out
+}
+
+/// Continuation lines of a multi-line cause, indented under the scenario's line.
+fn indent_tail(s: &str) -> String {
+    s.trim_end().replace('\n', "\n    ")
+}
+
+pub fn summary_line(report: &RunReport) -> String {
+    let count = |v: Verdict| report.scenarios.iter().filter(|s| s.verdict == v).count();
+    let mut parts = vec![
+        format!("{} passed", count(Verdict::Pass)),
+        format!("{} failed", count(Verdict::Fail)),
+    ];
+    if count(Verdict::Invalid) > 0 {
+        parts.push(format!("{} invalid", count(Verdict::Invalid)));
+    }
+    if count(Verdict::Error) > 0 {
+        let n = count(Verdict::Error);
+        parts.push(format!("{n} error{}", if n == 1 { "" } else { "s" }));
+    }
+    format!(
+        "{} scenario{}: {} · build {:.1}s · load {:.1}s · total {:.1}s",
+        report.scenarios.len(),
+        if report.scenarios.len() == 1 { "" } else { "s" },
+        parts.join(", "),
+        report.build_secs,
+        report.load_secs,
+        report.total_secs
+    )
+}
+
+/// A listed scenario, as `list --message-format json` prints it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ListedScenario {
+    pub package: String,
+    pub id: String,
+    pub test_name: String,
+    pub executable: PathBuf,
+    pub spec: ScenarioSpec,
+}
+
+pub fn render_list(items: &[ListedScenario], color: bool) -> String {
+    let mut t = new_table(color);
+    t.set_header(["package", "scenario", "load", "duration", "SLOs", "at"]);
+    for s in items {
+        let slos: Vec<String> = s.spec.slos.iter().map(|s| s.describe()).collect();
+        let name =
+            s.id.strip_prefix(&format!("{}::", s.package))
+                .unwrap_or(&s.id);
+        t.add_row([
+            s.package.clone(),
+            name.to_string(),
+            describe_load(&s.spec.load),
+            describe_duration(&s.spec),
+            if slos.is_empty() {
+                "-".to_string()
+            } else {
+                slos.join(", ")
+            },
+            format!("{}:{}", s.spec.file, s.spec.line),
+        ]);
+    }
+    format!(
+        "{t}\n{} scenario{}\n",
+        items.len(),
+        if items.len() == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::tests::{result, spec};
+    use crate::check::{check_slos, verdict};
+    use perfgate_runtime::format::{Metric, Op, Slo};
+
+    fn report() -> RunReport {
+        let sp = spec(vec![Slo {
+            request: None,
+            metric: Metric::P99,
+            op: Op::Lt,
+            threshold: 25.0,
+        }]);
+        let res = result(&sp, 31.2);
+        let checks = check_slos(&sp, &res);
+        let v = verdict(false, false, false, &checks);
+        let failing = ScenarioReport {
+            package: "predict-service".into(),
+            id: "predict-service::predict".into(),
+            test_name: "__perfgate_predict".into(),
+            spec: Some(sp.clone()),
+            result: Some(res),
+            resources: Some(ResourceStats {
+                cpu_util: 0.5,
+                peak_rss_bytes: 64 << 20,
+                ..Default::default()
+            }),
+            checks,
+            verdict: v,
+            error: None,
+            log: None,
+            wall_secs: 11.0,
+        };
+        let errored = ScenarioReport {
+            id: "predict-service::catalogue".into(),
+            test_name: "__perfgate_catalogue".into(),
+            result: None,
+            resources: None,
+            checks: vec![],
+            verdict: Verdict::Error,
+            error: Some("the scenario wrote no results file\nlast lines:\npanicked at boom".into()),
+            ..failing.clone()
+        };
+        RunReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            perfgate_version: "0.1.0".into(),
+            run_id: "20260101-000000-1".into(),
+            started_unix_ms: 0,
+            environment: Fingerprint::default(),
+            target_url: None,
+            build_secs: 3.0,
+            load_secs: 11.0,
+            total_secs: 15.0,
+            scenarios: vec![failing, errored],
+            exit_code: 2,
+        }
+    }
+
+    #[test]
+    fn table_shows_the_breach_and_the_error() {
+        let r = report();
+        let out = render_human(&r, Some(Path::new("target/perfgate/x/results.json")), false);
+        assert!(out.contains("predict-service::predict"), "{out}");
+        assert!(out.contains("31.2ms"), "{out}");
+        assert!(out.contains("FAIL"), "{out}");
+        assert!(out.contains("ERROR"), "{out}");
+        assert!(
+            out.contains("✗ predict-service::predict: p99 < 25.0ms — measured 31.2ms"),
+            "{out}"
+        );
+        assert!(out.contains("panicked at boom"), "{out}");
+        assert!(
+            out.contains("0.50 cores") && out.contains("64.0 MiB"),
+            "{out}"
+        );
+        assert!(
+            out.contains("2 scenarios: 0 passed, 1 failed, 1 error · build 3.0s · load 11.0s"),
+            "{out}"
+        );
+        assert!(
+            out.contains("results: target/perfgate/x/results.json"),
+            "{out}"
+        );
+        assert!(
+            !out.contains('\u{1b}'),
+            "no colour codes when colour is off: {out}"
+        );
+        assert!(render_human(&r, None, true).contains('\u{1b}'));
+    }
+
+    #[test]
+    fn results_are_written_atomically_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        write_json_atomic(&path, &report()).unwrap();
+        let back: RunReport =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back.scenarios.len(), 2);
+        assert_eq!(back.scenarios[0].verdict, Verdict::Fail);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn load_models_and_list() {
+        assert_eq!(
+            describe_load(&LoadModel::Open { rate: 200.0 }),
+            "open 200/s"
+        );
+        assert_eq!(
+            describe_load(&LoadModel::Closed {
+                users: 8,
+                think_ms: 0
+            }),
+            "closed 8 users"
+        );
+        let sp = spec(vec![Slo {
+            request: Some("pay".into()),
+            metric: Metric::P99,
+            op: Op::Lt,
+            threshold: 20.0,
+        }]);
+        let item = ListedScenario {
+            package: "shop".into(),
+            id: "shop::predict".into(),
+            test_name: "__perfgate_predict".into(),
+            executable: PathBuf::from("/x"),
+            spec: sp,
+        };
+        let out = render_list(&[item], false);
+        assert!(
+            out.contains("open 200/s") && out.contains("pay.p99 < 20.0ms"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tests/perf.rs:12") && out.contains("10s + 1s warmup"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn cpu_model_is_read() {
+        let info = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n";
+        assert_eq!(
+            cpu_model(info).as_deref(),
+            Some("Intel(R) Xeon(R) CPU @ 2.20GHz")
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! Harness of the end-to-end tests: fixture workspaces copied to temp dirs, one shared target dir (so
+//! the fixtures' dependencies build once per test run), `cargo perfgate` run with a clean environment,
+//! and checks that no process outlives a run.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long one `cargo perfgate` run may take: the first one builds tokio and hyper in release mode on
+/// a busy 2-core machine.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Runs that build share the target dir and the machine: one at a time, also across concurrent
+/// `cargo test` invocations (hence a file lock besides the mutex).
+pub struct Turn {
+    _file: std::fs::File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+pub fn serial() -> Turn {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A failed test must not fail the others with a poisoned lock.
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("perfgate-e2e.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    Turn { _file: file, _guard: guard }
+}
+
+/// Put in the environment of every `cargo perfgate` this test process starts, and so inherited by the
+/// service and scenario processes: finds them in `/proc` without confusing them with another run's.
+pub fn run_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+        format!("e2e-{}-{nanos}", std::process::id())
+    })
+}
+
+pub fn main_workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cargo-perfgate is in the workspace")
+        .to_path_buf()
+}
+
+/// The `CARGO_TARGET_DIR` shared by every fixture of this test run.
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("perfgate-e2e-target")
+}
+
+/// A fixture workspace copied to `<CARGO_TARGET_TMPDIR>/perfgate-fixtures/<slot>`. The path is stable
+/// across test runs, so cargo's cache for it stays valid; the copy is fresh each time.
+pub struct Fixture {
+    pub root: PathBuf,
+}
+
+impl Fixture {
+    /// Copies `tests/fixtures/<name>`, points its perfgate-runtime dependency at this checkout and brings
+    /// the main workspace's Cargo.lock along, so the same dependency versions are used and nothing new is
+    /// resolved.
+    pub fn new(name: &str, slot: &str) -> Fixture {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("perfgate-fixtures")
+            .join(slot);
+        if root.exists() {
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+        copy_dir(&src, &root);
+        let root = root.canonicalize().unwrap();
+        let runtime = main_workspace()
+            .join("perfgate-runtime")
+            .canonicalize()
+            .unwrap();
+        let runtime = runtime
+            .to_str()
+            .expect("a UTF-8 path")
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"");
+        let manifest = root.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(
+            text.contains("@PERFGATE_RUNTIME_PATH@"),
+            "the fixture manifest lost its placeholder"
+        );
+        std::fs::write(&manifest, text.replace("@PERFGATE_RUNTIME_PATH@", &runtime)).unwrap();
+        set_mtime(&manifest, &src.join("Cargo.toml"));
+        std::fs::copy(main_workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+        Fixture { root }
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("Cargo.toml")
+    }
+
+    /// Replaces `from` (which must occur) in the copied manifest.
+    pub fn edit_manifest(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.manifest()).unwrap();
+        assert!(
+            text.contains(from),
+            "`{from}` is not in the fixture manifest"
+        );
+        std::fs::write(self.manifest(), text.replace(from, to)).unwrap();
+    }
+
+    /// The marker the user's own ignored test would create: it must never exist.
+    pub fn marker(&self) -> PathBuf {
+        self.root.join("users-own-ignored-test-ran")
+    }
+
+    /// `cargo perfgate <args> --manifest-path <fixture>`, as cargo would invoke the subcommand, with the
+    /// caller's perfgate and colour settings removed.
+    pub fn perfgate(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-perfgate"));
+        // The subcommand (if any) first, then cargo's options, as users type `cargo perfgate list --manifest-path …`.
+        cmd.arg("perfgate").args(args).arg("--manifest-path").arg(self.manifest());
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("PERFGATE_")
+                || k.starts_with("FIXTURE_")
+                || k == "CARGO_TERM_COLOR"
+                || k == "NO_COLOR"
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("CARGO_TARGET_DIR", target_dir())
+            .env("FIXTURE_MARKER", self.marker())
+            .env("FIXTURE_RUN_TOKEN", run_token())
+            .current_dir(&self.root)
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// Copies keep their sources' mtimes, so cargo sees an unchanged fixture and does not rebuild it.
+fn set_mtime(file: &Path, like: &Path) {
+    let mtime = std::fs::metadata(like).and_then(|m| m.modified()).unwrap();
+    std::fs::File::options().write(true).open(file).unwrap().set_modified(mtime).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            // A stray build of the fixture made in place must not be copied.
+            if entry.file_name() != "target" {
+                copy_dir(&entry.path(), &dest);
+            }
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+            set_mtime(&dest, &entry.path());
+        }
+    }
+}
+
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Both streams, for assertions that should not care which one a message went to.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn show(&self) -> String {
+        format!(
+            "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Spawns `cmd` with its output going to files (no pipe can fill up and block it).
+pub struct Running {
+    pub child: Child,
+    out: tempfile::NamedTempFile,
+    err: tempfile::NamedTempFile,
+    started: Instant,
+}
+
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Running {
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdout(out.reopen().unwrap())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .expect("run cargo-perfgate");
+        Running {
+            child,
+            out,
+            err,
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits up to `timeout`; a run that takes longer is killed and the test fails with its output.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let status = self.child.wait().unwrap();
+                let o = self.output(status);
+                panic!(
+                    "cargo perfgate did not finish within {timeout:?}\n{}",
+                    o.show()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.output(status)
+    }
+
+    fn output(&self, status: ExitStatus) -> Output {
+        Output {
+            status,
+            stdout: std::fs::read_to_string(self.out.path()).unwrap_or_default(),
+            stderr: std::fs::read_to_string(self.err.path()).unwrap_or_default(),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    Running::spawn(cmd).wait(RUN_TIMEOUT)
+}
+
+/// Files under `<target>/perfgate/` whose name satisfies `keep`, modified at or after `since` (the
+/// target dir is shared, so older runs' files are there too).
+pub fn perfgate_files(since: SystemTime, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![target_dir().join("perfgate")];
+    // Bounded by the size of the tree.
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if keep(&e.file_name().to_string_lossy())
+                && e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m >= since)
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A live process (not a zombie) of this test process's runs: its environment carries [`run_token`].
+pub struct Proc {
+    pub pid: u32,
+    pub cmdline: String,
+    pub environ: Vec<String>,
+}
+
+pub fn our_processes() -> Vec<Proc> {
+    let needle = format!("FIXTURE_RUN_TOKEN={}", run_token());
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else { return found };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let live = stat.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z'));
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let environ: Vec<String> =
+            env.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        if !live || !environ.contains(&needle) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+            .unwrap_or_default();
+        found.push(Proc { pid, cmdline, environ });
+    }
+    found
+}
+
+/// Fails when a process of this test's runs outlived them (a process being killed gets a second to go).
+pub fn assert_no_leftovers() {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let left = our_processes();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let list: Vec<String> = left.iter().map(|p| format!("pid {}: {}", p.pid, p.cmdline)).collect();
+            panic!("processes outlived cargo perfgate:\n{}", list.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,35 @@
+//! The attribute's whole grammar, in the forms users write it.
+use perfgate_runtime::{perf_test, Ctx};
+
+#[perf_test(
+    rate = 300, duration = "20s", warmup = "3s", timeout = "2s", max_in_flight = 512,
+    p99 < "40ms", p50 <= "8ms", p90 < "0.5s", p95 < "1500us", p99.9 < "100ms", max < "1m",
+    mean < "5ms", errors < "0.5%", throughput >= "250/s",
+    pay.p99 < "20ms", pay.p99.9 < "60ms", "GET /items/{id}".p50 < "5ms",
+    regression = "10%", service = "api", data = ["fixtures/requests.jsonl", "fixtures/users.csv"],
+)]
+async fn checkout(ctx: Ctx) -> perfgate_runtime::Result {
+    let _ = ctx;
+    Ok(())
+}
+
+#[perf_test(users = 50, think = "100ms", errors < 0.01, throughput > 20)]
+async fn browse(_: Ctx) -> perfgate_runtime::Result {
+    Ok(())
+}
+
+#[perf_test(stages = [("10s", 100), ("30s", 500), ("5s", 0)], max_in_flight = 64, p999 < "1s")]
+pub async fn ramp(_ctx: Ctx) -> perfgate_runtime::Result {
+    Ok(())
+}
+
+mod nested {
+    use perfgate_runtime::{perf_test, Ctx, Result};
+
+    #[perf_test(rate = 0.5)]
+    pub(crate) async fn r#loop(_ctx: Ctx) -> Result {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,372 @@
+//! Where measurements go: one shard per worker thread, merged at the end.
+//!
+//! A task records into the shard of the thread it is running on (found through a thread-local),
+//! so the per-request path takes only an uncontended lock: the only other party is the once-a-second
+//! time-series ticker and the final merge. HDR histograms throughout, never sample vectors, so memory
+//! stays flat in the length of the run (the time series keeps a small histogram for the few seconds
+//! not yet summarised, then only the summary).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind};
+use crate::format::{self, ErrorCounts, Histogram, LatencySummary, SecondSample, Stats};
+
+/// Error messages kept per series, for the report.
+pub(crate) const MAX_ERROR_SAMPLES: usize = 5;
+
+/// A start more than this behind its intended time is counted as late. Big enough to tolerate the
+/// OS scheduling noise of a shared CI runner, small against the tens-of-milliseconds SLOs a gate
+/// usually checks (the lag is part of every corrected latency anyway, so nothing is hidden).
+pub(crate) const LATE_THRESHOLD: Duration = Duration::from_millis(5);
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while recording cannot leave a histogram half-updated in a way that matters more
+    // than losing the whole run would, so poisoning is ignored.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn count_error(errors: &mut ErrorCounts, kind: ErrorKind) {
+    let slot = match kind {
+        ErrorKind::Connect => &mut errors.connect,
+        ErrorKind::Timeout => &mut errors.timeout,
+        ErrorKind::Status => &mut errors.status,
+        ErrorKind::Check => &mut errors.check,
+        ErrorKind::Panic => &mut errors.panic,
+        ErrorKind::Other => &mut errors.other,
+    };
+    *slot += 1;
+}
+
+fn add_errors(into: &mut ErrorCounts, from: &ErrorCounts) {
+    into.connect += from.connect;
+    into.timeout += from.timeout;
+    into.status += from.status;
+    into.check += from.check;
+    into.panic += from.panic;
+    into.other += from.other;
+}
+
+/// One series: the iteration, or one named request / `ctx.time` step.
+pub(crate) struct Series {
+    count: u64,
+    errors: ErrorCounts,
+    corrected: Histogram,
+    uncorrected: Histogram,
+    samples: Vec<String>,
+}
+
+impl Series {
+    fn new() -> Self {
+        Series {
+            count: 0,
+            errors: ErrorCounts::default(),
+            corrected: format::new_histogram(),
+            uncorrected: format::new_histogram(),
+            samples: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, corrected: Duration, uncorrected: Duration, error: Option<&Error>) {
+        self.count += 1;
+        self.corrected.saturating_record(micros(corrected));
+        self.uncorrected.saturating_record(micros(uncorrected));
+        if let Some(e) = error {
+            self.error(e);
+        }
+    }
+
+    fn error(&mut self, e: &Error) {
+        count_error(&mut self.errors, e.kind());
+        if self.samples.len() < MAX_ERROR_SAMPLES {
+            self.samples.push(e.to_string());
+        }
+    }
+
+    fn merge(&mut self, other: Series) {
+        self.count += other.count;
+        add_errors(&mut self.errors, &other.errors);
+        // Both histograms auto-resize, so adding cannot fail on range.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.uncorrected.add(&other.uncorrected);
+        for s in other.samples {
+            if self.samples.len() < MAX_ERROR_SAMPLES {
+                self.samples.push(s);
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self, measured_secs: f64) -> Stats {
+        Stats {
+            count: self.count,
+            errors: self.errors.clone(),
+            throughput: if measured_secs > 0.0 {
+                self.count as f64 / measured_secs
+            } else {
+                0.0
+            },
+            latency: LatencySummary::from_histogram(&self.corrected),
+            latency_uncorrected: LatencySummary::from_histogram(&self.uncorrected),
+            histogram: format::encode_histogram(&self.corrected),
+            histogram_uncorrected: format::encode_histogram(&self.uncorrected),
+            error_samples: self.samples.clone(),
+        }
+    }
+}
+
+/// One second of the measured window, before it is summarised.
+struct Second {
+    iterations: u64,
+    errors: u64,
+    latency: Histogram,
+}
+
+impl Second {
+    fn new() -> Self {
+        // Two significant digits are plenty for a chart and keep this histogram ~20 KB.
+        let mut h = Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid histogram bounds");
+        h.auto(true);
+        Second {
+            iterations: 0,
+            errors: 0,
+            latency: h,
+        }
+    }
+
+    fn merge(&mut self, other: &Second) {
+        self.iterations += other.iterations;
+        self.errors += other.errors;
+        let _ = self.latency.add(&other.latency);
+    }
+}
+
+/// What one worker thread recorded.
+pub(crate) struct Shard {
+    iterations: Series,
+    requests: HashMap<String, Series>,
+    lag: Histogram,
+    late: u64,
+    late_waiting: u64,
+    seconds: BTreeMap<u32, Second>,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Shard {
+            iterations: Series::new(),
+            requests: HashMap::new(),
+            lag: format::new_histogram(),
+            late: 0,
+            late_waiting: 0,
+            seconds: BTreeMap::new(),
+        }
+    }
+
+    fn request(&mut self, name: &str) -> &mut Series {
+        // Look up by &str first so the name is allocated once per shard, not per request.
+        if !self.requests.contains_key(name) {
+            self.requests.insert(name.to_owned(), Series::new());
+        }
+        self.requests.get_mut(name).expect("inserted above")
+    }
+}
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The shard of this thread for the run with the given id (runs in one process, e.g. tests in
+    /// parallel, each have their own).
+    static SHARD: RefCell<Option<(u64, Arc<Mutex<Shard>>)>> = const { RefCell::new(None) };
+}
+
+/// The merged measurements of a run.
+pub(crate) struct Totals {
+    pub iterations: Series,
+    pub requests: BTreeMap<String, Series>,
+    pub lag: Histogram,
+    pub late: u64,
+    pub late_waiting: u64,
+}
+
+/// The recording side of one run.
+pub(crate) struct Recorder {
+    id: u64,
+    shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
+    window_start: Instant,
+    seconds: u32,
+    timeline: Mutex<Timeline>,
+}
+
+impl Recorder {
+    /// `seconds`: length of the time series (the measured window, rounded up).
+    pub(crate) fn new(window_start: Instant, seconds: u32) -> Self {
+        Recorder {
+            id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
+            window_start,
+            seconds: seconds.max(1),
+            timeline: Mutex::new(Timeline {
+                samples: (0..seconds.max(1))
+                    .map(|t| {
+                        (
+                            SecondSample {
+                                t,
+                                ..Default::default()
+                            },
+                            false,
+                        )
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        SHARD.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
+                let shard = Arc::new(Mutex::new(Shard::new()));
+                lock(&self.shards).push(shard.clone());
+                *slot = Some((self.id, shard));
+            }
+            let (_, shard) = slot.as_ref().expect("set above");
+            let mut guard = lock(shard);
+            f(&mut guard)
+        })
+    }
+
+    pub(crate) fn iteration(
+        &self,
+        corrected: Duration,
+        uncorrected: Duration,
+        end: Instant,
+        error: Option<&Error>,
+    ) {
+        let second = (end.saturating_duration_since(self.window_start).as_secs() as u32)
+            .min(self.seconds - 1);
+        self.with_shard(|s| {
+            s.iterations.record(corrected, uncorrected, error);
+            let sec = s.seconds.entry(second).or_insert_with(Second::new);
+            sec.iterations += 1;
+            sec.errors += u64::from(error.is_some());
+            sec.latency.saturating_record(micros(corrected));
+        });
+    }
+
+    pub(crate) fn request(&self, name: &str, elapsed: Duration, error: Option<&Error>) {
+        self.with_shard(|s| s.request(name).record(elapsed, elapsed, error));
+    }
+
+    /// A request already counted as sent turned out to be a failure (`expect_status`).
+    pub(crate) fn request_failed(&self, name: &str, error: &Error) {
+        self.with_shard(|s| s.request(name).error(error));
+    }
+
+    /// How late an open-model start was; `waited`: it had to wait for a free slot.
+    pub(crate) fn lag(&self, lag: Duration, waited: bool) {
+        self.with_shard(|s| {
+            s.lag.saturating_record(micros(lag));
+            if lag > LATE_THRESHOLD {
+                s.late += 1;
+                s.late_waiting += u64::from(waited);
+            }
+        });
+    }
+
+    pub(crate) fn window_start(&self) -> Instant {
+        self.window_start
+    }
+
+    pub(crate) fn seconds(&self) -> u32 {
+        self.seconds
+    }
+
+    /// Summarises every second up to and including `upto` (all of them with None) and frees their
+    /// histograms. Called by the ticker shortly after each second ends, and once at the end.
+    pub(crate) fn summarise_seconds(&self, upto: Option<u32>) {
+        let mut pending: BTreeMap<u32, Second> = BTreeMap::new();
+        let shards = lock(&self.shards).clone();
+        for shard in shards {
+            let taken = {
+                let mut shard = lock(&shard);
+                match upto {
+                    Some(k) => {
+                        let later = shard.seconds.split_off(&(k + 1));
+                        std::mem::replace(&mut shard.seconds, later)
+                    }
+                    None => std::mem::take(&mut shard.seconds),
+                }
+            };
+            for (t, sec) in taken {
+                pending.entry(t).or_insert_with(Second::new).merge(&sec);
+            }
+        }
+        let mut timeline = lock(&self.timeline);
+        for (t, sec) in pending {
+            let Some((sample, summarised)) = timeline.samples.get_mut(t as usize) else {
+                continue;
+            };
+            sample.iterations += sec.iterations;
+            sample.errors += sec.errors;
+            // A straggler recorded after its second was summarised adds to the counts only.
+            if !*summarised && !sec.latency.is_empty() {
+                sample.p50_ms = sec.latency.value_at_quantile(0.50) as f64 / 1000.0;
+                sample.p99_ms = sec.latency.value_at_quantile(0.99) as f64 / 1000.0;
+            }
+            *summarised = true;
+        }
+        if let Some(k) = upto {
+            for (_, summarised) in timeline.samples.iter_mut().take(k as usize + 1) {
+                *summarised = true;
+            }
+        }
+    }
+
+    pub(crate) fn timeseries(&self) -> Vec<SecondSample> {
+        lock(&self.timeline)
+            .samples
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    /// Merges every shard. Tasks still running (stuck after the end) can record afterwards; that is
+    /// lost, by design.
+    pub(crate) fn totals(&self) -> Totals {
+        let mut totals = Totals {
+            iterations: Series::new(),
+            requests: BTreeMap::new(),
+            lag: format::new_histogram(),
+            late: 0,
+            late_waiting: 0,
+        };
+        let shards = lock(&self.shards).clone();
+        for shard in shards {
+            let shard = std::mem::replace(&mut *lock(&shard), Shard::new());
+            totals.iterations.merge(shard.iterations);
+            for (name, series) in shard.requests {
+                totals
+                    .requests
+                    .entry(name)
+                    .or_insert_with(Series::new)
+                    .merge(series);
+            }
+            let _ = totals.lag.add(&shard.lag);
+            totals.late += shard.late;
+            totals.late_waiting += shard.late_waiting;
+        }
+        totals
+    }
+}
+
+struct Timeline {
+    /// Each second's sample and whether its percentiles are final.
+    samples: Vec<(SecondSample, bool)>,
+}
