@@ -172,18 +172,22 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
                 )),
             })
             .collect::<std::result::Result<_, _>>()?,
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "`env` must be a table of strings, e.g. `env = {{ RUST_LOG = \"warn\" }}`, found {}",
             kind(other)
-        )),
+        ))
+        }
     };
     let ready = match m.get("ready") {
         None => None,
         Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "`ready` must be an HTTP path starting with `/`, e.g. `ready = \"/healthz\"`, found {}",
             show(other)
-        )),
+        ))
+        }
     };
     let startup_timeout = match m.get("startup_timeout") {
         None => DEFAULT_STARTUP_TIMEOUT,

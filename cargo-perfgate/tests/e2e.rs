@@ -51,12 +51,23 @@ fn a_fast_service_passes_and_both_scenarios_are_reported() {
         .stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("results: "))
-        .unwrap_or_else(|| panic!("the report does not say where results.json is\n{}", out.show()));
+        .unwrap_or_else(|| {
+            panic!(
+                "the report does not say where results.json is\n{}",
+                out.show()
+            )
+        });
     let path = std::path::Path::new(path);
-    assert!(path.starts_with(common::target_dir().join("perfgate")) && path.ends_with("results.json"), "{path:?}");
+    assert!(
+        path.starts_with(common::target_dir().join("perfgate")) && path.ends_with("results.json"),
+        "{path:?}"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).expect("results.json parses");
-    assert!(text.contains("\"work\"") && text.contains("\"health\""), "results.json lacks a scenario: {json}");
+    assert!(
+        text.contains("\"work\"") && text.contains("\"health\""),
+        "results.json lacks a scenario: {json}"
+    );
     // The service's output was captured next to the results.
     assert!(
         !perfgate_files(since, |n| n.ends_with(".log")).is_empty(),
@@ -115,7 +126,7 @@ fn a_service_that_exits_at_start_is_an_error_with_its_log() {
         out.show()
     );
     assert!(
-        all.contains("exited with status 3"),
+        all.contains("did not start") && all.contains("exited with status 3"),
         "the exit cause is missing\n{}",
         out.show()
     );
@@ -126,6 +137,7 @@ fn a_service_that_exits_at_start_is_an_error_with_its_log() {
 fn list_shows_both_scenarios_without_starting_the_service() {
     let _turn = serial();
     let f = basic();
+    let since = SystemTime::now();
     // Were the service started, it would exit at once and make the run fail.
     let out = run(f.perfgate(&["list"]).env("FIXTURE_EXIT_AT_START", "1"));
     assert_eq!(out.code(), Some(0), "{}", out.show());
@@ -153,14 +165,23 @@ fn ctrl_c_mid_run_exits_130_and_kills_everything() {
     loop {
         let procs = our_processes();
         let service = procs.iter().any(|p| p.cmdline.contains("--port"));
-        let scenario = procs.iter().any(|p| p.environ.iter().any(|v| v == "PERFGATE_MODE=run"));
+        let scenario = procs
+            .iter()
+            .any(|p| p.environ.iter().any(|v| v == "PERFGATE_MODE=run"));
         if service && scenario {
             break;
         }
         if let Some(status) = running.child.try_wait().unwrap() {
-            panic!("cargo perfgate ended ({status}) before a scenario ran: {}", running.wait(Duration::ZERO).show());
+            panic!(
+                "cargo perfgate ended ({status}) before a scenario ran: {}",
+                running.wait(Duration::ZERO).show()
+            );
         }
-        assert!(Instant::now() < deadline, "no scenario started within {:?}", common::RUN_TIMEOUT);
+        assert!(
+            Instant::now() < deadline,
+            "no scenario started within {:?}",
+            common::RUN_TIMEOUT
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -170,6 +191,11 @@ fn ctrl_c_mid_run_exits_130_and_kills_everything() {
     let out = running.wait(Duration::from_secs(30));
     let took = sent.elapsed();
     assert_eq!(out.code(), Some(130), "{}", out.show());
+    assert!(
+        out.stderr.contains("interrupted"),
+        "no word about the interruption\n{}",
+        out.show()
+    );
     assert!(took < Duration::from_secs(10), "stopping took {took:?}");
     assert_clean(f, &out);
 }

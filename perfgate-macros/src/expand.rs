@@ -228,6 +228,8 @@ fn wrapper(args: &Args, ident: &syn::Ident) -> TokenStream {
     let name = ident.unraw().to_string();
     let test_fn = format_ident!("{}{}", TEST_PREFIX, name, span = ident.span());
     let spec = spec_expr(args, &name);
+    // Spanned on the fn's name so that a type error points there rather than at the attribute.
+    let check = quote::quote_spanned!(ident.span()=> scenario(&#ident));
     quote! {
         // `::core::prelude::v1::test` rather than `test`: a `use tokio::test;` in scope would
         // otherwise take over the attribute.
@@ -238,10 +240,17 @@ fn wrapper(args: &Args, ident: &syn::Ident) -> TokenStream {
             ::perfgate_runtime::__private::run_test(#spec, #ident)
         }
 
-        // Outside `cfg(test)` the wrapper is compiled out and nothing else calls the scenario: this
-        // keeps a scenario in a crate's `src/` from warning as dead code.
+        // The wrapper only exists under `cfg(test)`. This checks the scenario's types in every
+        // build (so `cargo check` reports them), and counts as a use of the fn so that a scenario
+        // in a crate's `src/` is not dead code.
         const _: () = {
-            let _ = #ident;
+            const fn scenario<F, Fut>(_: &F)
+            where
+                F: ::core::ops::Fn(::perfgate_runtime::Ctx) -> Fut,
+                Fut: ::core::future::Future<Output = ::perfgate_runtime::Result>,
+            {
+            }
+            #check;
         };
     }
 }
@@ -263,7 +272,22 @@ mod tests {
             3,
             "the user's fn, the wrapper and the use of the fn"
         );
-        assert!(matches!(&file.items[2], syn::Item::Const(c) if c.ident == "_"));
+        let syn::Item::Const(check) = &file.items[2] else {
+            panic!("third item is the type check")
+        };
+        let check = quote!(#check).to_string();
+        assert!(check.starts_with("const _ : () ="), "{check}");
+        let fn_name = item
+            .split(['(', '<'])
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap();
+        assert!(
+            check.contains(&format!("scenario (& {fn_name})")),
+            "{check}"
+        );
         let user: TokenStream = item.parse().unwrap();
         let syn::Item::Fn(first) = &file.items[0] else {
             panic!("first item is the user's fn")

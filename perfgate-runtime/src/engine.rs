@@ -369,11 +369,11 @@ async fn iteration<F, Fut>(
         return;
     }
     let end = Instant::now();
-    let intended = intended.unwrap_or(start);
-    if intended != start {
-        run.recorder
-            .lag(start.saturating_duration_since(intended), waited);
+    if let Some(intended) = intended {
+        let lag = start.saturating_duration_since(intended);
+        run.recorder.lag(lag, waited);
     }
+    let intended = intended.unwrap_or(start);
     run.recorder
         .iteration(end - intended, end - start, end, outcome.as_ref().err());
 }
@@ -456,6 +456,11 @@ impl Pacer {
             if at > now {
                 // The OS timer: precise to tens of microseconds, and no core spent spinning.
                 std::thread::sleep(at - now);
+            }
+            if Instant::now() >= self.window_end {
+                // Behind schedule when the window closed: what is left never starts.
+                dropped += u64::from(measured);
+                continue;
             }
             let (permit, waited) = match slots.clone().try_acquire_owned() {
                 Ok(p) => (Some(p), false),

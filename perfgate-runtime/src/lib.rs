@@ -11,7 +11,23 @@
 //! ```
 //!
 //! `cargo perfgate` discovers these scenarios, starts the service and drives them as HTTP load.
-//! With the `engine` feature off, only [`format`] is compiled: the versioned data the CLI reads.
+//! With the `engine` feature off, only [`format`](mod@format) is compiled: the versioned data the
+//! CLI reads.
+//!
+//! # Writing a scenario
+//! One call of the annotated fn is one iteration. [`Ctx`] sends requests to the service
+//! (`ctx.get("/items/42")`, `.post(..).json(&body)`, `.header(..)`, `.name("pay")`, `.send().await`),
+//! checks responses ([`Response::expect_status`], [`Response::json`]), times any other async step
+//! ([`Ctx::time`]) and keeps per-user state in the closed model ([`Ctx::with_state`]).
+//!
+//! Every failure is an [`Error`] of some [`ErrorKind`], counted and never fatal to the run; `?` on
+//! any `std::error::Error` gives a [`ErrorKind::Check`] error. Each request is recorded in a series
+//! named by `.name(..)`, by default the method and path template (`GET /items/{id}`).
+//!
+//! The client sends what the scenario asks for, plus `Host`, `User-Agent: perfgate/<version>` and
+//! the body's `Content-Length`: no `Accept-Encoding` or other defaults that would change what the
+//! service does. Connections are kept alive and pooled; HTTP/1.1, or HTTP/2 (prior knowledge) with
+//! `PERFGATE_HTTP2=1`.
 
 pub mod format;
 

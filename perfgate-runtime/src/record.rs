@@ -370,3 +370,69 @@ struct Timeline {
     /// Each second's sample and whether its percentiles are final.
     samples: Vec<(SecondSample, bool)>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn seconds_are_summarised_once_and_stragglers_only_add_counts() {
+        let start = Instant::now();
+        let rec = Recorder::new(start, 3);
+        let check = Error::check("bad");
+        rec.iteration(10 * MS, 5 * MS, start + 100 * MS, None);
+        rec.iteration(30 * MS, 5 * MS, start + 900 * MS, Some(&check));
+        rec.iteration(20 * MS, 20 * MS, start + 1500 * MS, None);
+        rec.summarise_seconds(Some(0));
+        rec.iteration(900 * MS, 900 * MS, start + 999 * MS, None);
+        // Past the window: counted in the last second.
+        rec.iteration(7 * MS, 7 * MS, start + 10_000 * MS, None);
+        rec.summarise_seconds(None);
+        let ts = rec.timeseries();
+        assert_eq!(ts.len(), 3);
+        assert_eq!((ts[0].t, ts[0].iterations, ts[0].errors), (0, 3, 1));
+        assert!((ts[0].p99_ms - 30.0).abs() < 0.5, "{}", ts[0].p99_ms);
+        assert!((ts[1].p50_ms - 20.0).abs() < 0.5 && ts[1].iterations == 1);
+        assert_eq!(ts[2].iterations, 1);
+
+        let totals = rec.totals();
+        let stats = totals.iterations.stats(3.0);
+        assert_eq!((stats.count, stats.errors.check), (5, 1));
+        assert_eq!(stats.error_samples, ["check: bad"]);
+        assert!((stats.latency.max_ms - 900.0).abs() < 1.0);
+        assert!(stats.latency.mean_ms > stats.latency_uncorrected.mean_ms);
+    }
+
+    #[test]
+    fn error_samples_are_capped_and_status_failures_counted_on_the_request() {
+        let rec = Recorder::new(Instant::now(), 1);
+        for i in 0..10 {
+            rec.request(
+                "pay",
+                MS,
+                Some(&Error::new(ErrorKind::Connect, format!("refused {i}"))),
+            );
+        }
+        rec.request("pay", MS, None);
+        rec.request_failed(
+            "pay",
+            &Error::new(ErrorKind::Status, "expected 200, got 500"),
+        );
+        rec.lag(6 * MS, true);
+        rec.lag(6 * MS, false);
+        rec.lag(MS, true);
+        let totals = rec.totals();
+        let pay = totals.requests["pay"].stats(1.0);
+        assert_eq!(
+            (pay.count, pay.errors.connect, pay.errors.status),
+            (11, 10, 1)
+        );
+        assert_eq!(pay.error_samples.len(), MAX_ERROR_SAMPLES);
+        assert_eq!(
+            (totals.late, totals.late_waiting, totals.lag.len()),
+            (2, 1, 3)
+        );
+    }
+}

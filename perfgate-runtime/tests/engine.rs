@@ -333,7 +333,7 @@ fn a_stall_shows_in_the_corrected_latency_not_the_uncorrected() {
         "corrected {c:?}\nuncorrected {u:?}\nschedule {:?}\ninvalid {:?}",
         r.schedule, r.invalid
     );
-    assert!(r.iterations.count >= 700, "{}", r.iterations.count);
+    assert!(r.iterations.count >= 600, "{}", r.iterations.count);
     assert_eq!(r.iterations.errors.total(), 0);
     // About 120 of 800 starts fell in the stall: the corrected p99 is most of it.
     assert!(c.p99_ms > 200.0, "corrected p99 {}", c.p99_ms);

@@ -25,12 +25,20 @@ pub fn serial() -> Turn {
     // A failed test must not fail the others with a poisoned lock.
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("perfgate-e2e.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a descriptor we own; released when the file is closed.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-    Turn { _file: file, _guard: guard }
+    Turn {
+        _file: file,
+        _guard: guard,
+    }
 }
 
 /// Put in the environment of every `cargo perfgate` this test process starts, and so inherited by the
@@ -38,7 +46,10 @@ pub fn serial() -> Turn {
 pub fn run_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
-        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         format!("e2e-{}-{nanos}", std::process::id())
     })
 }
@@ -122,7 +133,10 @@ impl Fixture {
     pub fn perfgate(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-perfgate"));
         // The subcommand (if any) first, then cargo's options, as users type `cargo perfgate list --manifest-path …`.
-        cmd.arg("perfgate").args(args).arg("--manifest-path").arg(self.manifest());
+        cmd.arg("perfgate")
+            .args(args)
+            .arg("--manifest-path")
+            .arg(self.manifest());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("PERFGATE_")
@@ -145,7 +159,12 @@ impl Fixture {
 /// Copies keep their sources' mtimes, so cargo sees an unchanged fixture and does not rebuild it.
 fn set_mtime(file: &Path, like: &Path) {
     let mtime = std::fs::metadata(like).and_then(|m| m.modified()).unwrap();
-    std::fs::File::options().write(true).open(file).unwrap().set_modified(mtime).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -286,21 +305,40 @@ pub struct Proc {
 pub fn our_processes() -> Vec<Proc> {
     let needle = format!("FIXTURE_RUN_TOKEN={}", run_token());
     let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return found };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let live = stat.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z'));
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        let environ: Vec<String> =
-            env.split(|b| *b == 0).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        let live = stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'));
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let environ: Vec<String> = env
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
         if !live || !environ.contains(&needle) {
             continue;
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_default();
-        found.push(Proc { pid, cmdline, environ });
+        found.push(Proc {
+            pid,
+            cmdline,
+            environ,
+        });
     }
     found
 }
@@ -314,7 +352,10 @@ pub fn assert_no_leftovers() {
             return;
         }
         if Instant::now() >= deadline {
-            let list: Vec<String> = left.iter().map(|p| format!("pid {}: {}", p.pid, p.cmdline)).collect();
+            let list: Vec<String> = left
+                .iter()
+                .map(|p| format!("pid {}: {}", p.pid, p.cmdline))
+                .collect();
             panic!("processes outlived cargo perfgate:\n{}", list.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -32,8 +32,8 @@ impl Catalogue {
             if line.trim().is_empty() {
                 continue;
             }
-            let item: Item = serde_json::from_str(line)
-                .map_err(|e| format!("catalogue line {}: {e}", n + 1))?;
+            let item: Item =
+                serde_json::from_str(line).map_err(|e| format!("catalogue line {}: {e}", n + 1))?;
             if let Some(old) = items.insert(item.id, item) {
                 return Err(format!("catalogue line {}: duplicate id {}", n + 1, old.id));
             }
@@ -75,9 +75,14 @@ mod tests {
     #[test]
     fn rejects_duplicates_and_bad_lines() {
         let line = r#"{"id":1,"sku":"A","name":"n","category":"c","price":1.0,"currency":"USD","stock":0,"rating":4.0}"#;
-        let err = Catalogue::parse(&format!("{line}\n{line}\n")).err().unwrap();
+        let err = Catalogue::parse(&format!("{line}\n{line}\n"))
+            .err()
+            .unwrap();
         assert!(err.contains("duplicate id 1"), "{err}");
-        assert!(Catalogue::parse("{\"id\": \"x\"}").err().unwrap().contains("line 1"));
+        assert!(Catalogue::parse("{\"id\": \"x\"}")
+            .err()
+            .unwrap()
+            .contains("line 1"));
         assert!(Catalogue::parse("\n").unwrap().is_empty());
     }
 }

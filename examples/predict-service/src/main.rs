@@ -24,7 +24,7 @@ const USAGE: &str = "usage: predict-service [--host ADDR] [--port N] [--model sm
   --host ADDR     address to bind (default 127.0.0.1: loopback only)
   --port N        port (default $PORT, else 8080; 0 = any free port)
   --model KIND    small (naive Bayes, default) or large (k-NN over word and char n-grams:
-                  milliseconds per message, ~70 MB more memory); default $PREDICT_MODEL
+                  milliseconds per message, ~60 MB more memory); default $PREDICT_MODEL
   --workers N     predictions of the large model that may run at once (default 1)
   --queue N       large-model requests that may wait for a worker; more get 503 (default 32)";
 
@@ -50,7 +50,9 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--host" => {
                 let v = value("--host")?;
-                host = v.parse().map_err(|_| format!("--host: not an IP address: {v:?}"))?;
+                host = v
+                    .parse()
+                    .map_err(|_| format!("--host: not an IP address: {v:?}"))?;
             }
             "--port" => port = Some(value("--port")?),
             "--model" => model = Some(value("--model")?),
@@ -64,7 +66,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--queue" => {
                 let v = value("--queue")?;
-                queue = v.parse().map_err(|_| format!("--queue: not a number: {v:?}"))?;
+                queue = v
+                    .parse()
+                    .map_err(|_| format!("--queue: not a number: {v:?}"))?;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -74,11 +78,18 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("port: not a port number: {p:?}"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("port: not a port number: {p:?}"))?,
         None => 8080,
     };
     let model = model.as_deref().unwrap_or("small").parse()?;
-    Ok(Args { addr: SocketAddr::new(host, port), model, workers, queue })
+    Ok(Args {
+        addr: SocketAddr::new(host, port),
+        model,
+        workers,
+        queue,
+    })
 }
 
 fn main() -> ExitCode {
@@ -106,7 +117,12 @@ async fn serve(args: Args) -> Result<(), String> {
     let started = Instant::now();
     // Load before binding, so "listening" (and the ready probe) means able to serve.
     let model = Model::load(args.model)?;
-    let state = Arc::new(AppState::new(model, Catalogue::bundled()?, args.workers, args.queue));
+    let state = Arc::new(AppState::new(
+        model,
+        Catalogue::bundled()?,
+        args.workers,
+        args.queue,
+    ));
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", args.addr))?;

@@ -97,7 +97,13 @@ where
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return too_large(),
-        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_body", "could not read the body"),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "could not read the body",
+            )
+        }
     };
     let input: PredictRequest = match serde_json::from_slice(&body) {
         Ok(input) => input,
@@ -107,7 +113,11 @@ where
         }
     };
     if input.text.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "empty_text", "`text` must not be empty");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "empty_text",
+            "`text` must not be empty",
+        );
     }
     let prediction = if state.model.is_heavy() {
         // Milliseconds of CPU: run it on the blocking pool so /healthz and the catalogue stay
@@ -119,7 +129,8 @@ where
                 "overloaded",
                 "the model's queue is full; retry later",
             );
-            resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
             return resp;
         }
         let _admission = Admission(&state.admitted);
@@ -127,7 +138,13 @@ where
         let model = Arc::clone(&state.model);
         match tokio::task::spawn_blocking(move || model.predict(&input.text)).await {
             Ok(p) => p,
-            Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "model failed"),
+            Err(_) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "model failed",
+                )
+            }
         }
     } else {
         state.model.predict(&input.text)
@@ -137,11 +154,19 @@ where
 
 fn item(state: &AppState, id: &str) -> Response<Full<Bytes>> {
     let Ok(id) = id.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, "bad_id", "item id must be a non-negative integer");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "item id must be a non-negative integer",
+        );
     };
     match state.catalogue.get(id) {
         Some(item) => json_response(StatusCode::OK, item),
-        None => error(StatusCode::NOT_FOUND, "not_found", &format!("no item with id {id}")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no item with id {id}"),
+        ),
     }
 }
 
@@ -151,8 +176,13 @@ fn too_large() -> Response<Full<Bytes>> {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed");
-    resp.headers_mut().insert("allow", HeaderValue::from_static(allow));
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed",
+    );
+    resp.headers_mut()
+        .insert("allow", HeaderValue::from_static(allow));
     resp
 }
 
@@ -174,8 +204,10 @@ fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 

@@ -47,10 +47,16 @@ async fn predict(ctx: Ctx) -> perfgate_runtime::Result {
         .expect_status(200)?;
     let prediction: Prediction = resp.json()?;
     if !QUEUES.contains(&prediction.label.as_str()) {
-        return Err(Error::check(format!("unknown queue {:?}", prediction.label)));
+        return Err(Error::check(format!(
+            "unknown queue {:?}",
+            prediction.label
+        )));
     }
     if !(0.0..=1.0).contains(&prediction.confidence) {
-        return Err(Error::check(format!("confidence {} out of [0, 1]", prediction.confidence)));
+        return Err(Error::check(format!(
+            "confidence {} out of [0, 1]",
+            prediction.confidence
+        )));
     }
     Ok(())
 }
@@ -79,7 +85,10 @@ async fn item_lookup(ctx: Ctx) -> perfgate_runtime::Result {
         .expect_status(200)?;
     let item: Item = resp.json()?;
     if item.id != id || item.price <= 0.0 {
-        return Err(Error::check(format!("/items/{id} returned item {} at {}", item.id, item.price)));
+        return Err(Error::check(format!(
+            "/items/{id} returned item {} at {}",
+            item.id, item.price
+        )));
     }
     // One iteration in ten also asks for an id that does not exist: a 404 must stay cheap too.
     if i % 10 == 0 {

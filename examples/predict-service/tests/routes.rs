@@ -60,7 +60,10 @@ async fn predict_returns_a_label_with_scores() {
     assert!(confidence > 0.5 && confidence <= 1.0, "{v}");
     let scores = v["scores"].as_object().unwrap();
     let labels: Vec<&str> = scores.keys().map(String::as_str).collect();
-    assert_eq!(labels, ["account", "billing", "returns", "shipping", "technical"]);
+    assert_eq!(
+        labels,
+        ["account", "billing", "returns", "shipping", "technical"]
+    );
     assert_eq!(v["model"], "small");
 }
 
@@ -93,7 +96,10 @@ async fn predict_refuses_huge_bodies() {
         .header("content-length", body.len())
         .body(Full::new(Bytes::from(body)))
         .unwrap();
-    assert_eq!(handle(small(), req).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        handle(small(), req).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     // Just under the limit is fine.
     let ok = format!(r#"{{"text": "{}"}}"#, "a".repeat(MAX_BODY - 20));
     let (status, _) = call(small(), Method::POST, "/predict", ok).await;
@@ -111,7 +117,10 @@ async fn items() {
     assert!(v["price"].as_f64().unwrap() > 0.0 && v["stock"].is_u64());
 
     let (status, v) = call_json(Method::GET, "/items/999999", "").await;
-    assert_eq!((status, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     for bad in ["/items/abc", "/items/-1", "/items/", "/items/1.5"] {
         let (status, v) = call_json(Method::GET, bad, "").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
@@ -123,7 +132,10 @@ async fn items() {
 #[tokio::test]
 async fn unknown_routes_are_json_404s() {
     let (status, v) = call_json(Method::GET, "/nope", "").await;
-    assert_eq!((status, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,12 +152,18 @@ async fn large_model_sheds_load_past_its_queue() {
         let (status, body) = c.await.unwrap();
         if status == StatusCode::OK {
             let v: Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!((v["label"].as_str(), v["model"].as_str()), (Some("returns"), Some("large")));
+            assert_eq!(
+                (v["label"].as_str(), v["model"].as_str()),
+                (Some("returns"), Some("large"))
+            );
         }
         statuses.push(status);
     }
     assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
-    assert!(statuses.contains(&StatusCode::SERVICE_UNAVAILABLE), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
     // Slots are released: a later request is admitted again.
     let (status, _) = call(state, Method::POST, "/predict", body).await;
     assert_eq!(status, StatusCode::OK);

@@ -44,7 +44,10 @@ fn run() -> Result<(), String> {
     report("small", &small, &test);
     let start = Instant::now();
     let large = Model::load(ModelKind::Large)?;
-    println!("large: trained in {:.2?} from the compiled-in training data", start.elapsed());
+    println!(
+        "large: trained in {:.2?} from the compiled-in training data",
+        start.elapsed()
+    );
     report("large", &large, &test);
     Ok(())
 }

@@ -96,10 +96,7 @@ mod tests {
 
     #[test]
     fn ngrams_include_bigrams() {
-        assert_eq!(
-            word_ngrams("Wrong size"),
-            ["wrong", "wrong size", "size"]
-        );
+        assert_eq!(word_ngrams("Wrong size"), ["wrong", "wrong size", "size"]);
     }
 
     #[test]

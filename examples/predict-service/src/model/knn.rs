@@ -54,10 +54,7 @@ impl Knn {
         for row in rows.chunks_exact_mut(DIM) {
             weigh_and_normalise(row, &idf);
         }
-        let row_labels = examples
-            .iter()
-            .map(|e| index[e.label.as_str()])
-            .collect();
+        let row_labels = examples.iter().map(|e| index[e.label.as_str()]).collect();
         Knn {
             labels,
             idf,

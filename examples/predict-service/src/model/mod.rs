@@ -51,7 +51,9 @@ impl FromStr for ModelKind {
         match s {
             "small" => Ok(ModelKind::Small),
             "large" => Ok(ModelKind::Large),
-            other => Err(format!("unknown model {other:?} (expected `small` or `large`)")),
+            other => Err(format!(
+                "unknown model {other:?} (expected `small` or `large`)"
+            )),
         }
     }
 }
@@ -83,7 +85,9 @@ pub enum Model {
 impl Model {
     pub fn load(kind: ModelKind) -> Result<Model, String> {
         Ok(match kind {
-            ModelKind::Small => Model::Small(NaiveBayes::from_counts(&Counts::from_tsv(SMALL_MODEL)?)),
+            ModelKind::Small => {
+                Model::Small(NaiveBayes::from_counts(&Counts::from_tsv(SMALL_MODEL)?))
+            }
             ModelKind::Large => Model::Large(Knn::train(&parse_examples(TRAIN_DATA)?)),
         })
     }
@@ -162,15 +166,18 @@ mod tests {
         assert!(acc >= 0.90, "small model accuracy {acc:.3}");
     }
 
+    // Unoptimised, the brute-force scan takes most of a second per message (minutes for the
+    // test set); `cargo test --release` runs it in about 3 s.
     #[test]
+    #[cfg_attr(
+        debug_assertions,
+        ignore = "slow without optimisations: run with `cargo test --release`"
+    )]
     fn large_model_accuracy_on_held_out_messages() {
-        // Measured 0.950 on all 300 (0.96 on the first 100). Unoptimised builds are ~10x slower
-        // at the brute-force scan, so `cargo test` checks a prefix and `--release` all of them.
+        // Measured 0.950 on the 300 test messages.
         let model = Model::load(ModelKind::Large).unwrap();
-        let test = test_set();
-        let n = if cfg!(debug_assertions) { 100 } else { test.len() };
-        let acc = accuracy(&model, &test[..n]);
-        assert!(acc >= 0.92, "large model accuracy {acc:.3} on {n} messages");
+        let acc = accuracy(&model, &test_set());
+        assert!(acc >= 0.93, "large model accuracy {acc:.3}");
     }
 
     #[test]
@@ -205,7 +212,9 @@ mod tests {
 
     #[test]
     fn model_file_errors_are_reported() {
-        assert!(Counts::from_tsv("bogus\t1\n").unwrap_err().contains("line 1"));
+        assert!(Counts::from_tsv("bogus\t1\n")
+            .unwrap_err()
+            .contains("line 1"));
         let missing_docs = "labels\ta\tb\nalpha\t1\n";
         assert!(Counts::from_tsv(missing_docs).unwrap_err().contains("docs"));
         let ragged = "labels\ta\tb\nalpha\t1\ndocs\t1\t1\nf\tword\t1\n";

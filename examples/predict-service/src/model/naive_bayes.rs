@@ -107,7 +107,9 @@ impl Counts {
             return Err("model: `docs` must have one count per label".into());
         }
         if let Some((f, _)) = features.iter().find(|(_, c)| c.len() != labels.len()) {
-            return Err(format!("model: feature {f:?} does not have one count per label"));
+            return Err(format!(
+                "model: feature {f:?} does not have one count per label"
+            ));
         }
         Ok(Counts {
             labels,
@@ -185,7 +187,10 @@ impl NaiveBayes {
         let mut scores = self.log_prior.clone();
         for f in features::word_ngrams(text) {
             if let Some(&row) = self.index.get(&f) {
-                for (s, lp) in scores.iter_mut().zip(&self.log_prob[row * c..(row + 1) * c]) {
+                for (s, lp) in scores
+                    .iter_mut()
+                    .zip(&self.log_prob[row * c..(row + 1) * c])
+                {
                     *s += lp;
                 }
             }
