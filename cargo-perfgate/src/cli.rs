@@ -166,6 +166,7 @@ impl Cli {
         if args.get(1).is_some_and(|a| a == "perfgate") {
             args.remove(1);
         }
+        hoist_subcommand(&mut args);
         Cli::try_parse_from(args)
     }
 
@@ -175,6 +176,45 @@ impl Cli {
             Some(Command::List(l)) => Action::List(l.clone()),
             None => Action::Run(self.run.clone()),
         }
+    }
+}
+
+/// Options that take a value as the next argument (so that value is not mistaken for a subcommand).
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "--manifest-path",
+    "-p",
+    "--package",
+    "-F",
+    "--features",
+    "--color",
+    "--message-format",
+    "--target-url",
+    "--duration",
+    "--warmup",
+];
+
+/// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
+/// default-subcommand mode would otherwise read it as the `run` filter.
+fn hoist_subcommand(args: &mut Vec<OsString>) {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--" {
+            return;
+        }
+        if a.starts_with('-') {
+            i += if OPTIONS_WITH_VALUE.contains(&a.as_ref()) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        if a == "list" || a == "run" {
+            let sub = args.remove(i);
+            args.insert(1, sub);
+        }
+        return;
     }
 }
 
@@ -303,6 +343,25 @@ mod tests {
         assert_eq!(cli.common.verbose, 2);
         assert!(Cli::parse_args(["cargo-perfgate", "-q", "-v"]).is_err());
         assert!(Cli::parse_args(["cargo-perfgate", "--color", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn subcommand_after_global_options_is_still_a_subcommand() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--manifest-path",
+            "x/Cargo.toml",
+            "list",
+        ]);
+        assert!(matches!(cli.action(), Action::List(l) if l.filter.is_none()));
+        assert_eq!(
+            cli.common.manifest_path,
+            Some(PathBuf::from("x/Cargo.toml"))
+        );
+        let cli = parse(&["cargo-perfgate", "-p", "list", "run", "pay"]);
+        assert!(matches!(cli.action(), Action::Run(r) if r.filter.as_deref() == Some("pay")));
+        assert_eq!(cli.common.packages, ["list"]);
     }
 
     #[test]

@@ -31,13 +31,20 @@ pub enum Error {
     #[error("{0}")]
     Discovery(String),
     #[error("service `{name}` did not start: {cause}\n{log_tail}")]
-    ServiceStart { name: String, cause: String, log_tail: String },
+    ServiceStart {
+        name: String,
+        cause: String,
+        log_tail: String,
+    },
     #[error("scenario binary failed: {0}")]
     Scenario(String),
     #[error("interrupted")]
     Interrupted,
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -49,7 +56,10 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
