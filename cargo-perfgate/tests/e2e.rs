@@ -68,6 +68,22 @@ fn a_fast_service_passes_and_both_scenarios_are_reported() {
         text.contains("\"work\"") && text.contains("\"health\""),
         "results.json lacks a scenario: {json}"
     );
+    // Both load models went through the whole pipeline: `health` is open at 50/s for 1 s.
+    let health = json["scenarios"]
+        .as_array()
+        .and_then(|v| v.iter().find(|s| s["result"]["spec"]["name"] == "health"))
+        .unwrap_or_else(|| panic!("no result for health: {json}"));
+    let result = &health["result"];
+    assert_eq!(result["spec"]["load"]["model"], "open", "{result}");
+    let n = result["iterations"]["count"].as_u64().unwrap();
+    assert!((40..=60).contains(&n), "50/s for 1 s ran {n} iterations");
+    assert!(
+        result["iterations"]["latency"]["p50_ms"].as_f64().unwrap()
+            >= result["iterations"]["latency_uncorrected"]["p50_ms"]
+                .as_f64()
+                .unwrap(),
+        "corrected latency is below the uncorrected one: {result}"
+    );
     // The service's output was captured next to the results.
     assert!(
         !perfgate_files(since, |n| n.ends_with(".log")).is_empty(),

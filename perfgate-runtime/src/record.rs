@@ -19,9 +19,10 @@ use crate::format::{self, ErrorCounts, Histogram, LatencySummary, SecondSample, 
 pub(crate) const MAX_ERROR_SAMPLES: usize = 5;
 
 /// A start more than this behind its intended time is counted as late. Big enough to tolerate the
-/// OS scheduling noise of a shared CI runner, small against the tens-of-milliseconds SLOs a gate
-/// usually checks (the lag is part of every corrected latency anyway, so nothing is hidden).
-pub(crate) const LATE_THRESHOLD: Duration = Duration::from_millis(5);
+/// OS scheduling noise of a shared 2-core CI runner (5 ms flagged 1.5% of starts there under a
+/// parallel build, making healthy runs invalid), small against the tens-of-milliseconds SLOs a gate
+/// usually checks; the lag is part of every corrected latency anyway, so nothing is hidden.
+pub(crate) const LATE_THRESHOLD: Duration = Duration::from_millis(10);
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
