@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod discover;
 pub mod error;
+pub mod gate;
 pub mod procs;
 pub mod report;
 pub mod run;
