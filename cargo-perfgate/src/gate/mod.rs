@@ -1,9 +1,20 @@
 //! The regression gate: current rounds against baseline rounds, per scenario and metric, with three
 //! outcomes and false alarms controlled across every check of a run (see DESIGN-NOTES "The gate").
 //!
-//! This file holds the types the rest of the crate (baseline, reports) uses; `stats.rs` the methods.
+//! This file holds the types the rest of the crate (baseline, reports) uses; `stats.rs` the method
+//! (why a t-interval on log round values and not a bootstrap: see its module comment), `dist.rs` the
+//! distributions it needs.
 
 use std::collections::BTreeMap;
+
+mod dist;
+#[cfg(test)]
+mod sim;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use stats::{decide, decide_paired, required_requests, LATENCY_CHECKS, MIN_ERROR_MARGIN};
 
 use perfgate_runtime::format::{Metric, Stats};
 use serde::{Deserialize, Serialize};
@@ -37,18 +48,69 @@ pub struct Decision {
     pub request: Option<String>,
     pub metric: Metric,
     pub outcome: Outcome,
-    /// Median over rounds of the metric, in the metric's unit (ms, fraction, per second).
+    /// The metric over the rounds, in the metric's unit (ms, fraction, per second): the geometric mean
+    /// of the rounds' values for latency and throughput (so `current / baseline − 1 == change`), the
+    /// pooled rate (errors over attempts of all rounds) for `errors`.
     pub baseline: Option<f64>,
     pub current: Option<f64>,
-    /// Relative change current/baseline − 1 (0.12 = 12% slower for latency), with its interval at the
-    /// run-wide (Holm-adjusted) confidence level. For `errors` the change is in percentage points.
+    /// Relative change current/baseline − 1 (0.12 = 12% slower for latency). For `errors` the
+    /// difference of the rates as a fraction (0.002 = 0.2 percentage points).
+    ///
+    /// Each end of the interval is at the level of the decision it supports: the end on the "worse"
+    /// side (`change_low` for latency and errors, `change_high` for throughput) at the check's Holm
+    /// level (run-wide family-wise `alpha`), so the check Fails exactly when that end lies beyond the
+    /// tolerance; the other end at the one-sided `1 − alpha` level, so the check Passes exactly when
+    /// that end lies within it (a run passes only when every check passes: an intersection–union
+    /// test, which needs no multiplicity adjustment).
     pub change: Option<f64>,
     pub change_low: Option<f64>,
     pub change_high: Option<f64>,
-    /// The tolerated change (0.10 for `regression = "10%"`).
+    /// The tolerated change (0.10 for `regression = "10%"`): a slowdown for latency, a drop for
+    /// throughput; for `errors` the tolerated rise of the rate as a fraction (see [`MIN_ERROR_MARGIN`]).
     pub tolerance: f64,
     pub rounds_baseline: usize,
     pub rounds_current: usize,
     /// Why the outcome is what it is, in a sentence (e.g. what budget would likely decide it).
     pub note: String,
+}
+
+/// Settings of the regression gate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateOptions {
+    /// Family-wise false-alarm rate of a whole run (every check of every scenario): 0.05 means an
+    /// unchanged PR fails at most 1 run in 20.
+    pub alpha: f64,
+    /// Bootstrap resamples and seed. The round-level method is analytic and deterministic (see
+    /// `stats.rs` for why a bootstrap of 3–5 rounds is not honest); these are kept for the CLI's
+    /// flags and a later histogram-level resampling, and do not change any decision today.
+    pub resamples: usize,
+    pub seed: u64,
+    /// Requests per round a p99 needs (the top 1% must hold a couple of samples); other percentiles
+    /// scale with their tail, see [`required_requests`].
+    pub min_requests_per_round: u64,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions {
+            alpha: 0.05,
+            resamples: 2000,
+            seed: 0x5EED,
+            min_requests_per_round: 200,
+        }
+    }
+}
+
+/// One scenario to compare.
+#[derive(Clone, Copy, Debug)]
+pub struct ScenarioPair<'a> {
+    /// `package::scenario`, copied into each [`Decision`].
+    pub scenario: &'a str,
+    /// Tolerated change: 0.10 for `regression = "10%"`.
+    pub tolerance: f64,
+    /// Whether throughput is a meaningful metric: in the closed model only (in an open model the
+    /// schedule fixes it).
+    pub compare_throughput: bool,
+    pub baseline: &'a [RoundStats],
+    pub current: &'a [RoundStats],
 }

@@ -1,0 +1,770 @@
+//! The statistics of the regression gate.
+//!
+//! # Method
+//! A latency check (p50, p95, p99 of a series) takes the metric from each round's own summary, works
+//! on logarithms (a slowdown multiplies latencies, and log values of percentiles are close to normal),
+//! and estimates the change as the difference of the mean log values of the two sides, i.e. the ratio
+//! of the rounds' geometric means. Its uncertainty comes from the rounds themselves: the pooled
+//! variance of the log values around their side's mean (both sides run on the same machine with the
+//! same load, so they share one round-to-round noise), with `n_b + n_c − 2` degrees of freedom, and a
+//! Student-t interval. One-sided p-values test H0 "the change is at most the tolerance" (latency:
+//! `ratio ≤ 1 + t`; throughput: `ratio ≥ 1 − t`).
+//!
+//! Why not a bootstrap of the rounds' medians: with 3 current and 5 baseline rounds a bootstrap has 15
+//! distinct ratios and treats the spread of 3 values as the truth. Whenever the rounds happen not to
+//! overlap it reports a p-value near 1/(B+1), yet even a permutation test cannot go below 1/C(8,3) =
+//! 1/56 there, far above the Holm level α/m ≈ 0.003 of a 15-check run: a bootstrap would fail PRs on
+//! luck. The t-interval pays honestly for estimating the noise from 8 rounds (its quantile at 0.003
+//! with 6 df is about 4.1, not the normal 2.7) and is exact when log round values are normal; the
+//! calibration tests in `sim.rs` check it by simulation, including at the boundary (a change of
+//! exactly the tolerance), where a bootstrap's false alarms show: simulated, 15% of runs whose every
+//! series is exactly 10% slower fail a 10% tolerance with the bootstrap, 1.5% with this method
+//! (`sim::bootstrap_comparison`). Pooling the rounds' histograms and resampling requests would
+//! ignore round-to-round drift, the dominant noise on shared CI runners.
+//!
+//! Assumption worth knowing: one shared noise level. A change that makes rounds much noisier (not
+//! only slower) on the side with fewer rounds makes the pooled interval somewhat too narrow (about
+//! 17% for a doubled spread on 3 rounds against 5); Welch's interval would avoid that but, with 2–4
+//! degrees of freedom, could hardly ever decide anything.
+//!
+//! For the same reason a percentile is not computed from pooled histograms when rounds are too short:
+//! the check is Inconclusive and says how many requests per round it needs ([`required_requests`]).
+//!
+//! The error rate uses the pooled counts of each side and a one-sided Fisher exact test of
+//! H0 "current rate ≤ baseline rate + margin", the margin being applied by shifting the baseline's
+//! error count by `margin × attempts` (exact at margin 0; at small rates the shift changes the
+//! baseline's variance negligibly). Margin: `max(tolerance × baseline rate, MIN_ERROR_MARGIN)`.
+//! Error bursts concentrated in one round are counted as independent errors (a known limitation).
+//!
+//! Multiplicity: every check of every scenario of a run that yields a p-value is one family; Holm's
+//! step-down procedure decides which ones Fail (family-wise false alarms ≤ `alpha`). A check Passes
+//! when its one-sided `1 − alpha` bound lies within the tolerance (a run passes only when all its
+//! checks pass: an intersection–union test, valid at `alpha` without adjustment); otherwise it is
+//! Inconclusive and its note gives the rounds (or requests) that would likely decide it.
+//!
+//! # Simulated calibration
+//! 3 current vs 5 baseline rounds, 17 checks per run, tolerance 10%, 200 runs per row (details and
+//! the full table in `sim.rs`): runs with any Fail 0% unchanged, 0% at +5%, 1.5% at exactly +10%;
+//! the iteration's p99 Fails in 10.5% of runs at +15%, 40% at +20%, 89% at +25%, 98% at +30% (some
+//! check Fails in 53%, 96.5%, 100%, 100%). Detecting a 15% slowdown against a 10% tolerance in 95%
+//! of runs takes 20–25 rounds a side for a p99 of 2000-request rounds with ~4% round-to-round noise
+//! (89.5% at 20 vs 20): no honest method does it with 3 vs 5 rounds.
+
+use perfgate_runtime::format::{Metric, Stats};
+
+use super::dist::{fisher_one_sided, t_cdf, t_quantile_upper, t_sf};
+use super::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
+
+/// The latency metrics compared per series.
+pub const LATENCY_CHECKS: [Metric; 3] = [Metric::P50, Metric::P95, Metric::P99];
+
+/// The smallest rise of the error rate the gate treats as a regression: 0.1 percentage point, so a
+/// baseline without errors does not turn one stray timeout into a failure.
+pub const MIN_ERROR_MARGIN: f64 = 0.001;
+
+/// Per-round spread of log values never taken below this: HDR histograms with 3 significant digits
+/// quantise values to about 0.1%, so identical rounds do not mean a noise of zero.
+const RESOLUTION: f64 = 1e-3;
+
+/// Latency values below one microsecond (the histograms' unit) are clamped to it before taking logs.
+const MIN_MS: f64 = 1e-3;
+
+/// Requests per round a percentile check needs: the tail above the percentile must hold
+/// `min_requests_per_round × 1%` samples (2 with the default 200, which makes a p99 need 200,
+/// a p95 40), and never fewer than 20 (a p50 of a handful of requests is mostly noise).
+pub fn required_requests(metric: Metric, opts: &GateOptions) -> u64 {
+    let tail = opts.min_requests_per_round as f64 * 0.01;
+    let needed = match quantile(metric) {
+        Some(p) => (tail / (1.0 - p)).ceil() as u64,
+        None => 0,
+    };
+    needed.max(opts.min_requests_per_round.min(20))
+}
+
+fn quantile(metric: Metric) -> Option<f64> {
+    match metric {
+        Metric::P50 => Some(0.50),
+        Metric::P90 => Some(0.90),
+        Metric::P95 => Some(0.95),
+        Metric::P99 => Some(0.99),
+        Metric::P999 => Some(0.999),
+        _ => None,
+    }
+}
+
+/// Every check of every scenario of a run, decided together (Holm across all of them). Baseline and
+/// current rounds are independent samples.
+pub fn decide(pairs: &[ScenarioPair], opts: &GateOptions) -> Vec<Decision> {
+    run(pairs, opts, Design::Independent)
+}
+
+/// The same checks for a same-machine A/B run whose `baseline[i]` and `current[i]` were measured next
+/// to each other (ABBA order): each check works on the per-pair log ratios (a paired t-interval with
+/// `n − 1` degrees of freedom), which cancels the drift the two rounds of a pair share. A scenario
+/// whose sides have different numbers of rounds is NotComparable.
+pub fn decide_paired(pairs: &[ScenarioPair], opts: &GateOptions) -> Vec<Decision> {
+    run(pairs, opts, Design::Paired)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Design {
+    Independent,
+    Paired,
+}
+
+/// Which series of a round a check reads.
+#[derive(Clone, Copy)]
+enum Series<'a> {
+    Iterations,
+    Request(&'a str),
+}
+
+impl Series<'_> {
+    fn of<'r>(&self, round: &'r RoundStats) -> Option<&'r Stats> {
+        match self {
+            Series::Iterations => Some(&round.iterations),
+            Series::Request(name) => round.requests.get(*name),
+        }
+    }
+
+    fn request(&self) -> Option<String> {
+        match self {
+            Series::Iterations => None,
+            Series::Request(name) => Some((*name).to_string()),
+        }
+    }
+}
+
+/// What a check found before the family is decided.
+enum Evidence {
+    /// Decided without a test (missing data, too few requests, no errors at all).
+    Done(Outcome, String),
+    Ratio(RatioTest),
+    Errors(ErrorTest),
+}
+
+/// A t-test on log values, oriented so that larger `w` is worse.
+struct RatioTest {
+    /// Estimated log ratio current/baseline (`d`), times +1 when higher is worse, −1 otherwise.
+    w: f64,
+    /// The tolerance's boundary on the same scale: ln(1 + t), or −ln(1 − t) for throughput.
+    boundary: f64,
+    se: f64,
+    df: f64,
+    /// Per-round spread (sd of log values, or of the pairs' log ratios), for the rounds-needed note.
+    sd: f64,
+    higher_is_worse: bool,
+    design: Design,
+}
+
+impl RatioTest {
+    fn p_fail(&self) -> f64 {
+        t_sf((self.w - self.boundary) / self.se, self.df)
+    }
+
+    fn p_pass(&self) -> f64 {
+        t_cdf((self.w - self.boundary) / self.se, self.df)
+    }
+
+    /// The end of the interval on the worse side, as a relative change.
+    fn worse_end(&self, level: f64) -> f64 {
+        self.to_change(self.w - t_quantile_upper(level, self.df) * self.se)
+    }
+
+    /// The end on the better side.
+    fn better_end(&self, level: f64) -> f64 {
+        self.to_change(self.w + t_quantile_upper(level, self.df) * self.se)
+    }
+
+    fn to_change(&self, w: f64) -> f64 {
+        let d = if self.higher_is_worse { w } else { -w };
+        d.exp_m1()
+    }
+
+    fn se_for(&self, n: f64) -> f64 {
+        match self.design {
+            Design::Independent => self.sd * (2.0 / n).sqrt(),
+            Design::Paired => self.sd / n.sqrt(),
+        }
+    }
+
+    fn df_for(&self, n: f64) -> f64 {
+        match self.design {
+            Design::Independent => 2.0 * n - 2.0,
+            Design::Paired => n - 1.0,
+        }
+    }
+
+    /// Rounds per side (pairs in the paired design) at which the interval, at `level`, would likely
+    /// clear the tolerance if the estimate stays where it is (the width scales as 1/√n).
+    fn rounds_needed(&self, level: f64) -> Option<u64> {
+        let gap = (self.w - self.boundary).abs();
+        let decides = |n: u64| {
+            let n = n as f64;
+            t_quantile_upper(level, self.df_for(n)) * self.se_for(n) < gap
+        };
+        const MAX: u64 = 1000;
+        if gap <= 0.0 || !decides(MAX) {
+            return None;
+        }
+        // The width falls monotonically with n: bisect.
+        let (mut lo, mut hi) = (2_u64, MAX);
+        if decides(lo) {
+            return Some(lo);
+        }
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if decides(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Some(hi)
+    }
+}
+
+/// Pooled error counts of the two sides.
+struct ErrorTest {
+    errors_c: u64,
+    count_c: u64,
+    errors_b: u64,
+    count_b: u64,
+}
+
+impl ErrorTest {
+    fn rate_b(&self) -> f64 {
+        self.errors_b as f64 / self.count_b as f64
+    }
+
+    fn rate_c(&self) -> f64 {
+        self.errors_c as f64 / self.count_c as f64
+    }
+
+    /// The table for H "rate_c − rate_b = delta": the baseline's errors shifted up by `delta` (or the
+    /// current's up by −delta when negative), so both rows have the same rate under H.
+    fn shifted(&self, delta: f64) -> (u64, u64) {
+        if delta >= 0.0 {
+            let c = (self.errors_b as f64 + delta * self.count_b as f64).round() as u64;
+            (self.errors_c, c.min(self.count_b))
+        } else {
+            let a = (self.errors_c as f64 - delta * self.count_c as f64).round() as u64;
+            (a.min(self.count_c), self.errors_b)
+        }
+    }
+
+    /// p-value of H0 "rate_c − rate_b ≤ delta" (small: the current is worse by more than delta).
+    fn p_above(&self, delta: f64) -> f64 {
+        let (a, c) = self.shifted(delta);
+        fisher_one_sided(a, self.count_c - a, c, self.count_b - c, true)
+    }
+
+    /// p-value of H0 "rate_c − rate_b ≥ delta".
+    fn p_below(&self, delta: f64) -> f64 {
+        let (a, c) = self.shifted(delta);
+        fisher_one_sided(a, self.count_c - a, c, self.count_b - c, false)
+    }
+
+    /// Bounds of the difference by inverting the tests (bisection; `p_above` grows with delta,
+    /// `p_below` falls), over the differences the baseline's rate allows.
+    fn worse_end(&self, level: f64) -> f64 {
+        let (mut lo, mut hi) = (-self.rate_b(), 1.0 - self.rate_b());
+        if self.p_above(lo) > level {
+            return lo;
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if self.p_above(mid) <= level {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn better_end(&self, level: f64) -> f64 {
+        let (mut lo, mut hi) = (-self.rate_b(), 1.0 - self.rate_b());
+        if self.p_below(hi) > level {
+            return hi;
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if self.p_below(mid) <= level {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+
+    /// How many times the requests would likely decide it (normal approximation, width ∝ 1/√n).
+    fn scale_needed(&self, level: f64, margin: f64) -> Option<f64> {
+        let (pb, pc) = (self.rate_b(), self.rate_c());
+        let gap = (pc - pb - margin).abs();
+        let se = (pb * (1.0 - pb) / self.count_b as f64 + pc * (1.0 - pc) / self.count_c as f64)
+            .max(1e-18)
+            .sqrt();
+        let z = t_quantile_upper(level, 1e6);
+        (gap > 0.0).then(|| ((z * se / gap).powi(2)).max(1.0))
+    }
+}
+
+/// A check waiting for the family's decision.
+struct Pending {
+    decision: Decision,
+    evidence: Evidence,
+    /// The errors check's margin (its tolerance as a fraction).
+    margin: f64,
+}
+
+fn run(pairs: &[ScenarioPair], opts: &GateOptions, design: Design) -> Vec<Decision> {
+    let mut pending = Vec::new();
+    for pair in pairs {
+        scenario_checks(pair, opts, design, &mut pending);
+    }
+
+    let tested: Vec<(usize, f64)> = pending
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let pv = match &p.evidence {
+                Evidence::Ratio(r) => r.p_fail(),
+                Evidence::Errors(e) => e.p_above(p.margin),
+                Evidence::Done(..) => return None,
+            };
+            Some((i, pv))
+        })
+        .collect();
+    let p: Vec<f64> = tested.iter().map(|t| t.1).collect();
+    let (rejected, holm_level) = holm(&p, opts.alpha);
+    let mut level = vec![opts.alpha; pending.len()];
+    let mut fails = vec![false; pending.len()];
+    for (k, &(i, _)) in tested.iter().enumerate() {
+        level[i] = holm_level[k];
+        fails[i] = rejected[k];
+    }
+    let alpha = opts.alpha;
+
+    pending
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| finish(p, fails[i], level[i], alpha))
+        .collect()
+}
+
+/// Holm's step-down procedure: which hypotheses it rejects at family-wise level `alpha`, and the level
+/// each one is compared with. Sorted ascending, the k-th smallest p-value (k from 0) is rejected when
+/// it and every smaller one satisfy p ≤ alpha / (m − k). A hypothesis not rejected gets the level of
+/// the step where the procedure stopped, so that "its interval at that level excludes H0" and
+/// "Holm rejects it" coincide. Ties keep their input order.
+pub(crate) fn holm(p: &[f64], alpha: f64) -> (Vec<bool>, Vec<f64>) {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
+    let mut rejected_count = 0;
+    while rejected_count < m && p[order[rejected_count]] <= alpha / (m - rejected_count) as f64 {
+        rejected_count += 1;
+    }
+    let mut rejected = vec![false; m];
+    let mut level = vec![alpha; m];
+    for (rank, &i) in order.iter().enumerate() {
+        rejected[i] = rank < rejected_count;
+        level[i] = alpha / (m - rank.min(rejected_count)) as f64;
+    }
+    (rejected, level)
+}
+
+fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Decision {
+    let Pending {
+        mut decision,
+        evidence,
+        margin,
+    } = p;
+    let conf = confidence(level);
+    match evidence {
+        Evidence::Done(outcome, note) => {
+            decision.outcome = outcome;
+            decision.note = note;
+        }
+        Evidence::Ratio(r) => {
+            let (worse, better) = (r.worse_end(level), r.better_end(alpha));
+            let (low, high) = if r.higher_is_worse {
+                (worse, better)
+            } else {
+                (better, worse)
+            };
+            decision.change_low = Some(low);
+            decision.change_high = Some(high);
+            let tol = pct(decision.tolerance);
+            let change = decision.change.unwrap_or(0.0);
+            let (dir, beyond) = if r.higher_is_worse {
+                ("slower", format!("+{tol}"))
+            } else {
+                ("lower", format!("−{tol}"))
+            };
+            if fail {
+                decision.outcome = Outcome::Fail;
+                let bound = if r.higher_is_worse { low } else { high };
+                decision.note = format!(
+                    "{:.1}% {dir}; at least {:.1}% {dir} with {conf} run-wide confidence, beyond the \
+                     {beyond} tolerance",
+                    change.abs() * 100.0,
+                    bound.abs() * 100.0,
+                );
+            } else if r.p_pass() <= alpha {
+                decision.outcome = Outcome::Pass;
+                decision.note = format!(
+                    "within the {beyond} tolerance: {} at worst ({} confidence)",
+                    signed_pct(if r.higher_is_worse { high } else { low }),
+                    confidence(alpha)
+                );
+            } else {
+                decision.outcome = Outcome::Inconclusive;
+                let leaning_fail = r.w > r.boundary;
+                let needed = r.rounds_needed(if leaning_fail { level } else { alpha });
+                let unit = match r.design {
+                    Design::Independent => "rounds on each side",
+                    Design::Paired => "A/B pairs",
+                };
+                let budget = match needed {
+                    Some(n) => format!(
+                        "about {n} {unit} would likely decide it (round-to-round noise ±{:.1}%)",
+                        r.sd * 100.0
+                    ),
+                    None => "the change sits at the tolerance: more rounds would hardly settle it"
+                        .to_string(),
+                };
+                decision.note = format!(
+                    "the interval {}…{} straddles the {beyond} tolerance; {budget}",
+                    signed_pct(low),
+                    signed_pct(high)
+                );
+            }
+        }
+        Evidence::Errors(e) => {
+            let (low, high) = (e.worse_end(level), e.better_end(alpha));
+            decision.change_low = Some(low);
+            decision.change_high = Some(high);
+            let pp = |x: f64| format!("{:+.2} pp", x * 100.0);
+            let tol = format!("{:.2} pp", margin * 100.0);
+            if fail {
+                decision.outcome = Outcome::Fail;
+                decision.note = format!(
+                    "error rate up {}; at least {} with {conf} run-wide confidence, beyond the +{tol} \
+                     tolerated",
+                    pp(e.rate_c() - e.rate_b()),
+                    pp(low),
+                );
+            } else if e.p_below(margin) <= alpha {
+                decision.outcome = Outcome::Pass;
+                decision.note = format!(
+                    "within the +{tol} tolerated: {} at worst ({} confidence)",
+                    pp(high),
+                    confidence(alpha)
+                );
+            } else {
+                decision.outcome = Outcome::Inconclusive;
+                let leaning_fail = e.rate_c() - e.rate_b() > margin;
+                let budget = match e.scale_needed(if leaning_fail { level } else { alpha }, margin)
+                {
+                    Some(k) => format!(
+                        "about {:.0}× as many requests would likely decide it",
+                        k.ceil()
+                    ),
+                    None => "the change sits at the tolerance".to_string(),
+                };
+                decision.note = format!(
+                    "the interval {}…{} straddles the +{tol} tolerated; {budget}",
+                    pp(low),
+                    pp(high)
+                );
+            }
+        }
+    }
+    decision
+}
+
+fn confidence(level: f64) -> String {
+    let c = (1.0 - level) * 100.0;
+    if c >= 99.95 {
+        format!("{c:.2}%")
+    } else {
+        format!("{c:.1}%")
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+fn signed_pct(x: f64) -> String {
+    format!("{:+.1}%", x * 100.0)
+}
+
+fn scenario_checks(
+    pair: &ScenarioPair,
+    opts: &GateOptions,
+    design: Design,
+    out: &mut Vec<Pending>,
+) {
+    let mut requests: Vec<&str> = pair
+        .baseline
+        .iter()
+        .chain(pair.current)
+        .flat_map(|r| r.requests.keys().map(String::as_str))
+        .collect();
+    requests.sort_unstable();
+    requests.dedup();
+
+    let series =
+        std::iter::once(Series::Iterations).chain(requests.into_iter().map(Series::Request));
+    for s in series {
+        let mut metrics: Vec<Metric> = LATENCY_CHECKS.to_vec();
+        metrics.push(Metric::Errors);
+        if pair.compare_throughput && matches!(s, Series::Iterations) {
+            metrics.push(Metric::Throughput);
+        }
+        for metric in metrics {
+            out.push(check(pair, opts, design, s, metric));
+        }
+    }
+}
+
+/// The rounds of each side holding the series; in the paired design, the pairs where both do.
+fn rounds<'r>(
+    pair: &ScenarioPair<'r>,
+    design: Design,
+    s: Series,
+) -> Result<(Vec<&'r Stats>, Vec<&'r Stats>), String> {
+    let what = match s {
+        Series::Iterations => "this scenario".to_string(),
+        Series::Request(name) => format!("request `{name}`"),
+    };
+    if pair.baseline.is_empty() {
+        return Err("no baseline rounds for this scenario".into());
+    }
+    if pair.current.is_empty() {
+        return Err("no current rounds for this scenario".into());
+    }
+    if design == Design::Paired && pair.baseline.len() != pair.current.len() {
+        return Err(format!(
+            "A/B rounds must come in pairs: {} baseline vs {} current",
+            pair.baseline.len(),
+            pair.current.len()
+        ));
+    }
+    let (b, c): (Vec<&Stats>, Vec<&Stats>) = match design {
+        Design::Independent => (
+            pair.baseline.iter().filter_map(|r| s.of(r)).collect(),
+            pair.current.iter().filter_map(|r| s.of(r)).collect(),
+        ),
+        Design::Paired => pair
+            .baseline
+            .iter()
+            .zip(pair.current)
+            .filter_map(|(b, c)| Some((s.of(b)?, s.of(c)?)))
+            .unzip(),
+    };
+    let in_b = pair.baseline.iter().any(|r| s.of(r).is_some());
+    let in_c = pair.current.iter().any(|r| s.of(r).is_some());
+    match (in_b, in_c) {
+        (false, _) => Err(format!("{what} is not in the baseline (new?)")),
+        (_, false) => Err(format!("{what} is no longer in the current run")),
+        _ if b.is_empty() => Err(format!(
+            "{what} never ran in the same A/B pair on both sides"
+        )),
+        _ => Ok((b, c)),
+    }
+}
+
+fn check(
+    pair: &ScenarioPair,
+    opts: &GateOptions,
+    design: Design,
+    s: Series,
+    metric: Metric,
+) -> Pending {
+    let mut decision = Decision {
+        scenario: pair.scenario.to_string(),
+        request: s.request(),
+        metric,
+        outcome: Outcome::NotComparable,
+        baseline: None,
+        current: None,
+        change: None,
+        change_low: None,
+        change_high: None,
+        tolerance: pair.tolerance,
+        rounds_baseline: 0,
+        rounds_current: 0,
+        note: String::new(),
+    };
+    let (b, c) = match rounds(pair, design, s) {
+        Ok(bc) => bc,
+        Err(why) => {
+            return Pending {
+                decision,
+                evidence: Evidence::Done(Outcome::NotComparable, why),
+                margin: 0.0,
+            }
+        }
+    };
+    decision.rounds_baseline = b.len();
+    decision.rounds_current = c.len();
+    let mut margin = 0.0;
+    let evidence = match metric {
+        Metric::Errors => {
+            let sum = |side: &[&Stats]| -> (u64, u64) {
+                // Errors beyond the attempts would be corrupt input; never let them underflow.
+                side.iter().fold((0, 0), |(e, n), st| {
+                    (e + st.errors.total().min(st.count), n + st.count)
+                })
+            };
+            let ((errors_b, count_b), (errors_c, count_c)) = (sum(&b), sum(&c));
+            if count_b == 0 || count_c == 0 {
+                let side = if count_b == 0 {
+                    "baseline"
+                } else {
+                    "current run"
+                };
+                Evidence::Done(
+                    Outcome::NotComparable,
+                    format!("no attempts recorded in the {side}"),
+                )
+            } else {
+                let e = ErrorTest {
+                    errors_c,
+                    count_c,
+                    errors_b,
+                    count_b,
+                };
+                margin = (pair.tolerance * e.rate_b()).max(MIN_ERROR_MARGIN);
+                decision.tolerance = margin;
+                decision.baseline = Some(e.rate_b());
+                decision.current = Some(e.rate_c());
+                decision.change = Some(e.rate_c() - e.rate_b());
+                if errors_b == 0 && errors_c == 0 {
+                    decision.change_low = Some(0.0);
+                    decision.change_high = Some(0.0);
+                    Evidence::Done(Outcome::Pass, "no errors on either side".into())
+                } else {
+                    Evidence::Errors(e)
+                }
+            }
+        }
+        _ => ratio_check(pair, opts, design, metric, &b, &c, &mut decision),
+    };
+    Pending {
+        decision,
+        evidence,
+        margin,
+    }
+}
+
+fn ratio_check(
+    pair: &ScenarioPair,
+    opts: &GateOptions,
+    design: Design,
+    metric: Metric,
+    b: &[&Stats],
+    c: &[&Stats],
+    decision: &mut Decision,
+) -> Evidence {
+    let higher_is_worse = metric != Metric::Throughput;
+    if metric.is_latency() {
+        let needed = required_requests(metric, opts);
+        let fewest = b
+            .iter()
+            .chain(c)
+            .map(|s| s.latency.count)
+            .min()
+            .unwrap_or(0);
+        if fewest < needed {
+            return Evidence::Done(
+                Outcome::Inconclusive,
+                format!(
+                    "{metric} needs at least {needed} requests per round and the shortest round has \
+                     {fewest}: raise the rate or the duration (rounds are not pooled, which would hide \
+                     round-to-round drift)"
+                ),
+            );
+        }
+    } else if b
+        .iter()
+        .chain(c)
+        .any(|s| !s.throughput.is_finite() || s.throughput <= 0.0)
+    {
+        return Evidence::Done(
+            Outcome::Inconclusive,
+            "a round has no throughput (no completed iterations)".into(),
+        );
+    }
+    let log = |s: &&Stats| metric.value(s).max(MIN_MS).ln();
+    let yb: Vec<f64> = b.iter().map(log).collect();
+    let yc: Vec<f64> = c.iter().map(log).collect();
+    let (mb, mc) = (mean(&yb), mean(&yc));
+    decision.baseline = Some(mb.exp());
+    decision.current = Some(mc.exp());
+    let (d, sd, se, df) = match design {
+        Design::Independent => {
+            let df = (yb.len() + yc.len()) as f64 - 2.0;
+            let ss = sum_sq(&yb, mb) + sum_sq(&yc, mc);
+            let sd = if df > 0.0 { (ss / df).sqrt() } else { 0.0 };
+            let sd = sd.max(RESOLUTION);
+            let se = sd * (1.0 / yb.len() as f64 + 1.0 / yc.len() as f64).sqrt();
+            (mc - mb, sd, se, df)
+        }
+        Design::Paired => {
+            let diffs: Vec<f64> = yc.iter().zip(&yb).map(|(c, b)| c - b).collect();
+            let d = mean(&diffs);
+            let df = diffs.len() as f64 - 1.0;
+            let sd = if df > 0.0 {
+                (sum_sq(&diffs, d) / df).sqrt()
+            } else {
+                0.0
+            };
+            let sd = sd.max(RESOLUTION);
+            (d, sd, sd / (diffs.len() as f64).sqrt(), df)
+        }
+    };
+    decision.change = Some(d.exp_m1());
+    if df < 1.0 {
+        let need = match design {
+            Design::Independent => "at least 3 rounds in all",
+            Design::Paired => "at least 2 A/B pairs",
+        };
+        return Evidence::Done(
+            Outcome::Inconclusive,
+            format!(
+                "round-to-round noise cannot be measured from one round per side: needs {need}"
+            ),
+        );
+    }
+    let t = pair.tolerance;
+    let boundary = if higher_is_worse {
+        t.ln_1p()
+    } else if t < 1.0 {
+        -(-t).ln_1p()
+    } else {
+        f64::INFINITY
+    };
+    Evidence::Ratio(RatioTest {
+        w: if higher_is_worse { d } else { -d },
+        boundary,
+        se,
+        df,
+        sd,
+        higher_is_worse,
+        design,
+    })
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn sum_sq(v: &[f64], m: f64) -> f64 {
+    v.iter().map(|x| (x - m).powi(2)).sum()
+}
