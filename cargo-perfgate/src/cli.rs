@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit codes:
   0    every check passed
-  1    the gate failed: an SLO was breached (or the service died under load)
-  2    error: bad input, build or start failure, a scenario without results
-  3    inconclusive: a measurement is invalid (the load generator could not keep its schedule)
+  1    the gate failed: an SLO was breached, a regression against the baseline (or the service died)
+  2    error: bad input, build or start failure, a scenario without results, no usable git history
+       or baseline file (shallow clone without the merge-base, base branch missing, corrupt file)
+  3    inconclusive: a measurement is invalid (the load generator could not keep its schedule); with
+       --strict also an undecided regression check or no comparable baseline at the merge-base
   130  interrupted (Ctrl-C / SIGTERM); the service and scenario processes are killed first
 
 Results of every run go to target/perfgate/<run-id>/results.json.";
@@ -43,6 +45,79 @@ pub enum Command {
     Run(RunArgs),
     /// List the scenarios (load model, duration, SLOs) without starting anything.
     List(ListArgs),
+    /// Render results files as one self-contained HTML page with charts (the first of several is the
+    /// baseline, the last the current run).
+    Report(ReportArgs),
+    /// Run every scenario several rounds and write the baseline file (commit it on the base branch).
+    Record(RecordArgs),
+    /// Apply the regression gate to two files offline: BASE and HEAD are results.json files of earlier
+    /// runs (BASE may also be a baseline file).
+    Compare(CompareArgs),
+}
+
+/// How the regression gate finds the baseline and decides.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GateArgs {
+    /// Rounds per scenario [default: 3 when there is a baseline to compare with, else 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: Option<u32>,
+    /// The base branch whose merge-base with HEAD holds the baseline [default: $GITHUB_BASE_REF,
+    /// $CI_MERGE_REQUEST_TARGET_BRANCH_NAME, …, else origin/HEAD, origin/main, origin/master, main, master].
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Read the baseline as committed at this revision instead of the merge-base.
+    #[arg(long, value_name = "REV", conflicts_with = "base")]
+    pub baseline_rev: Option<String>,
+    /// Read the baseline from this file instead of git.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["base", "baseline_rev"])]
+    pub baseline_file: Option<PathBuf>,
+    /// Exit 3 when a regression check is inconclusive or there is no comparable baseline.
+    #[arg(long)]
+    pub strict: bool,
+    /// Compare with a baseline recorded on another machine (CPU model, cores, OS) as if it were this one.
+    #[arg(long)]
+    pub allow_other_machine: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RecordArgs {
+    /// Record only scenarios whose `package::scenario` name contains this (the others are kept).
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// Rounds per scenario.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Remove scenarios from the baseline that this run did not record (removed or renamed ones).
+    #[arg(long)]
+    pub allow_drop: bool,
+    /// Write (and merge into) this file instead of the configured baseline path.
+    #[arg(long, value_name = "PATH")]
+    pub baseline_file: Option<PathBuf>,
+    /// Drive an already running service at this URL instead of building and starting one.
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Override every scenario's measured duration (e.g. `5s`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Override every scenario's warmup.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CompareArgs {
+    /// The baseline side: a results.json or a baseline file.
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The current side: a results.json (or a baseline file).
+    #[arg(value_name = "HEAD")]
+    pub head: PathBuf,
+    /// Exit 3 when a check is inconclusive or a scenario has no comparable baseline.
+    #[arg(long)]
+    pub strict: bool,
+    /// Compare files recorded on different machines as if they were one.
+    #[arg(long)]
+    pub allow_other_machine: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -59,6 +134,22 @@ pub struct RunArgs {
     /// Override every scenario's warmup (e.g. `0s`, `1s`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// Reports for CI: JUnit, Markdown, OpenMetrics, the failure webhook.
+    #[command(flatten)]
+    pub outputs: crate::output::OutputArgs,
+    /// The baseline and the regression gate.
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReportArgs {
+    /// results.json files [default: the latest run's]; with several, the first is the baseline.
+    #[arg(value_name = "RESULTS")]
+    pub results: Vec<PathBuf>,
+    /// Where to write the page (overwritten) [default: report.html next to the last results file].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -152,6 +243,9 @@ impl CommonArgs {
 pub enum Action {
     Run(RunArgs),
     List(ListArgs),
+    Report(ReportArgs),
+    Record(RecordArgs),
+    Compare(CompareArgs),
 }
 
 impl Cli {
@@ -174,6 +268,9 @@ impl Cli {
         match &self.command {
             Some(Command::Run(r)) => Action::Run(r.clone()),
             Some(Command::List(l)) => Action::List(l.clone()),
+            Some(Command::Report(r)) => Action::Report(r.clone()),
+            Some(Command::Record(r)) => Action::Record(r.clone()),
+            Some(Command::Compare(c)) => Action::Compare(c.clone()),
             None => Action::Run(self.run.clone()),
         }
     }
@@ -191,6 +288,17 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--target-url",
     "--duration",
     "--warmup",
+    "--junit",
+    "--markdown",
+    "--prometheus",
+    "--notify",
+    "--run-url",
+    "-o",
+    "--output",
+    "--rounds",
+    "--base",
+    "--baseline-rev",
+    "--baseline-file",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -210,7 +318,7 @@ fn hoist_subcommand(args: &mut Vec<OsString>) {
             };
             continue;
         }
-        if a == "list" || a == "run" {
+        if matches!(a.as_ref(), "list" | "run" | "report" | "record" | "compare") {
             let sub = args.remove(i);
             args.insert(1, sub);
         }
@@ -362,6 +470,71 @@ mod tests {
         let cli = parse(&["cargo-perfgate", "-p", "list", "run", "pay"]);
         assert!(matches!(cli.action(), Action::Run(r) if r.filter.as_deref() == Some("pay")));
         assert_eq!(cli.common.packages, ["list"]);
+    }
+
+    #[test]
+    fn record_compare_and_gate_options_parse() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--manifest-path",
+            "x/Cargo.toml",
+            "record",
+            "work",
+            "--rounds",
+            "7",
+            "--allow-drop",
+        ]);
+        match cli.action() {
+            Action::Record(r) => {
+                assert_eq!(r.filter.as_deref(), Some("work"));
+                assert_eq!(r.rounds, 7);
+                assert!(r.allow_drop);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(parse(&["cargo-perfgate", "record"]).action(), Action::Record(r) if r.rounds == 5)
+        );
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "compare",
+            "a.json",
+            "b.json",
+            "--strict",
+        ]);
+        assert!(
+            matches!(cli.action(), Action::Compare(c) if c.base == std::path::Path::new("a.json") && c.strict)
+        );
+        let cli = parse(&[
+            "cargo-perfgate",
+            "--base",
+            "origin/develop",
+            "--rounds",
+            "4",
+            "--strict",
+            "--allow-other-machine",
+            "pay",
+        ]);
+        match cli.action() {
+            Action::Run(r) => {
+                assert_eq!(r.filter.as_deref(), Some("pay"));
+                assert_eq!(r.gate.base.as_deref(), Some("origin/develop"));
+                assert_eq!(r.gate.rounds, Some(4));
+                assert!(r.gate.strict && r.gate.allow_other_machine);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::parse_args(["cargo-perfgate", "--rounds", "0"]).is_err());
+        assert!(Cli::parse_args([
+            "cargo-perfgate",
+            "--base",
+            "main",
+            "--baseline-file",
+            "b.toml"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum Error {
     },
     #[error("scenario binary failed: {0}")]
     Scenario(String),
+    /// The baseline could not be found, read or written (git lookup, corrupt file, refused drop).
+    #[error("{0}")]
+    Baseline(String),
     #[error("interrupted")]
     Interrupted,
     #[error("{context}: {source}")]

@@ -4,12 +4,16 @@
 //! describe each scenario → build and start the service → run each scenario in its own process →
 //! SLO checks → table / JSON, `results.json`, exit code.
 
+pub mod baseline;
 pub mod build;
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod discover;
 pub mod error;
 pub mod gate;
+pub mod git;
+pub mod output;
 pub mod procs;
 pub mod report;
 pub mod run;
@@ -62,6 +66,12 @@ where
     let outcome = match cli.action() {
         Action::Run(args) => cmd_run(&cli.common, &args, &ui),
         Action::List(args) => cmd_list(&cli.common, args.filter.as_deref(), &ui),
+        Action::Report(args) => cmd_report(&cli.common, &args, &ui),
+        Action::Record(args) => cmd_record(&cli.common, &args, &ui),
+        Action::Compare(args) => {
+            compare::cmd_compare(&args, cli.common.message_format, stdout_color())
+                .and_then(|(text, code)| print_stdout(&text).map(|()| code))
+        }
     };
     match outcome {
         Ok(code) => code,
@@ -182,6 +192,28 @@ fn cmd_list(common: &CommonArgs, filter: Option<&str>, ui: &Ui) -> Result<i32> {
 }
 
 fn cmd_run(common: &CommonArgs, args: &cli::RunArgs, ui: &Ui) -> Result<i32> {
+    run_pipeline(common, args, None, ui)
+}
+
+/// `cargo perfgate record`: the run's pipeline with more rounds, no comparison, then the baseline file.
+fn cmd_record(common: &CommonArgs, args: &cli::RecordArgs, ui: &Ui) -> Result<i32> {
+    let run_args = cli::RunArgs {
+        filter: args.filter.clone(),
+        target_url: args.target_url.clone(),
+        duration: args.duration,
+        warmup: args.warmup,
+        ..Default::default()
+    };
+    run_pipeline(common, &run_args, Some(args), ui)
+}
+
+/// Build, run, check (and compare with the baseline, or record one).
+fn run_pipeline(
+    common: &CommonArgs,
+    args: &cli::RunArgs,
+    record: Option<&cli::RecordArgs>,
+    ui: &Ui,
+) -> Result<i32> {
     let started = Instant::now();
     let started_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -193,6 +225,11 @@ fn cmd_run(common: &CommonArgs, args: &cli::RunArgs, ui: &Ui) -> Result<i32> {
             )));
         }
     }
+    // The baseline is looked up first: a git problem is said before anything is built.
+    let baselines = match record {
+        None => Some(compare::lookup_baselines(common, &args.gate, ui)?),
+        Some(_) => None,
+    };
     let found = discover(common, args.filter.as_deref(), ui)?;
     let mut build_secs = found.build_secs;
 
@@ -248,24 +285,53 @@ fn cmd_run(common: &CommonArgs, args: &cli::RunArgs, ui: &Ui) -> Result<i32> {
         target_url: args.target_url.clone(),
         duration: args.duration,
         warmup: args.warmup,
+        rounds: match (record, args.gate.rounds) {
+            (Some(r), _) => r.rounds as usize,
+            (None, Some(n)) => n as usize,
+            // Several rounds only when there is something to compare them with.
+            (None, None) if baselines.iter().flatten().any(|g| g.file.is_some()) => 3,
+            (None, None) => 1,
+        },
     };
     let load_started = Instant::now();
-    let scenarios = run::run_all(&runs, &run_dir, &opts, ui)?;
+    output::progress::set_scenario_dir(&run_dir.join("scenarios"));
+    let scenarios = run::run_all(&runs, &run_dir, &opts, ui);
+    output::progress::cleanup(&run_dir.join("scenarios"));
+    let mut scenarios = scenarios?;
     let load_secs = load_started.elapsed().as_secs_f64();
 
-    let exit_code = check::exit_code(scenarios.iter().map(|s| s.verdict));
+    let environment = Fingerprint::collect(found.meta.workspace_root.as_std_path());
+    let flags = compare::GateFlags {
+        strict: args.gate.strict,
+        allow_other_machine: args.gate.allow_other_machine,
+    };
+    let gate = baselines.as_ref().map(|groups| {
+        compare::apply_baselines(
+            groups,
+            &mut scenarios,
+            &environment,
+            found.meta.workspace_root.as_std_path(),
+            flags,
+        )
+    });
+    let exit_code = compare::exit_code(
+        check::exit_code(scenarios.iter().map(|s| s.verdict)),
+        gate.as_ref(),
+        flags,
+    );
     let report = RunReport {
         schema_version: report::REPORT_SCHEMA_VERSION,
         perfgate_version: perfgate_runtime::format::PERFGATE_VERSION.to_string(),
         run_id,
         started_unix_ms,
-        environment: Fingerprint::collect(found.meta.workspace_root.as_std_path()),
+        environment,
         target_url: args.target_url.clone(),
         build_secs,
         load_secs,
         total_secs: started.elapsed().as_secs_f64(),
         scenarios,
         exit_code,
+        gate,
     };
     let results_path = run_dir.join("results.json");
     report::write_json_atomic(&results_path, &report)?;
@@ -281,5 +347,74 @@ fn cmd_run(common: &CommonArgs, args: &cli::RunArgs, ui: &Ui) -> Result<i32> {
     if common.message_format == MessageFormat::Json && !ui.quiet {
         eprintln!("results: {}", results_path.display());
     }
+    if common.message_format == MessageFormat::Json {
+        for w in report.gate.iter().flat_map(|g| &g.warnings) {
+            ui.warn(w);
+        }
+    }
+    if let Some(rec) = record {
+        compare::write_baselines(&found.meta, &found.packages, rec, &report, ui)?;
+    }
+    let written = output::emit(
+        &report,
+        &args.outputs,
+        &output::EmitContext {
+            workspace_root: found.meta.workspace_root.as_std_path(),
+            package_roots: found
+                .packages
+                .iter()
+                .map(|p| (p.name.clone(), p.root.clone()))
+                .collect(),
+            stdout_is_human: common.message_format == MessageFormat::Human,
+        },
+        ui,
+    );
+    for (verb, what) in written {
+        ui.status(verb, &what);
+    }
     Ok(exit_code)
+}
+
+/// `cargo perfgate report [RESULTS…] [-o FILE]`: the HTML page.
+fn cmd_report(common: &CommonArgs, args: &cli::ReportArgs, _ui: &Ui) -> Result<i32> {
+    let files = if args.results.is_empty() {
+        let meta = discover::metadata(common)?;
+        let dir = build::perfgate_dir(meta.target_directory.as_std_path());
+        vec![output::latest_results(&dir).ok_or_else(|| {
+            Error::Usage(format!(
+                "no results under {}; run `cargo perfgate` first or name results.json files",
+                dir.display()
+            ))
+        })?]
+    } else {
+        args.results.clone()
+    };
+    let mut reports = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
+        let r: RunReport = serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{} is not a perfgate results.json: {e}",
+                f.display()
+            ))
+        })?;
+        reports.push(r);
+    }
+    let ids: Vec<String> = reports.iter().map(|r| r.run_id.clone()).collect();
+    let runs: Vec<output::html::Run> = output::html::labels(reports.len(), &ids)
+        .into_iter()
+        .zip(reports)
+        .map(|(label, report)| output::html::Run { label, report })
+        .collect();
+    let out = args.output.clone().unwrap_or_else(|| {
+        files
+            .last()
+            .and_then(|f| f.parent())
+            .map_or_else(|| PathBuf::from("report.html"), |d| d.join("report.html"))
+    });
+    output::write_atomic(&out, &output::html::render(&runs))
+        .map_err(|e| Error::io(format!("writing {}", out.display()), e))?;
+    print_stdout(&format!("report: {}\n", out.display()))?;
+    Ok(exit::PASS)
 }

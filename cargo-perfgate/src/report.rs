@@ -1,5 +1,6 @@
 //! The results document (`results.json`), the terminal table and the environment fingerprint.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +12,9 @@ use perfgate_runtime::format::{
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Verdict};
+use crate::compare::GateSummary;
 use crate::error::{Error, Result};
+use crate::gate::{Decision, Outcome, RoundStats};
 
 /// Version of the `results.json` document (the CLI's; the scenario results inside carry their own).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -31,6 +34,9 @@ pub struct RunReport {
     pub total_secs: f64,
     pub scenarios: Vec<ScenarioReport>,
     pub exit_code: i32,
+    /// The comparison with the baseline: where it was read, warnings, counts of outcomes.
+    #[serde(default)]
+    pub gate: Option<GateSummary>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -51,6 +57,32 @@ pub struct ScenarioReport {
     /// The scenario binary's output.
     pub log: Option<PathBuf>,
     pub wall_secs: f64,
+    /// Every round's counts and histograms when the scenario ran several rounds (`--rounds`); the
+    /// first round is also `result`. Empty for a single round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundStats>,
+    /// What makes this measurement comparable with a baseline's (load, window, SLOs, data file hashes).
+    #[serde(default)]
+    pub spec_parts: BTreeMap<String, String>,
+    /// The regression checks against the baseline (empty when there was none to compare with).
+    #[serde(default)]
+    pub regressions: Vec<Decision>,
+}
+
+impl ScenarioReport {
+    /// The rounds the gate compares: `rounds`, or the single `result`.
+    pub fn all_rounds(&self) -> Vec<RoundStats> {
+        if !self.rounds.is_empty() {
+            return self.rounds.clone();
+        }
+        self.result
+            .iter()
+            .map(|r| RoundStats {
+                iterations: r.iterations.clone(),
+                requests: r.requests.clone(),
+            })
+            .collect()
+    }
 }
 
 /// What the numbers were measured on: a baseline from another machine is not comparable.
@@ -295,12 +327,157 @@ pub fn render_human(report: &RunReport, results_path: Option<&Path>, color: bool
             }
         }
     }
+    out.push_str(&render_regressions(report, color));
     out.push_str(&summary_line(report));
     out.push('\n');
+    if let Some(line) = gate_line(report) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     if let Some(p) = results_path {
         out.push_str(&format!("results: {}\n", p.display()));
     }
     out
+}
+
+/// `+12.3%`, or percentage points for the error rate.
+pub fn format_change(metric: perfgate_runtime::format::Metric, v: f64) -> String {
+    if metric == perfgate_runtime::format::Metric::Errors {
+        format!("{:+.2}pp", v * 100.0)
+    } else {
+        format!("{:+.1}%", v * 100.0)
+    }
+}
+
+/// A decision's change with its interval: `+12.3% [+8.1%, +16.0%]`.
+pub fn describe_change(d: &Decision) -> String {
+    match (d.change, d.change_low, d.change_high) {
+        (Some(c), Some(lo), Some(hi)) => format!(
+            "{} [{}, {}]",
+            format_change(d.metric, c),
+            format_change(d.metric, lo),
+            format_change(d.metric, hi)
+        ),
+        (Some(c), _, _) => format_change(d.metric, c),
+        _ => "-".to_string(),
+    }
+}
+
+/// `pay.p99`, or `p99` for the whole iteration.
+pub fn check_name(d: &Decision) -> String {
+    match &d.request {
+        Some(r) => format!("{r}.{}", d.metric),
+        None => d.metric.to_string(),
+    }
+}
+
+pub fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "REGRESSED",
+        Outcome::Inconclusive => "inconclusive",
+        Outcome::NotComparable => "not comparable",
+    }
+}
+
+/// The regression checks: one row per scenario and check, then a line per regression and warning.
+pub fn render_regressions(report: &RunReport, color: bool) -> String {
+    let rows: Vec<(&ScenarioReport, &Decision)> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.regressions.iter().map(move |d| (s, d)))
+        .collect();
+    let (red, yellow) = if color {
+        (
+            anstyle::AnsiColor::Red.on_default().bold(),
+            anstyle::AnsiColor::Yellow.on_default().bold(),
+        )
+    } else {
+        (anstyle::Style::new(), anstyle::Style::new())
+    };
+    let mut out = String::new();
+    let compared: Vec<_> = rows
+        .iter()
+        .filter(|(_, d)| d.outcome != Outcome::NotComparable)
+        .collect();
+    if !compared.is_empty() {
+        let mut t = new_table(color);
+        t.set_header([
+            "scenario",
+            "check",
+            "baseline",
+            "current",
+            "change [interval]",
+            "tolerance",
+            "verdict",
+        ]);
+        for (s, d) in &compared {
+            let value =
+                |v: Option<f64>| v.map_or("-".to_string(), |v| format::format_value(d.metric, v));
+            let verdict = Cell::new(outcome_str(d.outcome));
+            let verdict = match d.outcome {
+                Outcome::Pass => verdict.fg(Color::Green),
+                Outcome::Fail => verdict.fg(Color::Red).add_attribute(Attribute::Bold),
+                _ => verdict.fg(Color::Yellow),
+            };
+            t.add_row(vec![
+                Cell::new(&s.id),
+                Cell::new(check_name(d)),
+                num(value(d.baseline)),
+                num(value(d.current)),
+                num(describe_change(d)),
+                num(if d.metric == format::Metric::Errors {
+                    format!("{:.2}pp", d.tolerance * 100.0)
+                } else {
+                    format!("{:.0}%", d.tolerance * 100.0)
+                }),
+                verdict,
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    for (s, d) in &rows {
+        let at = s
+            .spec
+            .as_ref()
+            .map(|sp| format!(" ({}:{})", sp.file, sp.line))
+            .unwrap_or_default();
+        match d.outcome {
+            Outcome::Fail => out.push_str(&format!(
+                "{red}✗{red:#} {}: {} regressed — {}{at}\n",
+                s.id,
+                check_name(d),
+                d.note
+            )),
+            Outcome::NotComparable => {
+                out.push_str(&format!("{yellow}!{yellow:#} {}: {}\n", s.id, d.note))
+            }
+            _ => {}
+        }
+    }
+    if let Some(g) = &report.gate {
+        for w in &g.warnings {
+            out.push_str(&format!("{yellow}!{yellow:#} {w}\n"));
+        }
+    }
+    out
+}
+
+/// `baseline: perfgate.baseline.toml at 1a2b3c4d5e (merge-base of HEAD and main): 1 regressed, 2 inconclusive`
+pub fn gate_line(report: &RunReport) -> Option<String> {
+    let g = report.gate.as_ref()?;
+    let origin = g.baseline.as_deref().unwrap_or("none");
+    if !g.found {
+        return Some(format!("baseline: none ({origin})"));
+    }
+    let checks: usize = report.scenarios.iter().map(|s| s.regressions.len()).sum();
+    Some(format!(
+        "baseline: {origin}: {checks} regression check{}, {} regressed, {} inconclusive, {} not comparable",
+        if checks == 1 { "" } else { "s" },
+        g.fails,
+        g.inconclusive,
+        g.not_comparable
+    ))
 }
 
 /// Continuation lines of a multi-line cause, indented under the scenario's line.
@@ -403,6 +580,9 @@ mod tests {
             error: None,
             log: None,
             wall_secs: 11.0,
+            rounds: vec![],
+            spec_parts: BTreeMap::new(),
+            regressions: vec![],
         };
         let errored = ScenarioReport {
             id: "predict-service::catalogue".into(),
@@ -426,7 +606,81 @@ mod tests {
             total_secs: 15.0,
             scenarios: vec![failing, errored],
             exit_code: 2,
+            gate: None,
         }
+    }
+
+    #[test]
+    fn regressions_are_tabled_and_named() {
+        let mut r = report();
+        let d = |metric, outcome, change: Option<f64>, note: &str| Decision {
+            scenario: "predict-service::predict".into(),
+            request: None,
+            metric,
+            outcome,
+            baseline: Some(10.0),
+            current: change.map(|c| 10.0 * (1.0 + c)),
+            change,
+            change_low: change.map(|c| c - 0.05),
+            change_high: change.map(|c| c + 0.05),
+            tolerance: 0.10,
+            rounds_baseline: 5,
+            rounds_current: 3,
+            note: note.into(),
+        };
+        r.scenarios[0].regressions = vec![
+            d(
+                Metric::P99,
+                Outcome::Fail,
+                Some(0.30),
+                "at least 25% slower",
+            ),
+            d(Metric::P50, Outcome::Inconclusive, Some(0.08), "too noisy"),
+        ];
+        r.scenarios[1].regressions = vec![d(
+            Metric::P99,
+            Outcome::NotComparable,
+            None,
+            "not comparable: the scenario changed since the baseline (load: `a` → `b`)",
+        )];
+        r.gate = Some(GateSummary {
+            baseline: Some(
+                "perfgate.baseline.toml at 1a2b3c4d5e (merge-base of HEAD and main)".into(),
+            ),
+            found: true,
+            same_machine: true,
+            fails: 1,
+            inconclusive: 1,
+            not_comparable: 1,
+            warnings: vec!["1 regression check is inconclusive".into()],
+            ..Default::default()
+        });
+        let out = render_human(&r, None, false);
+        assert!(out.contains("change [interval]"), "{out}");
+        assert!(out.contains("+30.0% [+25.0%, +35.0%]"), "{out}");
+        assert!(
+            out.contains("REGRESSED") && out.contains("inconclusive"),
+            "{out}"
+        );
+        assert!(
+            out.contains("✗ predict-service::predict: p99 regressed — at least 25% slower (tests/perf.rs:12)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("! predict-service::catalogue: not comparable"),
+            "{out}"
+        );
+        assert!(
+            out.contains("! 1 regression check is inconclusive"),
+            "{out}"
+        );
+        assert!(
+            out.contains("baseline: perfgate.baseline.toml at 1a2b3c4d5e (merge-base of HEAD and main): 3 regression checks, 1 regressed, 1 inconclusive, 1 not comparable"),
+            "{out}"
+        );
+        // Without regressions, no second table.
+        assert!(!render_human(&report(), None, false).contains("change [interval]"));
+        assert_eq!(format_change(Metric::Errors, 0.002), "+0.20pp");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use perfgate_runtime::format::{self, LoadModel, ScenarioResult, ScenarioSpec};
 
-use crate::check::{check_slos, verdict, Verdict};
+use crate::check::{check_slo, check_slos, verdict, Check, Verdict};
 use crate::discover::{clean_env, PerfPackage, Scenario};
 use crate::error::{Error, Result};
 use crate::procs::{self, ChildGuard};
@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub target_url: Option<String>,
     pub duration: Option<Duration>,
     pub warmup: Option<Duration>,
+    /// Rounds per scenario (0 is taken as 1): the regression gate compares rounds, not single runs.
+    pub rounds: usize,
 }
 
 /// A package ready to run: its scenarios (described) and its services' executables.
@@ -187,6 +189,9 @@ fn run_scenario(
         error: None,
         log: None,
         wall_secs: 0.0,
+        rounds: Vec::new(),
+        spec_parts: BTreeMap::new(),
+        regressions: Vec::new(),
     };
     ui.scenario_start(scenario, &spec, opts);
 
@@ -239,48 +244,111 @@ fn run_scenario(
     let sampler = svc_name
         .as_ref()
         .map(|(n, _)| Sampler::start(services.running[n].pid()));
-    let outcome = execute(scenario, &spec, &base_url, scenario_dir, opts);
-    report.resources = sampler.and_then(Sampler::finish);
-    let outcome = outcome?;
-    report.log = Some(outcome.log.clone());
-
-    // Did the service survive the load?
+    // Every round against the same service; a round that errors or kills the service ends the scenario.
+    let rounds = opts.rounds.max(1);
+    let mut results = Vec::new();
+    let mut error = None;
     let mut died = None;
-    if let Some((name, restart)) = &svc_name {
-        let svc = services.running.get_mut(name).expect("started above");
-        if let Some(cause) = svc.exited() {
-            let tail = svc.log_tail(TAIL_LINES);
-            died = Some(format!(
-                "service `{name}` died during the scenario: it {cause}; the last lines of {}:\n{tail}",
-                svc.log_path().display()
-            ));
-            // Dropping it reaps it; the next scenario starts a fresh one.
-            services.running.remove(name);
-        } else if *restart == Restart::PerTest {
-            let svc = services.running.remove(name).expect("started above");
+    for round in 1..=rounds {
+        if round > 1 {
+            if procs::interrupted() {
+                drop(sampler.and_then(Sampler::finish));
+                return Err(Error::Interrupted);
+            }
+            ui.status("Round", &format!("{round}/{rounds} of {}", scenario.id));
+        }
+        let outcome = match execute(scenario, &spec, &base_url, scenario_dir, opts, round) {
+            Ok(o) => o,
+            Err(e) => {
+                drop(sampler.and_then(Sampler::finish));
+                return Err(e);
+            }
+        };
+        if report.log.is_none() {
+            report.log = Some(outcome.log.clone());
+        }
+        // Did the service survive the load?
+        if let Some((name, _)) = &svc_name {
+            let svc = services.running.get_mut(name).expect("started above");
+            if let Some(cause) = svc.exited() {
+                let tail = svc.log_tail(TAIL_LINES);
+                died = Some(format!(
+                    "service `{name}` died during the scenario: it {cause}; the last lines of {}:\n{tail}",
+                    svc.log_path().display()
+                ));
+                // Dropping it reaps it; the next scenario starts a fresh one.
+                services.running.remove(name);
+            }
+        }
+        results.extend(outcome.result);
+        if outcome.error.is_some() || died.is_some() {
+            error = outcome.error;
+            break;
+        }
+    }
+    report.resources = sampler.and_then(Sampler::finish);
+    if let Some((name, Restart::PerTest)) = &svc_name {
+        if let Some(svc) = services.running.remove(name) {
             if let Err(e) = svc.stop() {
                 ui.warn(&format!("stopping service `{name}`: {e}"));
             }
         }
     }
 
-    if let Some(result) = &outcome.result {
-        report.checks = check_slos(&spec, result);
-    }
-    let invalid = outcome.result.as_ref().is_some_and(|r| r.invalid.is_some());
-    report.verdict = verdict(
-        outcome.error.is_some(),
-        died.is_some(),
-        invalid,
-        &report.checks,
-    );
-    report.error = match (outcome.error, died) {
+    report.checks = median_checks(&spec, &results);
+    let invalid = results.iter().any(|r| r.invalid.is_some());
+    report.verdict = verdict(error.is_some(), died.is_some(), invalid, &report.checks);
+    report.error = match (error, died) {
         (Some(e), Some(d)) => Some(format!("{d}\n{e}")),
         (e, d) => d.or(e),
     };
-    report.result = outcome.result;
+    let window = |o: Option<Duration>, declared: u64| o.map_or(declared, |d| d.as_millis() as u64);
+    report.spec_parts = crate::baseline::spec_parts(
+        &spec,
+        &run.pkg.root,
+        window(opts.duration, spec.duration_ms),
+        window(opts.warmup, spec.warmup_ms),
+    );
+    if results.len() > 1 {
+        report.rounds = results
+            .iter()
+            .map(|r| crate::gate::RoundStats {
+                iterations: r.iterations.clone(),
+                requests: r.requests.clone(),
+            })
+            .collect();
+    }
+    report.result = results.into_iter().next();
     report.wall_secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The SLO checks of several rounds: per SLO, the round with the median measured value (a round where it
+/// could not be measured wins, so a missing value is never hidden).
+pub fn median_checks(spec: &ScenarioSpec, results: &[ScenarioResult]) -> Vec<Check> {
+    match results {
+        [] => Vec::new(),
+        [one] => check_slos(spec, one),
+        _ => spec
+            .slos
+            .iter()
+            .map(|slo| {
+                let mut checks: Vec<Check> = results.iter().map(|r| check_slo(slo, r)).collect();
+                if let Some(missing) = checks.iter().position(|c| c.measured.is_none()) {
+                    return checks.swap_remove(missing);
+                }
+                checks.sort_by(|a, b| {
+                    a.measured
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.measured.unwrap_or(0.0))
+                });
+                let n = checks.len();
+                let mut c = checks.swap_remove(n / 2);
+                c.message = format!("{} (median of {n} rounds)", c.message);
+                c
+            })
+            .collect(),
+    }
 }
 
 fn finish(mut report: ScenarioReport, started: Instant) -> ScenarioReport {
@@ -319,8 +387,12 @@ fn execute(
     base_url: &str,
     dir: &Path,
     opts: &RunOptions,
+    round: usize,
 ) -> Result<Outcome> {
-    let stem = scenario.file_stem();
+    let stem = match round {
+        0 | 1 => scenario.file_stem(),
+        n => format!("{}.round{n}", scenario.file_stem()),
+    };
     let out_path = dir.join(format!("{stem}.json"));
     let log_path = dir.join(format!("{stem}.log"));
     let mut outcome = Outcome {
@@ -558,6 +630,30 @@ pub fn create_run_dir(perfgate_dir: &Path, id: &str) -> Result<(String, PathBuf)
 mod tests {
     use super::*;
     use crate::check::tests::{result, spec};
+
+    #[test]
+    fn slos_of_several_rounds_use_the_median_round() {
+        use perfgate_runtime::format::{Metric, Op, Slo};
+        let sp = spec(vec![Slo {
+            request: None,
+            metric: Metric::P99,
+            op: Op::Lt,
+            threshold: 25.0,
+        }]);
+        // One noisy round above the bound does not fail a scenario whose median round is within it.
+        let rounds = [result(&sp, 10.0), result(&sp, 40.0), result(&sp, 12.0)];
+        let checks = median_checks(&sp, &rounds);
+        assert!(checks[0].passed, "{checks:?}");
+        assert_eq!(checks[0].measured, Some(12.0));
+        assert!(
+            checks[0].message.contains("median of 3 rounds"),
+            "{checks:?}"
+        );
+        let rounds = [result(&sp, 30.0), result(&sp, 40.0), result(&sp, 12.0)];
+        assert!(!median_checks(&sp, &rounds)[0].passed);
+        assert_eq!(median_checks(&sp, &rounds[..1])[0].measured, Some(30.0));
+        assert!(median_checks(&sp, &[]).is_empty());
+    }
 
     #[test]
     fn run_ids_are_utc_timestamps() {

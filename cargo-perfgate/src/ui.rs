@@ -5,6 +5,7 @@ use anstyle::{AnsiColor, Style};
 
 use crate::check::Verdict;
 use crate::discover::Scenario;
+use crate::output::progress;
 use crate::report::{describe_duration, describe_load};
 use crate::run::RunOptions;
 use perfgate_runtime::format::ScenarioSpec;
@@ -21,7 +22,7 @@ const RED: Style = AnsiColor::Red.on_default().bold();
 
 impl Ui {
     fn line(&self, style: Style, word: &str, msg: &str) {
-        anstream::eprintln!("{style}{word:>12}{style:#} {msg}");
+        progress::with_line_cleared(|| anstream::eprintln!("{style}{word:>12}{style:#} {msg}"));
     }
 
     pub fn status(&self, word: &str, msg: &str) {
@@ -32,10 +33,11 @@ impl Ui {
 
     /// Warnings are shown even with `--quiet`: they say something is off.
     pub fn warn(&self, msg: &str) {
-        anstream::eprintln!("{YELLOW}warning{YELLOW:#}: {msg}");
+        progress::with_line_cleared(|| anstream::eprintln!("{YELLOW}warning{YELLOW:#}: {msg}"));
     }
 
     pub fn error(&self, msg: &str) {
+        progress::end();
         anstream::eprintln!("{RED}error{RED:#}: {msg}");
     }
 
@@ -60,9 +62,26 @@ impl Ui {
                 describe_duration(&shown)
             ),
         );
+        if progress::enabled(self.quiet) {
+            let measured = match &shown.load {
+                perfgate_runtime::format::LoadModel::Ramping { stages } => stages
+                    .iter()
+                    .map(|s| s.duration_ms)
+                    .sum::<u64>()
+                    .max(shown.duration_ms),
+                _ => shown.duration_ms,
+            };
+            progress::begin(
+                &s.id,
+                &s.file_stem(),
+                std::time::Duration::from_millis(measured + shown.warmup_ms),
+                opts.rounds,
+            );
+        }
     }
 
     pub fn scenario_done(&self, r: &crate::report::ScenarioReport) {
+        progress::end();
         if self.quiet {
             return;
         }

@@ -9,32 +9,234 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::http::uri::Authority;
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::net::TcpStream;
 
 use crate::engine::Run;
 use crate::error::{chain, Error, ErrorKind, Result};
-
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The only header the client adds on its own (besides Host and the body's length and type):
 /// defaults such as `Accept-Encoding` change what a service does, so they are the scenario's call.
 const USER_AGENT_VALUE: &str = concat!("perfgate/", env!("CARGO_PKG_VERSION"));
 
+/// One worker's HTTP client. Requests to the service go through the worker's own pool of
+/// connections to it; an absolute URL to another host goes through hyper's general client.
+pub(crate) struct HttpClient {
+    pool: Option<Pool>,
+    other: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Why an exchange failed: the kind and what hyper or the OS said.
+pub(crate) type ExchangeError = (ErrorKind, String);
+
 /// A keep-alive pool over HTTP/1.1, or HTTP/2 with prior knowledge when `http2`.
-pub(crate) fn build_client(connect_timeout: Duration, http2: bool) -> HttpClient {
+pub(crate) fn build_client(base_url: &str, connect_timeout: Duration, http2: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     let mut builder = Client::builder(TokioExecutor::new());
     builder.http2_only(http2);
-    builder.build(connector)
+    HttpClient {
+        pool: Pool::new(base_url, connect_timeout, http2),
+        other: builder.build(connector),
+    }
+}
+
+impl HttpClient {
+    /// Sends the request and reads the whole response.
+    pub(crate) async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
+        if let Some(pool) = self.pool.as_ref().filter(|p| p.serves(request.uri())) {
+            return pool.exchange(request).await;
+        }
+        let response = self.other.request(request).await.map_err(|e| {
+            let kind = if e.is_connect() {
+                ErrorKind::Connect
+            } else {
+                ErrorKind::Other
+            };
+            (kind, chain(&e))
+        })?;
+        let (parts, body) = response.into_parts();
+        Ok((parts, read_body(body).await?))
+    }
+}
+
+async fn read_body(body: Incoming) -> std::result::Result<Bytes, ExchangeError> {
+    match body.collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err((ErrorKind::Other, format!("reading the body: {}", chain(&e)))),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Connections of one worker to the service. Why not hyper-util's pool: it takes a keyed map and a
+/// lock per request, scans its idle list on every checkout, and races a new connection against every
+/// wait for an idle one, which under a burst opens thousands of connections and feeds the overload.
+/// Here idle HTTP/1.1 connections are a stack (the most recently used first: warm, and as few as the
+/// load needs), a new one is opened only when none is idle, and HTTP/2 shares one connection.
+struct Pool {
+    authority: Authority,
+    /// `host:port` to connect to.
+    addr: String,
+    host: HeaderValue,
+    http2: bool,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
+    h2: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
+}
+
+impl Pool {
+    fn new(base_url: &str, connect_timeout: Duration, http2: bool) -> Option<Pool> {
+        let uri: Uri = base_url.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let authority = uri.authority()?.clone();
+        let addr = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Some(Pool {
+            host: HeaderValue::from_str(authority.as_str()).ok()?,
+            authority,
+            addr,
+            http2,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+        })
+    }
+
+    fn serves(&self, uri: &Uri) -> bool {
+        uri.scheme_str() == Some("http") && uri.authority() == Some(&self.authority)
+    }
+
+    async fn connect(&self) -> std::result::Result<TokioIo<TcpStream>, ExchangeError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.addr))
+            .await
+            .map_err(|_| {
+                (
+                    ErrorKind::Connect,
+                    "client error (Connect): timed out".into(),
+                )
+            })?
+            .map_err(|e| (ErrorKind::Connect, format!("client error (Connect): {e}")))?;
+        // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
+        let _ = stream.set_nodelay(true);
+        Ok(TokioIo::new(stream))
+    }
+
+    async fn exchange(
+        &self,
+        mut request: Request<Full<Bytes>>,
+    ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
+        if self.http2 {
+            return self.exchange_h2(request).await;
+        }
+        if !request.headers().contains_key(HOST) {
+            request.headers_mut().insert(HOST, self.host.clone());
+        }
+        // HTTP/1.1 to the origin: the request line carries the path only.
+        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        parts.scheme = None;
+        parts.authority = None;
+        *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
+        // At most two passes: a reused connection the service had closed gets the request back
+        // unsent, and it goes once more on a new connection.
+        let mut request = Some(request);
+        for _ in 0..2 {
+            let Some(req) = request.take() else { break };
+            let (mut sender, reused) = self.checkout().await?;
+            match sender.try_send_request(req).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let body = read_body(body).await?;
+                    if !sender.is_closed() {
+                        lock(&self.idle).push(sender);
+                    }
+                    return Ok((parts, body));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => request = Some(unsent),
+                    _ => return Err((ErrorKind::Other, chain(e.error()))),
+                },
+            }
+        }
+        Err((
+            ErrorKind::Other,
+            "connection closed before the request was sent".into(),
+        ))
+    }
+
+    /// An idle connection ready for a request (and true), or a new one.
+    async fn checkout(
+        &self,
+    ) -> std::result::Result<(http1::SendRequest<Full<Bytes>>, bool), ExchangeError> {
+        // Bounded by the idle stack: each pass takes one connection off it.
+        loop {
+            let idle = lock(&self.idle).pop();
+            let Some(mut sender) = idle else { break };
+            // Ready at once unless its connection task has not yet seen the last response end;
+            // an error means it was closed.
+            if sender.ready().await.is_ok() {
+                return Ok((sender, true));
+            }
+        }
+        let (sender, conn) = http1::handshake(self.connect().await?)
+            .await
+            .map_err(|e| (ErrorKind::Connect, chain(&e)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((sender, false))
+    }
+
+    async fn exchange_h2(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
+        let shared = lock(&self.h2).clone().filter(|s| !s.is_closed());
+        let mut sender = match shared {
+            Some(s) => s,
+            None => {
+                let (sender, conn) = http2::handshake(TokioExecutor::new(), self.connect().await?)
+                    .await
+                    .map_err(|e| (ErrorKind::Connect, chain(&e)))?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                *lock(&self.h2) = Some(sender.clone());
+                sender
+            }
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| (ErrorKind::Other, chain(&e)))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| (ErrorKind::Other, chain(&e)))?;
+        let (parts, body) = response.into_parts();
+        Ok((parts, read_body(body).await?))
+    }
 }
 
 type StateMap = HashMap<TypeId, Box<dyn Any + Send>>;
@@ -118,7 +320,9 @@ impl Ctx {
         &self.run.base_url
     }
 
-    /// Index of this iteration in the run (warmup included), from 0.
+    /// Number of this iteration in the run (warmup included), unique, from 0. In the open models it
+    /// is the start's index in the schedule; in the closed model the numbers are roughly in start
+    /// order (each worker thread numbers its own iterations, interleaved with the others').
     pub fn iteration(&self) -> u64 {
         self.iteration
     }
@@ -266,30 +470,15 @@ impl RequestBuilder {
                 return Err(e);
             }
         };
-        let url = request.uri().to_string();
+        // The URL is spelled out only for an error message, not on every request.
+        let url = Lazy(|| full_url(&run.base_url, &target));
         let timeout = timeout.unwrap_or(run.timeout);
         let start = Instant::now();
         let exchange = async {
-            let response = run.client.request(request).await.map_err(|e| {
-                let kind = if e.is_connect() {
-                    ErrorKind::Connect
-                } else {
-                    ErrorKind::Other
-                };
-                Error::new(kind, format!("{method} {url}: {}", chain(&e)))
-            })?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
+            run.client
+                .exchange(request)
                 .await
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Other,
-                        format!("{method} {url}: reading the body: {}", chain(&e)),
-                    )
-                })?
-                .to_bytes();
-            Ok::<_, Error>((parts, body))
+                .map_err(|(kind, detail)| Error::new(kind, format!("{method} {url}: {detail}")))
         };
         let outcome = match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
@@ -328,18 +517,8 @@ fn build_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>> {
-    let url = if target.starts_with("http://") || target.starts_with("https://") {
-        target.to_owned()
-    } else {
-        let base = base_url.trim_end_matches('/');
-        if target.starts_with('/') {
-            format!("{base}{target}")
-        } else {
-            format!("{base}/{target}")
-        }
-    };
-    let uri: Uri = url
-        .parse()
+    let url = full_url(base_url, target);
+    let uri = Uri::try_from(url.as_str())
         .map_err(|e| Error::new(ErrorKind::Other, format!("invalid URL `{url}`: {e}")))?;
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = method;
@@ -351,6 +530,29 @@ fn build_request(
             .insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     }
     Ok(request)
+}
+
+fn full_url(base_url: &str, target: &str) -> String {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        target.to_owned()
+    } else {
+        let base = base_url.trim_end_matches('/');
+        let slash = if target.starts_with('/') { "" } else { "/" };
+        let mut url = String::with_capacity(base.len() + slash.len() + target.len());
+        url.push_str(base);
+        url.push_str(slash);
+        url.push_str(target);
+        url
+    }
+}
+
+/// Displays what a closure returns, computed only when displayed.
+struct Lazy<F>(F);
+
+impl<F: Fn() -> String> std::fmt::Display for Lazy<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&(self.0)())
+    }
 }
 
 /// A complete response (the body has been read).

@@ -1,14 +1,22 @@
 //! The load engine: open (fixed or ramping rate) and closed models, warmup, the end of the window.
 //!
-//! Open models: a pacer thread owns the schedule. Iteration `i` is intended at `t0 + offset(i)`; the
-//! pacer sleeps on the OS timer (tens of microseconds of precision, where tokio's timer has a
-//! millisecond) and spawns the iteration as a task. Latency is recorded from the intended start
-//! (corrected) and from the task's first poll (uncorrected), and the difference, the schedule lag,
-//! is recorded too. At most `max_in_flight` iterations run at once: a start that finds no free slot
-//! waits for one (it starts late, and its corrected latency shows the wait, like a wrk2 connection
-//! would), for at most the request timeout and never past the window; then it is dropped.
+//! Threads: `workers` threads, each with its own current-thread tokio runtime, HTTP client
+//! (connection pool), slots and recording shard, so the per-request path never crosses a core: no
+//! shared locks, no cross-thread wake-ups, no work stealing. The calling thread only coordinates (the
+//! time-series ticker, the end of the run).
 //!
-//! Closed model: `users` loops, each running an iteration, then thinking `think_ms`.
+//! Open models (like wrk2): worker `k` of `n` owns iterations `k, k+n, k+2n, …` of the schedule;
+//! iteration `i` is intended at `t0 + offset(i)`. Each worker's pacer sleeps until then on a timerfd
+//! registered with its runtime (nanosecond precision and no slack, where tokio's own timer has a
+//! millisecond grain), then spawns the iteration on its runtime. Latency is recorded from the
+//! intended start (corrected) and from the iteration's first poll (uncorrected), and the difference,
+//! the schedule lag, is recorded too. At most `max_in_flight` iterations run at once (split across
+//! workers): a start that finds no free slot waits for one (it starts late, and its corrected latency
+//! shows the wait, like a wrk2 connection would), for at most the request timeout and never past the
+//! window; then it is dropped.
+//!
+//! Closed model: `users` loops spread over the workers, each running an iteration, then thinking
+//! `think_ms`.
 //!
 //! Warmup runs the same load first; nothing it does is recorded. When the measured window ends no
 //! iteration starts; those in flight get `timeout_ms` to finish, then are cancelled and counted as
@@ -17,12 +25,11 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::client::{build_client, new_state, Ctx, HttpClient};
 use crate::error::{Error, ErrorKind, Result};
@@ -31,16 +38,21 @@ use crate::format::{
 };
 use crate::record::{Recorder, LATE_THRESHOLD};
 
-/// What every iteration of one run shares.
+/// What the iterations of one worker share (one per worker thread, so its reference count and its
+/// client's pool stay on one core).
 pub(crate) struct Run {
     pub(crate) client: HttpClient,
     pub(crate) base_url: String,
     pub(crate) timeout: Duration,
-    pub(crate) recorder: Recorder,
-    /// Set when the window is over and the grace period too: iterations still running give up.
-    stop: watch::Receiver<bool>,
-    /// Numbers the closed model's iterations across users, in start order.
-    next_iteration: AtomicU64,
+    pub(crate) recorder: Arc<Recorder>,
+}
+
+/// A worker's view of the scenario.
+struct Worker<F> {
+    run: Arc<Run>,
+    f: Arc<F>,
+    /// When iterations still running give up: the end of the window plus the grace period.
+    give_up: Instant,
 }
 
 /// Fraction of late or dropped starts above which a run is marked invalid.
@@ -51,24 +63,41 @@ const MIN_DEFAULT_IN_FLIGHT: u64 = 256;
 const MAX_DEFAULT_IN_FLIGHT: u64 = 4096;
 /// How long cancelled iterations get to record themselves after the grace period.
 const CANCEL_WAIT: Duration = Duration::from_secs(1);
+/// The rate one worker thread is given before another is added: one core's worth of HTTP/1.1
+/// requests is several times this, so a second thread only comes in when a core is likely short.
+const RATE_PER_WORKER: f64 = 5000.0;
+/// Closed-model users per worker before another is added.
+const USERS_PER_WORKER: u64 = 8;
 
 /// The default bound on concurrent iterations of an open model.
 pub fn default_max_in_flight(spec: &ScenarioSpec) -> u64 {
     let peak = match &spec.load {
-        LoadModel::Open { rate } => *rate,
-        LoadModel::Ramping { stages } => stages.iter().map(|s| s.target_rate).fold(0.0, f64::max),
         LoadModel::Closed { users, .. } => return *users,
+        load => peak_rate(load),
     };
     let want = (peak * spec.timeout_ms as f64 / 1000.0).ceil();
     (want as u64).clamp(MIN_DEFAULT_IN_FLIGHT, MAX_DEFAULT_IN_FLIGHT)
 }
 
-/// Worker threads of the generator's runtime: enough for the HTTP work of a single-machine gate,
-/// few enough to leave cores to the service it measures.
-fn worker_threads() -> usize {
-    std::thread::available_parallelism()
+fn peak_rate(load: &LoadModel) -> f64 {
+    match load {
+        LoadModel::Open { rate } => *rate,
+        LoadModel::Ramping { stages } => stages.iter().map(|s| s.target_rate).fold(0.0, f64::max),
+        LoadModel::Closed { .. } => 0.0,
+    }
+}
+
+/// Worker threads of the generator: as many as the load needs, at most the cores this process may
+/// run on (a generator pinned to one core gets one) and at most 4, to leave cores to the service.
+fn worker_threads(load: &LoadModel) -> usize {
+    let cores = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .clamp(1, 4)
+        .clamp(1, 4);
+    let want = match load {
+        LoadModel::Closed { users, .. } => users.div_ceil(USERS_PER_WORKER) as usize,
+        load => (peak_rate(load) / RATE_PER_WORKER).ceil() as usize,
+    };
+    want.clamp(1, cores)
 }
 
 /// Checks a spec before any load is sent (the macro checks at compile time; this is for hand-made
@@ -114,6 +143,22 @@ pub(crate) fn validate(spec: &ScenarioSpec) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The times of one run, shared by every worker.
+#[derive(Clone, Copy)]
+struct Window {
+    t0: Instant,
+    start: Instant,
+    end: Instant,
+    timeout: Duration,
+}
+
+/// What the pacers report at the end: starts intended in the measured window, of which dropped.
+#[derive(Default)]
+struct Paced {
+    intended: u64,
+    dropped: u64,
+}
+
 /// Runs the scenario against `base_url` and returns its results. `Err` is a setup failure (bad spec,
 /// bad URL, no runtime), never a failing service: those are counted in the results.
 pub(crate) fn execute<F, Fut>(
@@ -135,106 +180,148 @@ where
         ));
     }
     quiet_worker_panics();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads())
-        .thread_name(WORKER_THREAD)
+    let runtime_error =
+        |e: std::io::Error| format!("cannot start the load generator's runtime: {e}");
+    let coordinator = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
-    let result = runtime.block_on(drive(spec.clone(), base_url.to_owned(), Arc::new(f)));
-    // An iteration stuck in blocking code must not hang the test process.
-    runtime.shutdown_background();
-    Ok(result)
-}
+        .map_err(runtime_error)?;
+    let n = worker_threads(&spec.load);
+    let runtimes = (0..n)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(runtime_error)?;
 
-async fn drive<F, Fut>(spec: ScenarioSpec, base_url: String, f: Arc<F>) -> ScenarioResult
-where
-    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result> + Send + 'static,
-{
     let warmup = Duration::from_millis(spec.warmup_ms);
     let duration = Duration::from_millis(spec.duration_ms);
     let timeout = Duration::from_millis(spec.timeout_ms);
     let http2 = std::env::var(format::env::HTTP2).is_ok_and(|v| v == "1" || v == "true");
-    // A little slack so the first intended start is not already late while things spin up.
+    // A little slack so the first intended start is not already late while threads spin up.
     let t0 = Instant::now() + Duration::from_millis(10);
-    let window_start = t0 + warmup;
-    let window_end = window_start + duration;
-    let seconds = u32::try_from(spec.duration_ms.div_ceil(1000)).unwrap_or(u32::MAX);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let run = Arc::new(Run {
-        client: build_client(timeout, http2),
-        base_url: base_url.trim_end_matches('/').to_owned(),
+    let window = Window {
+        t0,
+        start: t0 + warmup,
+        end: t0 + warmup + duration,
         timeout,
-        recorder: Recorder::new(window_start, seconds),
-        stop: stop_rx,
-        next_iteration: AtomicU64::new(0),
-    });
+    };
+    let seconds = u32::try_from(spec.duration_ms.div_ceil(1000)).unwrap_or(u32::MAX);
+    let recorder = Arc::new(Recorder::new(window.start, seconds));
     let started_unix_ms = (SystemTime::now()
-        + window_start.saturating_duration_since(Instant::now()))
+        + window.start.saturating_duration_since(Instant::now()))
     .duration_since(UNIX_EPOCH)
     .map_or(0, |d| d.as_millis() as u64);
-    let ticker = tokio::spawn(tick_seconds(run.clone()));
 
-    let (slots, total_slots, pacing) = match &spec.load {
-        LoadModel::Closed { users, think_ms } => {
-            let users = *users as u32;
-            let slots = Arc::new(Semaphore::new(users as usize));
-            for user in 0..users {
-                let window = (t0, window_start, window_end);
-                let loop_ = user_loop(
-                    run.clone(),
-                    f.clone(),
-                    slots.clone(),
-                    u64::from(user),
-                    *think_ms,
-                    window,
-                );
-                tokio::spawn(loop_);
-            }
-            (slots, users, None)
-        }
-        load => {
-            let max = spec
-                .max_in_flight
-                .unwrap_or_else(|| default_max_in_flight(&spec));
-            let max = max
-                .min(Semaphore::MAX_PERMITS as u64)
-                .min(u64::from(u32::MAX)) as u32;
-            let slots = Arc::new(Semaphore::new(max as usize));
-            let plan = Pacer {
-                schedule: RateSchedule::new(load, warmup),
-                t0,
-                warmup_secs: warmup.as_secs_f64(),
-                end_secs: (warmup + duration).as_secs_f64(),
-                window_end,
-                drop_after: timeout,
-            };
-            let (run2, f2, slots2) = (run.clone(), f.clone(), slots.clone());
-            let pacer = tokio::task::spawn_blocking(move || plan.run(run2, f2, slots2));
-            (slots, max, Some(pacer))
-        }
-    };
-
-    tokio::time::sleep_until(window_end.into()).await;
-    let (intended, dropped) = match pacing {
-        Some(pacer) => pacer.await.unwrap_or_default(),
-        None => (0, 0),
-    };
-    // Every slot back means every iteration is over; in-flight ones get the request timeout.
-    let drained = tokio::time::timeout(timeout, slots.acquire_many(total_slots))
-        .await
-        .is_ok();
-    if !drained {
-        let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(CANCEL_WAIT, slots.acquire_many(total_slots)).await;
+    // Each worker's share of the slots: users, or max_in_flight split evenly (the schedule is too).
+    let total_slots = match &spec.load {
+        LoadModel::Closed { users, .. } => *users,
+        _ => spec
+            .max_in_flight
+            .unwrap_or_else(|| default_max_in_flight(spec)),
     }
-    slots.close();
-    ticker.abort();
-    run.recorder.summarise_seconds(None);
+    .min(Semaphore::MAX_PERMITS as u64)
+    .min(u64::from(u32::MAX));
+    let share = |k: usize| {
+        let (base, extra) = (total_slots / n as u64, total_slots % n as u64);
+        (base + u64::from((k as u64) < extra)).max(1) as u32
+    };
+    let slots: Vec<Arc<Semaphore>> = (0..n)
+        .map(|k| Arc::new(Semaphore::new(share(k) as usize)))
+        .collect();
 
-    let totals = run.recorder.totals();
-    let measured_secs = duration.as_secs_f64();
+    let f = Arc::new(f);
+    let (exit_tx, exit_rx) = tokio::sync::watch::channel(false);
+    let (paced_tx, mut paced_rx) = tokio::sync::mpsc::unbounded_channel::<Paced>();
+    let (exited_tx, exited_rx) = std::sync::mpsc::channel::<()>();
+    for (k, rt) in runtimes.into_iter().enumerate() {
+        let run = Arc::new(Run {
+            client: build_client(base_url, timeout, http2),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+            recorder: recorder.clone(),
+        });
+        let worker = Arc::new(Worker {
+            run,
+            f: f.clone(),
+            give_up: window.end + timeout,
+        });
+        let (load, slots) = (spec.load.clone(), slots[k].clone());
+        let (mut exit, paced, exited) = (exit_rx.clone(), paced_tx.clone(), exited_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name(WORKER_THREAD.into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    start_worker(worker, load, window, slots, (k as u64, n as u64), paced);
+                    let _ = exit.wait_for(|e| *e).await;
+                });
+                // Whatever is still running (stuck iterations, idle connections) is dropped.
+                rt.shutdown_background();
+                let _ = exited.send(());
+            });
+        if let Err(e) = spawned {
+            let _ = exit_tx.send(true);
+            return Err(format!("cannot start a load generator thread: {e}"));
+        }
+    }
+    drop((paced_tx, exited_tx));
+
+    let paced = coordinator.block_on(async {
+        let ticker = tokio::spawn(tick_seconds(recorder.clone()));
+        tokio::time::sleep_until(window.end.into()).await;
+        // Pacers end with the window (a start waiting for a slot gives up then too); the bound is
+        // for a worker stuck in blocking scenario code.
+        let mut paced = Paced::default();
+        let pacers_done = window.end + timeout + CANCEL_WAIT;
+        while let Ok(Some(p)) = tokio::time::timeout_at(pacers_done.into(), paced_rx.recv()).await {
+            paced.intended += p.intended;
+            paced.dropped += p.dropped;
+        }
+        // Every slot back means every iteration is over (and recorded). In-flight ones give up at
+        // `give_up`; then they get CANCEL_WAIT to record themselves.
+        let all_back = async {
+            for (k, s) in slots.iter().enumerate() {
+                let _ = s.acquire_many(share(k)).await;
+            }
+        };
+        let _ =
+            tokio::time::timeout_at((window.end + timeout + CANCEL_WAIT).into(), all_back).await;
+        ticker.abort();
+        paced
+    });
+    let _ = exit_tx.send(true);
+    // Workers exit at once unless a thread is stuck in blocking code: never wait long for those.
+    let exit_by = Instant::now() + CANCEL_WAIT;
+    for _ in 0..n {
+        let left = exit_by.saturating_duration_since(Instant::now());
+        if exited_rx.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    drop(coordinator);
+    recorder.summarise_seconds(None);
+    Ok(summarise(
+        spec.clone(),
+        base_url.to_owned(),
+        started_unix_ms,
+        &recorder,
+        paced,
+        total_slots,
+    ))
+}
+
+fn summarise(
+    spec: ScenarioSpec,
+    base_url: String,
+    started_unix_ms: u64,
+    recorder: &Recorder,
+    paced: Paced,
+    total_slots: u64,
+) -> ScenarioResult {
+    let totals = recorder.totals();
+    let measured_secs = spec.duration_ms as f64 / 1000.0;
     let iterations = totals.iterations.stats(measured_secs);
     let requests = totals
         .requests
@@ -249,9 +336,9 @@ where
             ..Schedule::default()
         },
         _ => Schedule {
-            intended,
+            intended: paced.intended,
             late: totals.late,
-            dropped,
+            dropped: paced.dropped,
             lag: LatencySummary::from_histogram(&totals.lag),
             lag_histogram: format::encode_histogram(&totals.lag),
         },
@@ -273,7 +360,7 @@ where
         requests,
         schedule,
         invalid,
-        timeseries: run.recorder.timeseries(),
+        timeseries: recorder.timeseries(),
     }
 }
 
@@ -281,7 +368,7 @@ fn invalid_reason(
     schedule: &Schedule,
     late_waiting: u64,
     started: u64,
-    max_in_flight: u32,
+    max_in_flight: u64,
 ) -> Option<String> {
     if started == 0 {
         return Some("no iteration started in the measured window".into());
@@ -316,8 +403,7 @@ fn invalid_reason(
 }
 
 /// Summarises each second of the measured window shortly after it ends.
-async fn tick_seconds(run: Arc<Run>) {
-    let recorder = &run.recorder;
+async fn tick_seconds(recorder: Arc<Recorder>) {
     for k in 0..recorder.seconds() {
         // The margin lets iterations that ended just before the boundary record themselves.
         let at = recorder.window_start()
@@ -325,24 +411,91 @@ async fn tick_seconds(run: Arc<Run>) {
             + Duration::from_millis(200);
         tokio::time::sleep_until(at.into()).await;
         recorder.summarise_seconds(Some(k));
+        report_progress(&recorder, k);
+    }
+}
+
+/// Live numbers for `cargo perfgate`'s progress line: the finished seconds so far, as JSON, next to the
+/// results file (`format::progress_path`), temp file + rename. Best effort: a failure costs only them.
+fn report_progress(recorder: &Recorder, upto: u32) {
+    let Some(out) = std::env::var_os(format::env::OUT) else {
+        return;
+    };
+    let path = format::progress_path(std::path::Path::new(&out));
+    let mut seconds = recorder.timeseries();
+    seconds.truncate(upto as usize + 1);
+    let Ok(json) = serde_json::to_vec(&seconds) else {
+        return;
+    };
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    if std::fs::write(&tmp, json).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+}
+
+/// Spawns a worker's share of the load on its runtime: its users, or its pacer.
+fn start_worker<F, Fut>(
+    worker: Arc<Worker<F>>,
+    load: LoadModel,
+    window: Window,
+    slots: Arc<Semaphore>,
+    (k, n): (u64, u64),
+    paced: tokio::sync::mpsc::UnboundedSender<Paced>,
+) where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result> + Send + 'static,
+{
+    tokio::spawn(keep_a_wake_up_planned(worker.give_up + CANCEL_WAIT));
+    match load {
+        LoadModel::Closed { users, think_ms } => {
+            drop(paced);
+            let think = Duration::from_millis(think_ms);
+            for user in (k..users).step_by(n as usize) {
+                let w = worker.clone();
+                tokio::spawn(user_loop(w, slots.clone(), user, (k, n), think, window));
+            }
+        }
+        load => {
+            let pacer = Pacer {
+                schedule: RateSchedule::new(&load, window.start - window.t0),
+                window,
+                warmup_secs: (window.start - window.t0).as_secs_f64(),
+                end_secs: (window.end - window.t0).as_secs_f64(),
+            };
+            tokio::spawn(async move {
+                let p = pacer.run(worker, slots, k, n).await;
+                let _ = paced.send(p);
+            });
+        }
+    }
+}
+
+/// How often a worker's timer wakes it when nothing else does.
+const PLANNED_WAKE_UP: Duration = Duration::from_millis(50);
+
+/// tokio's timer wakes its own thread (an eventfd write, then an extra trip through epoll) whenever a
+/// timer is set to expire before the wake-up the driver has planned, and always when none is planned,
+/// which is the usual state between two requests of an open model. Every request sets two (its
+/// timeout, its iteration's give-up time): measured, about two extra system calls and one extra
+/// wake-up per request. A tick every 50 ms keeps an earlier wake-up planned, so setting them is free.
+async fn keep_a_wake_up_planned(until: Instant) {
+    // Bounded by `until`, a few seconds after the window.
+    while Instant::now() < until {
+        tokio::time::sleep(PLANNED_WAKE_UP).await;
     }
 }
 
 /// Runs one iteration and records it (when measured). `intended`: the start the schedule called for
 /// (the actual start in the closed model).
-async fn iteration<F, Fut>(
-    run: Arc<Run>,
-    f: Arc<F>,
-    ctx: Ctx,
-    intended: Option<Instant>,
-    waited: bool,
-) where
+async fn iteration<F, Fut>(worker: &Worker<F>, ctx: Ctx, intended: Option<Instant>, waited: bool)
+where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result> + Send + 'static,
 {
     let start = Instant::now();
     let measured = ctx.measured();
-    let outcome = match catch_unwind(AssertUnwindSafe(|| f(ctx))) {
+    let outcome = match catch_unwind(AssertUnwindSafe(|| (worker.f)(ctx))) {
         Err(payload) => Err(panic_error(payload)),
         Ok(fut) => {
             let mut fut = pin!(fut);
@@ -354,11 +507,11 @@ async fn iteration<F, Fut>(
                     Err(payload) => Poll::Ready(Err(panic_error(payload))),
                 }
             });
-            let mut stop = run.stop.clone();
-            tokio::select! {
-                biased;
-                r = guarded => r,
-                _ = stop.wait_for(|stopped| *stopped) => Err(Error::new(
+            // A deadline on the worker's own timer wheel: no shared cancellation signal to register
+            // with on every iteration.
+            match tokio::time::timeout_at(worker.give_up.into(), guarded).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(
                     ErrorKind::Timeout,
                     "still running when the measured window and its grace period were over",
                 )),
@@ -369,13 +522,13 @@ async fn iteration<F, Fut>(
         return;
     }
     let end = Instant::now();
+    let recorder = &worker.run.recorder;
     if let Some(intended) = intended {
         let lag = start.saturating_duration_since(intended);
-        run.recorder.lag(lag, waited);
+        recorder.lag(lag, waited);
     }
     let intended = intended.unwrap_or(start);
-    run.recorder
-        .iteration(end - intended, end - start, end, outcome.as_ref().err());
+    recorder.iteration(end - intended, end - start, end, outcome.as_ref().err());
 }
 
 fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
@@ -390,116 +543,133 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
     )
 }
 
+/// One closed-model user. Iterations are numbered per worker with a stride of the worker count, so
+/// numbers are unique without a counter shared across cores.
 async fn user_loop<F, Fut>(
-    run: Arc<Run>,
-    f: Arc<F>,
+    worker: Arc<Worker<F>>,
     slots: Arc<Semaphore>,
     user: u64,
-    think_ms: u64,
-    (t0, window_start, window_end): (Instant, Instant, Instant),
+    (k, n): (u64, u64),
+    think: Duration,
+    window: Window,
 ) where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result> + Send + 'static,
 {
     let state = new_state();
-    let think = Duration::from_millis(think_ms);
-    tokio::time::sleep_until(t0.into()).await;
+    tokio::time::sleep_until(window.t0.into()).await;
+    // Bounded by the window: every pass checks the clock.
     loop {
         let now = Instant::now();
-        if now >= window_end {
+        if now >= window.end {
             break;
         }
-        let Ok(permit) = slots.clone().acquire_owned().await else {
+        let Ok(permit) = slots.acquire().await else {
             break;
         };
-        let index = run.next_iteration.fetch_add(1, Ordering::Relaxed);
-        let ctx = Ctx::new(run.clone(), index, user, now >= window_start, state.clone());
-        iteration(run.clone(), f.clone(), ctx, None, false).await;
+        let index = k + n * NEXT_LOCAL.with(|c| c.replace(c.get() + 1));
+        let ctx = Ctx::new(
+            worker.run.clone(),
+            index,
+            user,
+            now >= window.start,
+            state.clone(),
+        );
+        iteration(&worker, ctx, None, false).await;
         drop(permit);
         if !think.is_zero() {
-            let wake = (Instant::now() + think).min(window_end);
+            let wake = (Instant::now() + think).min(window.end);
             tokio::time::sleep_until(wake.into()).await;
         }
     }
 }
 
-/// The open models' pacer: owns the schedule, runs on a blocking thread.
+thread_local! {
+    /// The closed model's per-worker iteration counter (a worker is one thread and runs one run).
+    static NEXT_LOCAL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// An open model's pacer: one per worker, owning every n-th start of the schedule.
 struct Pacer {
     schedule: RateSchedule,
-    t0: Instant,
+    window: Window,
     warmup_secs: f64,
     end_secs: f64,
-    window_end: Instant,
-    drop_after: Duration,
 }
 
 impl Pacer {
-    /// Returns (starts intended in the measured window, of which dropped).
-    fn run<F, Fut>(mut self, run: Arc<Run>, f: Arc<F>, slots: Arc<Semaphore>) -> (u64, u64)
+    async fn run<F, Fut>(
+        mut self,
+        worker: Arc<Worker<F>>,
+        slots: Arc<Semaphore>,
+        k: u64,
+        n: u64,
+    ) -> Paced
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result> + Send + 'static,
     {
-        let handle = tokio::runtime::Handle::current();
-        let (mut intended, mut dropped) = (0u64, 0u64);
-        for i in 0u64.. {
-            let Some(offset) = self.schedule.offset(i) else {
-                break;
-            };
+        let mut timer = PreciseTimer::new();
+        let mut paced = Paced::default();
+        let window = self.window;
+        // Bounded: offsets grow with i and the loop ends at the end of the window.
+        let mut i = k;
+        // Set while the pacer is catching up after waiting for a slot: the starts it delayed are
+        // late because of the bound, not because the generator is short of CPU.
+        let mut behind_a_wait = false;
+        let slack = pacing_slack();
+        let mut last_wake = window.t0;
+        while let Some(offset) = self.schedule.offset(i) {
             if offset >= self.end_secs {
                 break;
             }
-            let at = self.t0 + Duration::from_secs_f64(offset);
+            let index = i;
+            i += n;
+            let at = window.t0 + Duration::from_secs_f64(offset);
             let measured = offset >= self.warmup_secs;
-            intended += u64::from(measured);
-            let now = Instant::now();
-            if at > now {
-                // The OS timer: precise to tens of microseconds, and no core spent spinning.
-                std::thread::sleep(at - now);
+            paced.intended += u64::from(measured);
+            if at > Instant::now() {
+                // On time again: any lateness from here on is not a slot's doing.
+                behind_a_wait = false;
+                // At most one wake-up per `slack`: the starts due meanwhile go together, each
+                // still measured from its own intended time.
+                timer.sleep_until(at.max(last_wake + slack)).await;
+                last_wake = Instant::now();
             }
-            if Instant::now() >= self.window_end {
+            if Instant::now() >= window.end {
                 // Behind schedule when the window closed: what is left never starts.
-                dropped += u64::from(measured);
+                paced.dropped += u64::from(measured);
                 continue;
             }
             let (permit, waited) = match slots.clone().try_acquire_owned() {
-                Ok(p) => (Some(p), false),
+                Ok(p) => (Some(p), behind_a_wait),
                 Err(TryAcquireError::Closed) => break,
-                Err(TryAcquireError::NoPermits) => (self.wait_for_slot(&handle, &slots, at), true),
+                Err(TryAcquireError::NoPermits) => {
+                    // Later starts wait behind this one, as requests queue behind a busy wrk2
+                    // connection; their corrected latency includes the wait.
+                    let deadline = (at + window.timeout).min(window.end);
+                    let permit =
+                        tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned())
+                            .await
+                            .ok()
+                            .and_then(|r| r.ok());
+                    behind_a_wait = true;
+                    (permit, true)
+                }
             };
             let Some(permit) = permit else {
-                dropped += u64::from(measured);
+                paced.dropped += u64::from(measured);
                 continue;
             };
-            let ctx = Ctx::new(run.clone(), i, i, measured, new_state());
-            handle.spawn(start(run.clone(), f.clone(), ctx, at, waited, permit));
+            let ctx = Ctx::new(worker.run.clone(), index, index, measured, new_state());
+            tokio::spawn(start(worker.clone(), ctx, at, waited, permit));
         }
-        (intended, dropped)
-    }
-
-    fn wait_for_slot(
-        &self,
-        handle: &tokio::runtime::Handle,
-        slots: &Arc<Semaphore>,
-        at: Instant,
-    ) -> Option<OwnedSemaphorePermit> {
-        let deadline = (at + self.drop_after).min(self.window_end);
-        if Instant::now() >= deadline {
-            return None;
-        }
-        handle
-            .block_on(tokio::time::timeout_at(
-                deadline.into(),
-                slots.clone().acquire_owned(),
-            ))
-            .ok()
-            .and_then(|r| r.ok())
+        paced
     }
 }
 
 async fn start<F, Fut>(
-    run: Arc<Run>,
-    f: Arc<F>,
+    worker: Arc<Worker<F>>,
     ctx: Ctx,
     at: Instant,
     waited: bool,
@@ -508,8 +678,106 @@ async fn start<F, Fut>(
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result> + Send + 'static,
 {
-    iteration(run, f, ctx, Some(at), waited).await;
+    iteration(&worker, ctx, Some(at), waited).await;
     drop(permit);
+}
+
+/// EXPERIMENT: PERFGATE_PACING_SLACK_US.
+fn pacing_slack() -> Duration {
+    Duration::from_micros(
+        std::env::var("PERFGATE_PACING_SLACK_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// Below this, the pacer spins rather than sleeps: a wake-up from the kernel costs about as much.
+const SPIN: Duration = Duration::from_micros(10);
+
+/// Sleeps until an instant with the precision of a timerfd (Linux), inside a tokio runtime: the
+/// runtime keeps serving I/O meanwhile. Elsewhere, or if a timerfd cannot be had, tokio's timer
+/// (millisecond grain; the schedule lag records what that costs).
+struct PreciseTimer {
+    #[cfg(target_os = "linux")]
+    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl PreciseTimer {
+    fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            // SAFETY: timerfd_create returns a new descriptor we own, or -1.
+            let raw = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            let fd = (raw >= 0)
+                .then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+                .and_then(|fd| {
+                    // SAFETY: the AsyncFd owns the descriptor, so it stays open while registered.
+                    unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            fd,
+                            tokio::io::Interest::READABLE,
+                        )
+                    }
+                    .ok()
+                });
+            PreciseTimer { fd }
+        }
+        #[cfg(not(target_os = "linux"))]
+        PreciseTimer {}
+    }
+
+    async fn sleep_until(&mut self, at: Instant) {
+        // At most a few passes: each one either returns or waits for the timer it armed.
+        for _ in 0..4 {
+            let now = Instant::now();
+            if at <= now {
+                return;
+            }
+            let left = at - now;
+            if left <= SPIN {
+                let spin_until = Instant::now() + SPIN;
+                while Instant::now() < at.min(spin_until) {
+                    std::hint::spin_loop();
+                }
+                return;
+            }
+            #[cfg(target_os = "linux")]
+            if let Some(fd) = &self.fd {
+                use std::os::fd::AsRawFd;
+                let spec = libc::itimerspec {
+                    it_interval: libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
+                    it_value: libc::timespec {
+                        tv_sec: left.as_secs() as libc::time_t,
+                        tv_nsec: left.subsec_nanos() as libc::c_long,
+                    },
+                };
+                // SAFETY: a valid timerfd and itimerspec; relative time, no old value wanted.
+                let armed = unsafe {
+                    libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+                };
+                if armed == 0 {
+                    if let Ok(mut ready) = fd.readable().await {
+                        // No read(2): arming resets the expiry count, and every expiry is a new
+                        // edge for the (edge-triggered) reactor. One system call per start saved.
+                        ready.clear_ready();
+                        continue;
+                    }
+                }
+                self.fd = None;
+            }
+            tokio::time::sleep_until(at.into()).await;
+        }
+    }
 }
 
 /// When each iteration of an open model is due: a piecewise-linear rate over time, integrated.
@@ -626,7 +894,9 @@ impl RateSchedule {
 pub(crate) const WORKER_THREAD: &str = "perfgate-worker";
 
 /// Panics in scenarios are counted and their messages kept in the results; printing thousands of
-/// them from the generator's threads would bury everything else, so only the first is printed.
+/// them from the generator's threads would bury everything else, so only the first is printed, and
+/// without a backtrace: capturing one (RUST_BACKTRACE=1 in a debug build) can take the worker thread
+/// away from its schedule for most of a second.
 fn quiet_worker_panics() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Once;
@@ -635,12 +905,13 @@ fn quiet_worker_panics() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let ours = std::thread::current().name() == Some(WORKER_THREAD);
-            if !ours || !PRINTED.swap(true, Ordering::Relaxed) {
+            if std::thread::current().name() != Some(WORKER_THREAD) {
                 previous(info);
-                if ours {
-                    eprintln!("perfgate: further panics in this scenario are counted, not printed");
-                }
+            } else if !PRINTED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "perfgate: an iteration panicked: {info}\n\
+                     perfgate: further panics in this scenario are counted, not printed"
+                );
             }
         }));
     });

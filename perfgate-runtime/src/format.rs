@@ -247,6 +247,14 @@ pub fn format_ms(ms: f64) -> String {
     }
 }
 
+/// Where a running scenario reports its finished seconds (`Vec<SecondSample>` as JSON, replaced after
+/// each second) for the CLI's live progress line: next to the results file, `<PERFGATE_OUT>.progress`.
+pub fn progress_path(out: &std::path::Path) -> std::path::PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".progress");
+    std::path::PathBuf::from(s)
+}
+
 /// What a scenario binary writes in `run` mode.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ScenarioResult {

@@ -421,8 +421,8 @@ mod tests {
             "pay",
             &Error::new(ErrorKind::Status, "expected 200, got 500"),
         );
-        rec.lag(6 * MS, true);
-        rec.lag(6 * MS, false);
+        rec.lag(12 * MS, true);
+        rec.lag(12 * MS, false);
         rec.lag(MS, true);
         let totals = rec.totals();
         let pay = totals.requests["pay"].stats(1.0);

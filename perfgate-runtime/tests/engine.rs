@@ -304,25 +304,37 @@ fn the_client_sends_only_what_the_scenario_asks_for() {
     assert!(r.requests.contains_key("GET /a") && r.requests.contains_key("PUT /b"));
 }
 
-/// A 300 ms stall of the service: with one slot (a wrk2 connection), starts queue behind it, and
-/// only the latency from the intended start shows what users would have seen.
+/// A service that freezes for `STALL` while starts keep coming at `RATE` (the benchmark runs the
+/// 10 s version: a 1 s stall at 1,000/s, truth ≈ 900 ms). Analytic truth: a start intended at `t`
+/// inside the stall `[s, s + STALL)` completes when it ends, so its corrected latency is `s + STALL − t`,
+/// uniform over (0, STALL]; every other start is fast. Of the `N = RATE · WINDOW` starts, those slower
+/// than `x` number `RATE · (STALL − x)`; the p99 is the `x` exceeded by `N / 100` of them:
+/// `x = STALL − WINDOW / 100`. Here 400 ms − 20 ms = 380 ms.
+///
+/// With 8 slots (8 connections of a closed-loop tool), only the 8 requests in flight when the stall
+/// began saw it from their actual send: the uncorrected p99 misses it, which is coordinated omission.
 #[test]
-fn a_stall_shows_in_the_corrected_latency_not_the_uncorrected() {
+fn a_stall_shows_in_the_corrected_latency_as_the_analytic_truth() {
+    const RATE: f64 = 500.0;
+    const WINDOW: Duration = Duration::from_secs(2);
+    const STALL_AFTER: Duration = Duration::from_millis(800);
+    const STALL: Duration = Duration::from_millis(400);
+    let truth_ms = (STALL.as_secs_f64() - WINDOW.as_secs_f64() / 100.0) * 1000.0;
     let _serial = serial();
-    let t = Instant::now();
-    let (stall_from, stall_to) = (
-        t + Duration::from_millis(800),
-        t + Duration::from_millis(1100),
-    );
-    let url = serve(move |_req| async move {
-        let now = Instant::now();
-        if now >= stall_from && now < stall_to {
-            tokio::time::sleep_until(stall_to.into()).await;
+    let first = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let url = serve(move |_req| {
+        let first = *first.get_or_init(Instant::now);
+        async move {
+            let (from, to) = (first + STALL_AFTER, first + STALL_AFTER + STALL);
+            let now = Instant::now();
+            if now >= from && now < to {
+                tokio::time::sleep_until(to.into()).await;
+            }
+            (200, String::new())
         }
-        (200, String::new())
     });
-    let mut s = open(400.0, 2000);
-    s.max_in_flight = Some(1);
+    let mut s = open(RATE, WINDOW.as_millis() as u64);
+    s.max_in_flight = Some(8);
     let r = run_scenario(&s, &url, |ctx: Ctx| async move {
         ctx.get("/").send().await?.expect_status(200)?;
         Ok(())
@@ -330,25 +342,25 @@ fn a_stall_shows_in_the_corrected_latency_not_the_uncorrected() {
     .unwrap();
     let (c, u) = (&r.iterations.latency, &r.iterations.latency_uncorrected);
     eprintln!(
-        "corrected {c:?}\nuncorrected {u:?}\nschedule {:?}\ninvalid {:?}",
+        "truth p99 {truth_ms} ms\ncorrected {c:?}\nuncorrected {u:?}\nschedule {:?}\ninvalid {:?}",
         r.schedule, r.invalid
     );
-    assert!(r.iterations.count >= 600, "{}", r.iterations.count);
     assert_eq!(r.iterations.errors.total(), 0);
-    // About 120 of 800 starts fell in the stall: the corrected p99 is most of it.
-    assert!(c.p99_ms > 200.0, "corrected p99 {}", c.p99_ms);
+    assert!(r.iterations.count >= 900, "{}", r.iterations.count);
+    // Generous bounds for a loaded 2-core machine (the benchmark holds the real one to 5%): queueing
+    // behind the backlog after the stall only adds, and physics bounds it below.
     assert!(
-        c.max_ms > 250.0 && c.max_ms < 450.0,
-        "corrected max {}",
-        c.max_ms
+        c.p99_ms > 0.85 * truth_ms && c.p99_ms < 1.3 * truth_ms,
+        "corrected p99 {} vs truth {truth_ms}",
+        c.p99_ms
     );
-    // Only the one request in flight saw the stall from its actual start.
-    assert!(u.p99_ms < 50.0, "uncorrected p99 {}", u.p99_ms);
-    assert!(u.max_ms > 250.0, "uncorrected max {}", u.max_ms);
+    assert!(c.max_ms >= 0.9 * STALL.as_millis() as f64, "{}", c.max_ms);
+    assert!(u.p99_ms < c.p99_ms / 3.0, "uncorrected p99 {}", u.p99_ms);
+    assert!(u.max_ms > 0.5 * STALL.as_millis() as f64, "{}", u.max_ms);
     // The queued starts were late because of the bound, and the run says so.
-    assert!(r.schedule.late > 50, "{:?}", r.schedule);
+    assert!(r.schedule.late > 100, "{:?}", r.schedule);
     let invalid = r.invalid.as_deref().unwrap_or_default();
-    assert!(invalid.contains("max_in_flight = 1 reached"), "{invalid}");
+    assert!(invalid.contains("max_in_flight = 8 reached"), "{invalid}");
     // The per-second series shows the stall in its second.
     let worst = r
         .timeseries
@@ -356,6 +368,81 @@ fn a_stall_shows_in_the_corrected_latency_not_the_uncorrected() {
         .max_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms))
         .unwrap();
     assert!(worst.p99_ms > 200.0 && worst.t <= 1, "{:?}", r.timeseries);
+}
+
+/// The schedule is kept: at 1,000/s against a fast service nearly every start happens, on time.
+#[test]
+fn the_open_model_achieves_its_rate() {
+    let _serial = serial();
+    let url = ok_server();
+    let r = run_scenario(&open(1000.0, 1000), &url, |ctx: Ctx| async move {
+        ctx.get("/").send().await?.expect_status(200)?;
+        Ok(())
+    })
+    .unwrap();
+    eprintln!(
+        "rate {} lag {:?} c {:?} u {:?}",
+        r.iterations.throughput,
+        r.schedule.lag,
+        r.iterations.latency,
+        r.iterations.latency_uncorrected
+    );
+    in_range("intended", r.schedule.intended, 999, 1001);
+    // Within 3% (the benchmark holds 1% on a quiet machine); the rest finished after the window.
+    assert!(
+        r.iterations.throughput >= 970.0,
+        "{}",
+        r.iterations.throughput
+    );
+    assert_eq!(
+        r.iterations.errors.total(),
+        0,
+        "{:?}",
+        r.iterations.error_samples
+    );
+    // Only a start due in the last instant of the window can miss it.
+    assert!(r.schedule.dropped <= 5, "{:?}", r.schedule);
+    // Starts are on time to well under the late threshold at the median.
+    assert!(r.schedule.lag.p50_ms < 5.0, "{:?}", r.schedule.lag);
+}
+
+/// A service slower than the rate: with a bounded number of slots, starts wait, and are reported
+/// late (and the run invalid) instead of being silently sent later.
+#[test]
+fn a_service_slower_than_the_rate_gives_late_starts() {
+    let _serial = serial();
+    // One request at a time, 5 ms each: 200/s at most, against 400/s asked.
+    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
+    let url = serve(move |_req| {
+        let lock = one_at_a_time.clone();
+        async move {
+            let _held = lock.lock().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            (200, String::new())
+        }
+    });
+    let mut s = open(400.0, 1000);
+    s.max_in_flight = Some(4);
+    let r = run_scenario(&s, &url, |ctx: Ctx| async move {
+        ctx.get("/").send().await?;
+        Ok(())
+    })
+    .unwrap();
+    eprintln!("{:?}\n{:?}", r.schedule, r.invalid);
+    assert!(r.iterations.count < 300, "{}", r.iterations.count);
+    assert!(r.schedule.late > 50, "{:?}", r.schedule);
+    assert_eq!(
+        r.iterations.count + r.schedule.dropped,
+        r.schedule.intended,
+        "{:?}",
+        r.schedule
+    );
+    let invalid = r.invalid.expect("invalid");
+    assert!(
+        invalid.contains("late waiting for a free slot (max_in_flight = 4 reached)"),
+        "{invalid}"
+    );
+    assert!(r.iterations.latency.p99_ms > 5.0 * r.iterations.latency_uncorrected.p50_ms);
 }
 
 #[test]

@@ -147,6 +147,23 @@ impl Fixture {
                 cmd.env_remove(&k);
             }
         }
+        // The CI's own base-branch variables must not leak into a test's git repository.
+        for k in [
+            "GITHUB_BASE_REF",
+            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",
+            "BITBUCKET_PR_DESTINATION_BRANCH",
+            "SYSTEM_PULLREQUEST_TARGETBRANCH",
+            "CHANGE_TARGET",
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+        ] {
+            cmd.env_remove(k);
+        }
+        // The fixture copies live inside this repository's target dir: git discovery stops at their
+        // parent, so a fixture is in a git repository only when a test makes it one.
+        if let Some(parent) = self.root.parent() {
+            cmd.env("GIT_CEILING_DIRECTORIES", parent);
+        }
         cmd.env("CARGO_TARGET_DIR", target_dir())
             .env("FIXTURE_MARKER", self.marker())
             .env("FIXTURE_RUN_TOKEN", run_token())
@@ -359,5 +376,40 @@ pub fn assert_no_leftovers() {
             panic!("processes outlived cargo perfgate:\n{}", list.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `git` in `dir` with a fixed identity and no user or system configuration; panics with git's output
+/// when it fails.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "perfgate-e2e")
+        .env("GIT_AUTHOR_EMAIL", "e2e@example.com")
+        .env("GIT_COMMITTER_NAME", "perfgate-e2e")
+        .env("GIT_COMMITTER_EMAIL", "e2e@example.com")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Fixture {
+    /// Makes the fixture copy a git repository with everything committed on `main`.
+    pub fn git_init(&self) {
+        git(&self.root, &["init", "-q", "-b", "main"]);
+        git(&self.root, &["add", "-A"]);
+        git(&self.root, &["commit", "-q", "-m", "fixture"]);
     }
 }
