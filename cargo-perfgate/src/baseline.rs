@@ -353,7 +353,8 @@ impl BaselineFile {
         }
         let file: BaselineFile = toml::Value::Table(value).try_into().map_err(|e| {
             Error::Baseline(format!(
-                "{origin} does not parse as a baseline ({e}); re-create it with `cargo perfgate record`"
+                "{origin} does not parse as a baseline ({}); re-create it with `cargo perfgate record`",
+                e.to_string().trim()
             ))
         })?;
         for (id, rounds) in &file.rounds {

@@ -186,7 +186,17 @@ where
         .enable_all()
         .build()
         .map_err(runtime_error)?;
-    let n = worker_threads(&spec.load);
+    // Each worker gets at least one slot, so never more workers than slots (max_in_flight = 1 means
+    // one iteration at a time, whatever the rate).
+    let total_slots = match &spec.load {
+        LoadModel::Closed { users, .. } => *users,
+        _ => spec
+            .max_in_flight
+            .unwrap_or_else(|| default_max_in_flight(spec)),
+    }
+    .min(Semaphore::MAX_PERMITS as u64)
+    .min(u64::from(u32::MAX));
+    let n = worker_threads(&spec.load).min(total_slots as usize);
     let runtimes = (0..n)
         .map(|_| {
             tokio::runtime::Builder::new_current_thread()
@@ -216,14 +226,6 @@ where
     .map_or(0, |d| d.as_millis() as u64);
 
     // Each worker's share of the slots: users, or max_in_flight split evenly (the schedule is too).
-    let total_slots = match &spec.load {
-        LoadModel::Closed { users, .. } => *users,
-        _ => spec
-            .max_in_flight
-            .unwrap_or_else(|| default_max_in_flight(spec)),
-    }
-    .min(Semaphore::MAX_PERMITS as u64)
-    .min(u64::from(u32::MAX));
     let share = |k: usize| {
         let (base, extra) = (total_slots / n as u64, total_slots % n as u64);
         (base + u64::from((k as u64) < extra)).max(1) as u32
@@ -617,7 +619,6 @@ impl Pacer {
         // Set while the pacer is catching up after waiting for a slot: the starts it delayed are
         // late because of the bound, not because the generator is short of CPU.
         let mut behind_a_wait = false;
-        let slack = pacing_slack();
         let mut last_wake = window.t0;
         while let Some(offset) = self.schedule.offset(i) {
             if offset >= self.end_secs {
@@ -633,7 +634,7 @@ impl Pacer {
                 behind_a_wait = false;
                 // At most one wake-up per `slack`: the starts due meanwhile go together, each
                 // still measured from its own intended time.
-                timer.sleep_until(at.max(last_wake + slack)).await;
+                timer.sleep_until(at.max(last_wake + PACING_SLACK)).await;
                 last_wake = Instant::now();
             }
             if Instant::now() >= window.end {
@@ -682,15 +683,11 @@ async fn start<F, Fut>(
     drop(permit);
 }
 
-/// EXPERIMENT: PERFGATE_PACING_SLACK_US.
-fn pacing_slack() -> Duration {
-    Duration::from_micros(
-        std::env::var("PERFGATE_PACING_SLACK_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
-}
+/// The least time between two wake-ups of a pacer. Zero: every start is woken for at its intended
+/// time. Measured at 10,000/s on a 2-core VM: 100–200 µs cut the generator's CPU per request by
+/// about a quarter (fewer idle/wake cycles, the dominant cost there) but raised the median schedule
+/// lag from ~30 µs to 75–140 µs, and with it every corrected latency; precision comes first.
+const PACING_SLACK: Duration = Duration::ZERO;
 
 /// Below this, the pacer spins rather than sleeps: a wake-up from the kernel costs about as much.
 const SPIN: Duration = Duration::from_micros(10);

@@ -615,3 +615,29 @@ fn bad_specs_and_urls_are_setup_errors() {
         .unwrap_err()
         .contains("users"));
 }
+
+/// `max_in_flight` holds whatever the rate, even when the rate would spread starts over several
+/// worker threads.
+#[test]
+fn max_in_flight_holds_at_a_rate_that_uses_several_workers() {
+    let _serial = serial();
+    let url = ok_server();
+    let (now, peak) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (now2, peak2) = (now.clone(), peak.clone());
+    let mut s = open(20_000.0, 300);
+    s.max_in_flight = Some(1);
+    let r = run_scenario(&s, &url, move |ctx: Ctx| {
+        let (now, peak) = (now2.clone(), peak2.clone());
+        async move {
+            peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            let sent = ctx.get("/").send().await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            sent?;
+            Ok(())
+        }
+    })
+    .unwrap();
+    assert!(r.iterations.count > 0);
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert!(r.invalid.is_some());
+}
