@@ -326,31 +326,15 @@ fn hoist_subcommand(args: &mut Vec<OsString>) {
     }
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+/// `500ms`, `5s`, `2m`, `1h` (the config's syntax), or on the command line a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. `500ms`, `5s` or `2m`"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{s}`; use ms, s, m or h"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a valid duration"));
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a valid duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    crate::service::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration; write e.g. `500ms`, `5s` or `2m`"))
 }
 
 /// Whether a scenario named `package::scenario` is selected by `filter` (a substring).
