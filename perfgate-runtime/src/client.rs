@@ -148,7 +148,9 @@ impl Pool {
         mut request: Request<Full<Bytes>>,
     ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
         if self.http2 {
-            return self.exchange_h2(request).await;
+            // Boxed, like the connect path below: an HTTP/2 handshake is a large future, and
+            // inlined it would make every request's future (moved at each await and spawn) larger.
+            return Box::pin(self.exchange_h2(request)).await;
         }
         if !request.headers().contains_key(HOST) {
             request.headers_mut().insert(HOST, self.host.clone());
@@ -199,13 +201,19 @@ impl Pool {
                 return Ok((sender, true));
             }
         }
+        Box::pin(self.connect_h1()).await.map(|s| (s, false))
+    }
+
+    async fn connect_h1(
+        &self,
+    ) -> std::result::Result<http1::SendRequest<Full<Bytes>>, ExchangeError> {
         let (sender, conn) = http1::handshake(self.connect().await?)
             .await
             .map_err(|e| (ErrorKind::Connect, chain(&e)))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok((sender, false))
+        Ok(sender)
     }
 
     async fn exchange_h2(

@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -490,8 +490,15 @@ async fn keep_a_wake_up_planned(until: Instant) {
 
 /// Runs one iteration and records it (when measured). `intended`: the start the schedule called for
 /// (the actual start in the closed model).
-async fn iteration<F, Fut>(worker: &Worker<F>, ctx: Ctx, intended: Option<Instant>, waited: bool)
-where
+/// `give_up`: a timer at `worker.give_up`, which a closed-model user sets once for all its
+/// iterations (setting a timer per iteration is a measurable share of a request's cost).
+async fn iteration<F, Fut>(
+    worker: &Worker<F>,
+    ctx: Ctx,
+    intended: Option<Instant>,
+    waited: bool,
+    mut give_up: Pin<&mut tokio::time::Sleep>,
+) where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result> + Send + 'static,
 {
@@ -511,9 +518,10 @@ where
             });
             // A deadline on the worker's own timer wheel: no shared cancellation signal to register
             // with on every iteration.
-            match tokio::time::timeout_at(worker.give_up.into(), guarded).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::new(
+            tokio::select! {
+                biased;
+                r = guarded => r,
+                _ = give_up.as_mut() => Err(Error::new(
                     ErrorKind::Timeout,
                     "still running when the measured window and its grace period were over",
                 )),
@@ -559,6 +567,7 @@ async fn user_loop<F, Fut>(
     Fut: Future<Output = Result> + Send + 'static,
 {
     let state = new_state();
+    let mut give_up = pin!(tokio::time::sleep_until(worker.give_up.into()));
     tokio::time::sleep_until(window.t0.into()).await;
     // Bounded by the window: every pass checks the clock.
     loop {
@@ -577,7 +586,7 @@ async fn user_loop<F, Fut>(
             now >= window.start,
             state.clone(),
         );
-        iteration(&worker, ctx, None, false).await;
+        iteration(&worker, ctx, None, false, give_up.as_mut()).await;
         drop(permit);
         if !think.is_zero() {
             let wake = (Instant::now() + think).min(window.end);
@@ -679,7 +688,8 @@ async fn start<F, Fut>(
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result> + Send + 'static,
 {
-    iteration(&worker, ctx, Some(at), waited).await;
+    let give_up = pin!(tokio::time::sleep_until(worker.give_up.into()));
+    iteration(&worker, ctx, Some(at), waited, give_up).await;
     drop(permit);
 }
 
