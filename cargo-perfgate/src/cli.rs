@@ -93,15 +93,8 @@ pub struct RecordArgs {
     /// Write (and merge into) this file instead of the configured baseline path.
     #[arg(long, value_name = "PATH")]
     pub baseline_file: Option<PathBuf>,
-    /// Drive an already running service at this URL instead of building and starting one.
-    #[arg(long, value_name = "URL")]
-    pub target_url: Option<String>,
-    /// Override every scenario's measured duration (e.g. `5s`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-    /// Override every scenario's warmup.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub warmup: Option<Duration>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -120,11 +113,9 @@ pub struct CompareArgs {
     pub allow_other_machine: bool,
 }
 
+/// Where the load goes and for how long: shared by `run` and `record`.
 #[derive(Args, Debug, Clone, Default)]
-pub struct RunArgs {
-    /// Run only scenarios whose `package::scenario` name contains this.
-    #[arg(value_name = "FILTER")]
-    pub filter: Option<String>,
+pub struct LoadArgs {
     /// Drive an already running service at this URL instead of building and starting one.
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
@@ -134,6 +125,15 @@ pub struct RunArgs {
     /// Override every scenario's warmup (e.g. `0s`, `1s`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Run only scenarios whose `package::scenario` name contains this.
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Reports for CI: JUnit, Markdown, OpenMetrics, the failure webhook.
     #[command(flatten)]
     pub outputs: crate::output::OutputArgs,
@@ -386,9 +386,9 @@ mod tests {
         match cli.action() {
             Action::Run(r) => {
                 assert_eq!(r.filter.as_deref(), Some("pay"));
-                assert_eq!(r.target_url.as_deref(), Some("http://127.0.0.1:8080"));
-                assert_eq!(r.duration, Some(Duration::from_secs(2)));
-                assert_eq!(r.warmup, Some(Duration::from_millis(500)));
+                assert_eq!(r.load.target_url.as_deref(), Some("http://127.0.0.1:8080"));
+                assert_eq!(r.load.duration, Some(Duration::from_secs(2)));
+                assert_eq!(r.load.warmup, Some(Duration::from_millis(500)));
             }
             other => panic!("{other:?}"),
         }

@@ -199,9 +199,7 @@ fn cmd_run(common: &CommonArgs, args: &cli::RunArgs, ui: &Ui) -> Result<i32> {
 fn cmd_record(common: &CommonArgs, args: &cli::RecordArgs, ui: &Ui) -> Result<i32> {
     let run_args = cli::RunArgs {
         filter: args.filter.clone(),
-        target_url: args.target_url.clone(),
-        duration: args.duration,
-        warmup: args.warmup,
+        load: args.load.clone(),
         ..Default::default()
     };
     run_pipeline(common, &run_args, Some(args), ui)
@@ -218,7 +216,7 @@ fn run_pipeline(
     let started_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    if let Some(url) = &args.target_url {
+    if let Some(url) = &args.load.target_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::Usage(format!(
                 "--target-url `{url}` must be an http:// or https:// URL"
@@ -246,12 +244,12 @@ fn run_pipeline(
             continue;
         }
         // With --target-url nothing is started, so the service declaration is not needed (nor checked).
-        let config = match args.target_url {
+        let config = match args.load.target_url {
             Some(_) => service::PackageConfig::default(),
             None => service::parse_metadata(&pkg.manifest_path, &pkg.metadata)?,
         };
         let mut service_exes = BTreeMap::new();
-        if args.target_url.is_none() {
+        if args.load.target_url.is_none() {
             // Every scenario must have a service to run against; building only the ones used.
             let mut needed = BTreeMap::new();
             for s in &scenarios {
@@ -282,9 +280,9 @@ fn run_pipeline(
         &run::run_id(SystemTime::now(), std::process::id()),
     )?;
     let opts = RunOptions {
-        target_url: args.target_url.clone(),
-        duration: args.duration,
-        warmup: args.warmup,
+        target_url: args.load.target_url.clone(),
+        duration: args.load.duration,
+        warmup: args.load.warmup,
         rounds: match (record, args.gate.rounds) {
             (Some(r), _) => r.rounds as usize,
             (None, Some(n)) => n as usize,
@@ -325,7 +323,7 @@ fn run_pipeline(
         run_id,
         started_unix_ms,
         environment,
-        target_url: args.target_url.clone(),
+        target_url: args.load.target_url.clone(),
         build_secs,
         load_secs,
         total_secs: started.elapsed().as_secs_f64(),
