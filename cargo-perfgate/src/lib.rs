@@ -279,7 +279,9 @@ fn run_pipeline(
         &build::perfgate_dir(&target_dir),
         &run::run_id(SystemTime::now(), std::process::id()),
     )?;
+    let has_baseline = baselines.iter().flatten().any(|g| g.file.is_some());
     let opts = RunOptions {
+        gate_follows: record.is_none() && has_baseline,
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,
         warmup: args.load.warmup,
@@ -287,7 +289,7 @@ fn run_pipeline(
             (Some(r), _) => r.rounds as usize,
             (None, Some(n)) => n as usize,
             // Several rounds only when there is something to compare them with.
-            (None, None) if baselines.iter().flatten().any(|g| g.file.is_some()) => 3,
+            (None, None) if has_baseline => 3,
             (None, None) => 1,
         },
     };

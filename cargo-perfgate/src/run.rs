@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub warmup: Option<Duration>,
     /// Rounds per scenario (0 is taken as 1): the regression gate compares rounds, not single runs.
     pub rounds: usize,
+    /// A baseline comparison follows the runs, so a scenario's own line cannot say "pass" yet.
+    pub gate_follows: bool,
 }
 
 /// A package ready to run: its scenarios (described) and its services' executables.
@@ -147,7 +149,7 @@ pub fn run_all(
                 return Err(Error::Interrupted);
             }
             let report = run_scenario(run, scenario, &scenario_dir, opts, &mut services, ui)?;
-            ui.scenario_done(&report);
+            ui.scenario_done(&report, opts.gate_follows);
             reports.push(report);
         }
         // The package's services are not needed any more.

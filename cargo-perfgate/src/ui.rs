@@ -80,20 +80,19 @@ impl Ui {
         }
     }
 
-    pub fn scenario_done(&self, r: &crate::report::ScenarioReport) {
+    /// One line per finished scenario. With a baseline comparison still to come, a scenario whose
+    /// SLOs held is only "measured": the gate may fail it, and the table gives the final verdict.
+    pub fn scenario_done(&self, r: &crate::report::ScenarioReport, gate_follows: bool) {
         progress::end();
         if self.quiet {
             return;
         }
-        let style = match r.verdict {
-            Verdict::Pass => GREEN,
-            Verdict::Invalid => YELLOW,
-            Verdict::Fail | Verdict::Error => RED,
+        let (style, word) = match r.verdict {
+            Verdict::Pass if gate_follows => (GREEN, "measured"),
+            Verdict::Pass => (GREEN, r.verdict.as_str()),
+            Verdict::Invalid => (YELLOW, r.verdict.as_str()),
+            Verdict::Fail | Verdict::Error => (RED, r.verdict.as_str()),
         };
-        self.line(
-            style,
-            r.verdict.as_str(),
-            &format!("{} in {:.1}s", r.id, r.wall_secs),
-        );
+        self.line(style, word, &format!("{} in {:.1}s", r.id, r.wall_secs));
     }
 }

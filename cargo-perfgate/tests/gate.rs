@@ -122,6 +122,13 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
     );
     assert!(all.contains("REGRESSED"), "{all}");
     assert!(all.contains("(merge-base of HEAD and main)"), "{all}");
+    // Its SLOs held, but the gate was still to come: the live line must not have said "pass".
+    assert!(
+        out.stderr.contains("measured fixture-svc::work")
+            && !out.stderr.contains("pass fixture-svc::work"),
+        "{}",
+        out.show()
+    );
     let slow_results = results_path(&out.stdout);
 
     // The same decision offline: main's baseline file against the slow run's results.
