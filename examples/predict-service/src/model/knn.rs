@@ -7,8 +7,6 @@
 //! table (tens of MB), so it is markedly slower and hungrier than the naive Bayes model — which is
 //! exactly what the example needs to show a perf gate catching a model swap.
 
-use std::collections::{BTreeSet, HashMap};
-
 use super::{features, Example};
 
 /// Hash buckets per vector. 16384 × 1000 training messages × 4 bytes ≈ 64 MiB.
@@ -25,17 +23,7 @@ pub struct Knn {
 
 impl Knn {
     pub fn train(examples: &[Example]) -> Knn {
-        let labels: Vec<String> = examples
-            .iter()
-            .map(|e| e.label.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let index: HashMap<&str, usize> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.as_str(), i))
-            .collect();
+        let (labels, index) = super::label_index(examples);
 
         let mut rows = vec![0f32; examples.len() * DIM];
         let mut df = vec![0u32; DIM];

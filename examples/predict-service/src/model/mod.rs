@@ -4,7 +4,7 @@ pub mod features;
 pub mod knn;
 pub mod naive_bayes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -25,6 +25,22 @@ pub const SMALL_MODEL: &str = include_str!("../../model/small.tsv");
 pub struct Example {
     pub text: String,
     pub label: String,
+}
+
+/// The distinct labels in sorted order (so both models number them alike) and each label's number.
+pub fn label_index(examples: &[Example]) -> (Vec<String>, HashMap<String, usize>) {
+    let labels: Vec<String> = examples
+        .iter()
+        .map(|e| e.label.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let index = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), i))
+        .collect();
+    (labels, index)
 }
 
 /// Parses JSON Lines of `{"text": …, "label": …}`; blank lines are allowed.

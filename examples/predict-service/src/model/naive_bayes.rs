@@ -4,7 +4,7 @@
 //! and message counts — rather than log-probabilities: integers are exact, diff well in review and
 //! keep the smoothing a load-time choice recorded in the same file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use super::{features, Example};
 
@@ -28,17 +28,7 @@ pub struct Counts {
 
 impl Counts {
     pub fn train(examples: &[Example]) -> Counts {
-        let labels: Vec<String> = examples
-            .iter()
-            .map(|e| e.label.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let index: HashMap<&str, usize> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.as_str(), i))
-            .collect();
+        let (labels, index) = super::label_index(examples);
         let mut docs = vec![0; labels.len()];
         let mut features: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for e in examples {
