@@ -70,6 +70,14 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// Why the measurement is invalid, for reports: the engine's reason, else the usual cause.
+    pub fn invalid_reason(&self) -> &str {
+        self.result
+            .as_ref()
+            .and_then(|r| r.invalid.as_deref())
+            .unwrap_or("the load generator could not keep its schedule")
+    }
+
     /// The rounds the gate compares: `rounds`, or the single `result`.
     pub fn all_rounds(&self) -> Vec<RoundStats> {
         if !self.rounds.is_empty() {

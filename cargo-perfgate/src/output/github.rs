@@ -74,10 +74,7 @@ pub fn annotations(
                 format!(
                     "{}: invalid measurement, neither pass nor fail: {}",
                     s.id,
-                    s.result
-                        .as_ref()
-                        .and_then(|r| r.invalid.as_deref())
-                        .unwrap_or("the load generator could not keep its schedule")
+                    s.invalid_reason()
                 ),
             ),
             _ => {}

@@ -55,10 +55,7 @@ pub fn failure_lines(report: &RunReport) -> Vec<String> {
             Verdict::Invalid => lines.push(format!(
                 "`{}`: invalid measurement ({})",
                 s.id,
-                s.result
-                    .as_ref()
-                    .and_then(|r| r.invalid.as_deref())
-                    .unwrap_or("the load generator could not keep its schedule")
+                s.invalid_reason()
             )),
             _ => {}
         }
