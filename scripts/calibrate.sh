@@ -4,6 +4,15 @@
 #
 #   scripts/calibrate.sh                 # 20 A/A runs and 20 runs with a 15% slower service
 #   RUNS=30 SLOWDOWN=1.15 scripts/calibrate.sh
+#   scripts/calibrate.sh --ab            # the same-machine A/B mode: 20 A/A, 20 with 10% more work
+#   BUDGET=60s TOLERANCE=5% scripts/calibrate.sh --ab
+#
+# --ab: the fixture becomes a git repository (main), with a branch that changes nothing and one that
+# makes the service slower in code (its WORK_FACTOR, default 1.10: 10% more CPU work per request).
+# Every run is `cargo perfgate work --ab --strict` on one of them: the merge-base's service is built
+# from a worktree and both are measured here, interleaved, sampled until decided or the budget
+# (BUDGET, default the product's 5m) is spent. The scenario declares `regression = TOLERANCE`
+# (default 5%: a 10% slowdown cannot be told from a 10% tolerance).
 #
 # What it runs: the end-to-end fixture (cargo-perfgate/tests/fixtures/basic), scenario `work` (closed
 # model, 2 users, 10 ms think time, 2 s measured after 300 ms warmup, as declared), whose service does
@@ -16,8 +25,12 @@
 # Exit status: 0 when both targets are met, 1 when not, 2 when a run errored.
 set -euo pipefail
 
+MODE=file
+if [ "${1:-}" = "--ab" ]; then MODE=ab; fi
 RUNS=${RUNS:-20}
-SLOWDOWN=${SLOWDOWN:-1.15}
+if [ $MODE = ab ]; then SLOWDOWN=${SLOWDOWN:-1.10}; else SLOWDOWN=${SLOWDOWN:-1.15}; fi
+BUDGET=${BUDGET:-5m}
+TOLERANCE=${TOLERANCE:-5%}
 WORK_US=${WORK_US:-3000}
 # Re-record the baseline before every A/A run (slower, but each run then has a baseline of its own).
 RERECORD=${RERECORD:-0}
@@ -43,6 +56,67 @@ unset FIXTURE_SLOWDOWN FIXTURE_DELAY_MS GITHUB_BASE_REF CI_MERGE_REQUEST_TARGET_
 pg() {
   "$bin" perfgate "$@" --manifest-path "$work/fx/Cargo.toml" --color never -q
 }
+
+if [ $MODE = ab ]; then
+  fx="$work/fx"
+  g() { git -C "$fx" -c user.name=calibrate -c user.email=calibrate@localhost "$@"; }
+  sed -i "s|^#\[perf_test(users = 2, think = \"10ms\"|#[perf_test(regression = \"$TOLERANCE\", users = 2, think = \"10ms\"|" \
+    "$fx/tests/perf.rs"
+  grep -q "regression = \"$TOLERANCE\"" "$fx/tests/perf.rs" || { echo "calibrate: could not set the tolerance" >&2; exit 2; }
+  g init -q -b main
+  g add -A
+  g commit -q -m "fixture"
+  g checkout -q -b unchanged
+  echo "nothing that runs" >"$fx/NOTES.md"
+  g add -A
+  g commit -q -m "notes only"
+  g checkout -q main
+  g checkout -q -b slower
+  sed -i "s/const WORK_FACTOR: f64 = 1.0;/const WORK_FACTOR: f64 = $SLOWDOWN;/" "$fx/src/main.rs"
+  grep -q "WORK_FACTOR: f64 = $SLOWDOWN;" "$fx/src/main.rs" || { echo "calibrate: could not set WORK_FACTOR" >&2; exit 2; }
+  g commit -q -am "work factor $SLOWDOWN"
+  export GIT_CEILING_DIRECTORIES="$work"
+
+  ab_series() {
+    local label=$1 branch=$2
+    local pass=0 fail=0 inconc=0 other=0 rc pairs=0
+    g checkout -q "$branch"
+    for i in $(seq 1 "$RUNS"); do
+      set +e
+      pg work --ab --strict --budget "$BUDGET" >"$work/run.log" 2>&1
+      rc=$?
+      set -e
+      case $rc in
+        0) pass=$((pass + 1)) ;;
+        1) fail=$((fail + 1)) ;;
+        3) inconc=$((inconc + 1)) ;;
+        *) other=$((other + 1)); echo "--- $label run $i exited $rc:" >&2; tail -20 "$work/run.log" >&2 ;;
+      esac
+      local n
+      n=$(grep -oE '[0-9]+ pairs? of rounds' "$work/run.log" | head -1 | cut -d' ' -f1)
+      pairs=$((pairs + ${n:-0}))
+      printf '%s run %2d/%d: exit %d after %s pairs\n' "$label" "$i" "$RUNS" "$rc" "${n:-?}" >&2
+      grep -E 'regressed|pairs of rounds' "$work/run.log" >&2 || true
+    done
+    echo "$pass $fail $inconc $other $pairs"
+  }
+  read -r aa_pass aa_fail aa_inc aa_err aa_pairs < <(ab_series "A/A" unchanged)
+  read -r ab_pass ab_fail ab_inc ab_err ab_pairs < <(ab_series "A/B" slower)
+  echo
+  echo "perfgate --ab calibration on $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || uname -m), $(nproc) cores"
+  echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, regression = \"$TOLERANCE\", budget $BUDGET, --strict"
+  printf 'A/A (unchanged):        %2d pass, %2d FAIL (false alarms), %2d inconclusive, %d errors of %d; %s pairs per run on average\n' \
+    "$aa_pass" "$aa_fail" "$aa_inc" "$aa_err" "$RUNS" "$((aa_pairs / RUNS))"
+  printf 'A/B (x%s work):       %2d FAIL (detections), %2d pass, %2d inconclusive, %d errors of %d; %s pairs per run on average\n' \
+    "$SLOWDOWN" "$ab_fail" "$ab_pass" "$ab_inc" "$ab_err" "$RUNS" "$((ab_pairs / RUNS))"
+  if [ "$aa_err" -gt 0 ] || [ "$ab_err" -gt 0 ]; then exit 2; fi
+  if [ $((aa_fail * 20)) -le "$RUNS" ] && [ $((ab_fail * 20)) -ge $((RUNS * 19)) ]; then
+    echo "targets met: <= 1 false alarm in 20, >= 19 detections in 20"
+    exit 0
+  fi
+  echo "targets NOT met: want <= 1 false alarm in 20 and >= 19 detections in 20"
+  exit 1
+fi
 
 base="$work/base.toml"
 record() {

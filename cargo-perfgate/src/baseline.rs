@@ -52,6 +52,23 @@ pub struct BaselineFile {
     /// The rounds themselves, keyed like `scenarios`.
     #[serde(default)]
     pub rounds: BTreeMap<String, Vec<BaselineRound>>,
+    /// This machine's noise floor, measured by `cargo perfgate calibrate` (used by `--ab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// What `cargo perfgate calibrate` measured: per scenario and check, the smallest change `--ab` can
+/// resolve on this machine within the budget.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Calibration {
+    pub machine: Fingerprint,
+    pub recorded_unix_ms: u64,
+    /// A/A pairs of rounds measured per scenario.
+    pub pairs: usize,
+    /// The `--ab` budget the floors were computed for.
+    pub budget_secs: f64,
+    #[serde(default)]
+    pub scenarios: BTreeMap<String, crate::gate::sequential::NoiseFloor>,
 }
 
 /// Medians over rounds of the headline metrics of one scenario.
@@ -286,6 +303,7 @@ impl BaselineFile {
             machine,
             scenarios: BTreeMap::new(),
             rounds: BTreeMap::new(),
+            calibration: None,
         }
     }
 
@@ -419,6 +437,10 @@ pub fn merge_recording(
 ) -> Result<(BaselineFile, Vec<String>)> {
     let mut dropped = Vec::new();
     if let Some(old) = old {
+        // A re-recording keeps the machine's calibration, which `record` does not measure.
+        if new.calibration.is_none() {
+            new.calibration = old.calibration.clone();
+        }
         for (id, summary) in &old.scenarios {
             if new.scenarios.contains_key(id) {
                 continue;

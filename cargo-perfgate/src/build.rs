@@ -127,6 +127,17 @@ pub fn test_binaries(artifacts: Vec<Artifact>, packages: &[PerfPackage]) -> Vec<
 
 /// `cargo build --release -p <pkg> --bin <bin>`: the service as the user deploys it.
 pub fn build_service_bin(common: &CommonArgs, pkg: &PerfPackage, bin: &str) -> Result<PathBuf> {
+    build_service_bin_in(common, pkg, bin, None)
+}
+
+/// The same, with a target directory of its own when given (`--ab` builds the merge-base's service
+/// in `target/perfgate/ab-target`, so the two builds never evict each other's artifacts).
+pub fn build_service_bin_in(
+    common: &CommonArgs,
+    pkg: &PerfPackage,
+    bin: &str,
+    target_dir: Option<&Path>,
+) -> Result<PathBuf> {
     if !pkg.bins.iter().any(|b| b == bin) {
         return Err(Error::Config {
             manifest: pkg.manifest_path.clone(),
@@ -142,6 +153,9 @@ pub fn build_service_bin(common: &CommonArgs, pkg: &PerfPackage, bin: &str) -> R
         "--bin",
         bin,
     ]);
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
     let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
     if !status.success() {
         return Err(Error::Build(format!(
@@ -149,10 +163,23 @@ pub fn build_service_bin(common: &CommonArgs, pkg: &PerfPackage, bin: &str) -> R
             pkg.name
         )));
     }
-    artifacts
+    // Matched by manifest path, not package id: a checkout elsewhere (the merge-base's) has other ids.
+    // Only `-p <pkg> --bin <bin>` was asked for, so a single non-test bin of that name is the one even
+    // when the path is spelled differently (a symlink on the way).
+    let bins: Vec<Artifact> = artifacts
         .into_iter()
-        .find(|a| a.package_id == pkg.id && a.target.name == bin && !a.profile.test)
-        .and_then(|a| a.executable)
+        .filter(|a| a.target.name == bin && !a.profile.test && a.executable.is_some())
+        .collect();
+    let chosen = match bins
+        .iter()
+        .position(|a| a.manifest_path.as_std_path() == pkg.manifest_path)
+    {
+        Some(i) => Some(&bins[i]),
+        None if bins.len() == 1 => bins.first(),
+        None => None,
+    };
+    chosen
+        .and_then(|a| a.executable.clone())
         .map(|p| p.into_std_path_buf())
         .ok_or_else(|| Error::Build(missing_bin_message(pkg, bin)))
 }

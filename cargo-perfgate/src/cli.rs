@@ -53,6 +53,27 @@ pub enum Command {
     /// Apply the regression gate to two files offline: BASE and HEAD are results.json files of earlier
     /// runs (BASE may also be a baseline file).
     Compare(CompareArgs),
+    /// Measure this machine's noise floor: A/A rounds (the same build on both sides), stored in the
+    /// baseline file; `--ab` then never claims to resolve a change below it.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct CalibrateArgs {
+    /// Calibrate only scenarios whose `package::scenario` name contains this (the others are kept).
+    #[arg(value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// A/A pairs of rounds per scenario.
+    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(3..=200))]
+    pub pairs: u32,
+    /// The --ab budget the floor is computed for (the change it can resolve shrinks with more pairs).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub budget: Option<Duration>,
+    /// Write (and merge into) this file instead of the configured baseline path.
+    #[arg(long, value_name = "PATH")]
+    pub baseline_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 /// How the regression gate finds the baseline and decides.
@@ -77,6 +98,13 @@ pub struct GateArgs {
     /// Compare with a baseline recorded on another machine (CPU model, cores, OS) as if it were this one.
     #[arg(long)]
     pub allow_other_machine: bool,
+    /// Same-machine A/B: build the merge-base's service too and run HEAD's scenarios against both here,
+    /// interleaved (ABBA), sampling until every check is decided or the budget runs out.
+    #[arg(long, conflicts_with = "baseline_file")]
+    pub ab: bool,
+    /// With --ab: the time the load may take in all, split over the scenarios [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub budget: Option<Duration>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -246,6 +274,7 @@ pub enum Action {
     Report(ReportArgs),
     Record(RecordArgs),
     Compare(CompareArgs),
+    Calibrate(CalibrateArgs),
 }
 
 impl Cli {
@@ -271,6 +300,7 @@ impl Cli {
             Some(Command::Report(r)) => Action::Report(r.clone()),
             Some(Command::Record(r)) => Action::Record(r.clone()),
             Some(Command::Compare(c)) => Action::Compare(c.clone()),
+            Some(Command::Calibrate(c)) => Action::Calibrate(c.clone()),
             None => Action::Run(self.run.clone()),
         }
     }
@@ -299,6 +329,8 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--base",
     "--baseline-rev",
     "--baseline-file",
+    "--budget",
+    "--pairs",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -318,7 +350,10 @@ fn hoist_subcommand(args: &mut Vec<OsString>) {
             };
             continue;
         }
-        if matches!(a.as_ref(), "list" | "run" | "report" | "record" | "compare") {
+        if matches!(
+            a.as_ref(),
+            "list" | "run" | "report" | "record" | "compare" | "calibrate"
+        ) {
             let sub = args.remove(i);
             args.insert(1, sub);
         }

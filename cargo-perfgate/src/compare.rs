@@ -656,6 +656,7 @@ fn read_report_or_baseline(path: &Path) -> Result<RunReport> {
                 rounds,
                 spec_parts: s.spec_parts.clone(),
                 regressions: Vec::new(),
+                ab: None,
             }
         })
         .collect();
@@ -745,6 +746,7 @@ mod tests {
             rounds: vec![],
             spec_parts: BTreeMap::new(),
             regressions: vec![],
+            ab: None,
         };
         let other = ScenarioReport {
             id: "pkg::b".into(),

@@ -4,6 +4,7 @@
 //! describe each scenario → build and start the service → run each scenario in its own process →
 //! SLO checks → table / JSON, `results.json`, exit code.
 
+pub mod ab;
 pub mod baseline;
 pub mod build;
 pub mod check;
@@ -20,6 +21,7 @@ pub mod run;
 pub mod sample;
 pub mod service;
 pub mod ui;
+pub mod worktree;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -68,6 +70,7 @@ where
         Action::List(args) => cmd_list(&cli.common, args.filter.as_deref(), &ui),
         Action::Report(args) => cmd_report(&cli.common, &args, &ui),
         Action::Record(args) => cmd_record(&cli.common, &args, &ui),
+        Action::Calibrate(args) => ab::cmd_calibrate(&cli.common, &args, &ui),
         Action::Compare(args) => {
             compare::cmd_compare(&args, cli.common.message_format, stdout_color())
                 .and_then(|(text, code)| print_stdout(&text).map(|()| code))
@@ -91,7 +94,7 @@ fn stdout_color() -> bool {
     anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
 }
 
-fn print_stdout(text: &str) -> Result<()> {
+pub(crate) fn print_stdout(text: &str) -> Result<()> {
     let mut out = anstream::stdout();
     // A closed pipe (`| head`) is not worth a panic.
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -102,14 +105,14 @@ fn print_stdout(text: &str) -> Result<()> {
 }
 
 /// What discovery found: the packages and their described scenarios (filtered).
-struct Discovered {
+pub(crate) struct Discovered {
     meta: cargo_metadata::Metadata,
     packages: Vec<PerfPackage>,
     scenarios: Vec<Scenario>,
     build_secs: f64,
 }
 
-fn discover(common: &CommonArgs, filter: Option<&str>, ui: &Ui) -> Result<Discovered> {
+pub(crate) fn discover(common: &CommonArgs, filter: Option<&str>, ui: &Ui) -> Result<Discovered> {
     let meta = discover::metadata(common)?;
     let packages = discover::select_packages(&meta, &common.packages)?;
     let root_manifest = meta.workspace_root.join("Cargo.toml");
@@ -229,49 +232,26 @@ fn run_pipeline(
         Some(_) => None,
     };
     let found = discover(common, args.filter.as_deref(), ui)?;
-    let mut build_secs = found.build_secs;
-
-    // Service configuration, checked for every package before anything slow happens.
-    let mut runs = Vec::new();
-    for pkg in &found.packages {
-        let scenarios: Vec<Scenario> = found
-            .scenarios
-            .iter()
-            .filter(|s| s.package == pkg.name)
-            .cloned()
-            .collect();
-        if scenarios.is_empty() {
-            continue;
+    let (runs, service_build_secs) = prepare_runs(common, &args.load, &found, ui)?;
+    let build_secs = found.build_secs + service_build_secs;
+    if record.is_none() {
+        if let Some(why) = ab::reason(
+            args,
+            &found,
+            baselines.as_deref().unwrap_or_default(),
+            &runs,
+        ) {
+            return ab::cmd_ab(
+                common,
+                args,
+                &found,
+                &runs,
+                baselines.as_deref().unwrap_or_default(),
+                &why,
+                (started, started_unix_ms, build_secs),
+                ui,
+            );
         }
-        // With --target-url nothing is started, so the service declaration is not needed (nor checked).
-        let config = match args.load.target_url {
-            Some(_) => service::PackageConfig::default(),
-            None => service::parse_metadata(&pkg.manifest_path, &pkg.metadata)?,
-        };
-        let mut service_exes = BTreeMap::new();
-        if args.load.target_url.is_none() {
-            // Every scenario must have a service to run against; building only the ones used.
-            let mut needed = BTreeMap::new();
-            for s in &scenarios {
-                let cfg = run::service_for(pkg, &config, s.spec.as_ref().expect("described"))?;
-                needed.insert(cfg.name.clone(), cfg.bin.clone());
-            }
-            let t = Instant::now();
-            for (name, bin) in needed {
-                ui.status(
-                    "Building",
-                    &format!("service `{name}` (bin `{bin}` of {}, release)", pkg.name),
-                );
-                service_exes.insert(name, build::build_service_bin(common, pkg, &bin)?);
-            }
-            build_secs += t.elapsed().as_secs_f64();
-        }
-        runs.push(PackageRun {
-            pkg,
-            config,
-            scenarios,
-            service_exes,
-        });
     }
 
     let target_dir = PathBuf::from(found.meta.target_directory.as_std_path());
@@ -282,6 +262,7 @@ fn run_pipeline(
     let has_baseline = baselines.iter().flatten().any(|g| g.file.is_some());
     let opts = RunOptions {
         gate_follows: record.is_none() && has_baseline,
+        first_round: 0,
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,
         warmup: args.load.warmup,
@@ -333,15 +314,30 @@ fn run_pipeline(
         exit_code,
         gate,
     };
+    show_report(common, &report, &run_dir, ui)?;
+    if let Some(rec) = record {
+        compare::write_baselines(&found.meta, &found.packages, rec, &report, ui)?;
+    }
+    emit_outputs(common, &args.outputs, &found, &report, ui);
+    Ok(exit_code)
+}
+
+/// Writes `results.json` in the run directory and prints the table (or the JSON document).
+pub(crate) fn show_report(
+    common: &CommonArgs,
+    report: &RunReport,
+    run_dir: &std::path::Path,
+    ui: &Ui,
+) -> Result<()> {
     let results_path = run_dir.join("results.json");
-    report::write_json_atomic(&results_path, &report)?;
+    report::write_json_atomic(&results_path, report)?;
     let text = match common.message_format {
         MessageFormat::Json => {
-            serde_json::to_string_pretty(&report)
+            serde_json::to_string_pretty(report)
                 .map_err(|e| Error::io("serialising the results", e.into()))?
                 + "\n"
         }
-        MessageFormat::Human => report::render_human(&report, Some(&results_path), stdout_color()),
+        MessageFormat::Human => report::render_human(report, Some(&results_path), stdout_color()),
     };
     print_stdout(&text)?;
     if common.message_format == MessageFormat::Json && !ui.quiet {
@@ -352,12 +348,20 @@ fn run_pipeline(
             ui.warn(w);
         }
     }
-    if let Some(rec) = record {
-        compare::write_baselines(&found.meta, &found.packages, rec, &report, ui)?;
-    }
+    Ok(())
+}
+
+/// The CI outputs asked for on the command line (JUnit, Markdown, OpenMetrics, the webhook).
+pub(crate) fn emit_outputs(
+    common: &CommonArgs,
+    outputs: &output::OutputArgs,
+    found: &Discovered,
+    report: &RunReport,
+    ui: &Ui,
+) {
     let written = output::emit(
-        &report,
-        &args.outputs,
+        report,
+        outputs,
         &output::EmitContext {
             workspace_root: found.meta.workspace_root.as_std_path(),
             package_roots: found
@@ -372,7 +376,61 @@ fn run_pipeline(
     for (verb, what) in written {
         ui.status(verb, &what);
     }
-    Ok(exit_code)
+}
+
+/// Service configuration and builds, checked for every package before anything slow happens.
+pub(crate) fn prepare_runs<'a>(
+    common: &CommonArgs,
+    load: &cli::LoadArgs,
+    found: &'a Discovered,
+    ui: &Ui,
+) -> Result<(Vec<PackageRun<'a>>, f64)> {
+    let mut build_secs = 0.0;
+
+    // Service configuration, checked for every package before anything slow happens.
+    let mut runs = Vec::new();
+    for pkg in &found.packages {
+        let scenarios: Vec<Scenario> = found
+            .scenarios
+            .iter()
+            .filter(|s| s.package == pkg.name)
+            .cloned()
+            .collect();
+        if scenarios.is_empty() {
+            continue;
+        }
+        // With --target-url nothing is started, so the service declaration is not needed (nor checked).
+        let config = match load.target_url {
+            Some(_) => service::PackageConfig::default(),
+            None => service::parse_metadata(&pkg.manifest_path, &pkg.metadata)?,
+        };
+        let mut service_exes = BTreeMap::new();
+        if load.target_url.is_none() {
+            // Every scenario must have a service to run against; building only the ones used.
+            let mut needed = BTreeMap::new();
+            for s in &scenarios {
+                let cfg = run::service_for(pkg, &config, s.spec.as_ref().expect("described"))?;
+                needed.insert(cfg.name.clone(), cfg.bin.clone());
+            }
+            let t = Instant::now();
+            for (name, bin) in needed {
+                ui.status(
+                    "Building",
+                    &format!("service `{name}` (bin `{bin}` of {}, release)", pkg.name),
+                );
+                service_exes.insert(name, build::build_service_bin(common, pkg, &bin)?);
+            }
+            build_secs += t.elapsed().as_secs_f64();
+        }
+        runs.push(PackageRun {
+            pkg,
+            config,
+            scenarios,
+            service_exes,
+        });
+    }
+
+    Ok((runs, build_secs))
 }
 
 /// `cargo perfgate report [RESULTS…] [-o FILE]`: the HTML page.

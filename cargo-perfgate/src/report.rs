@@ -67,6 +67,24 @@ pub struct ScenarioReport {
     /// The regression checks against the baseline (empty when there was none to compare with).
     #[serde(default)]
     pub regressions: Vec<Decision>,
+    /// The merge-base's side of a same-machine A/B run (`--ab`); `rounds` then holds HEAD's side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab: Option<AbRounds>,
+}
+
+/// The base side of a scenario measured in `--ab` mode, and how sampling went.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AbRounds {
+    /// The merge-base commit whose service was built and measured.
+    pub base_commit: String,
+    /// Pairs of rounds run (ABBA order: base then head, head then base, …).
+    pub pairs: usize,
+    /// The base service's rounds, `base_rounds[i]` paired with HEAD's `rounds[i]`.
+    pub base_rounds: Vec<RoundStats>,
+    /// Why sampling stopped, in a sentence.
+    pub stopped: String,
+    /// Seconds of load spent on this scenario (both sides).
+    pub secs: f64,
 }
 
 impl ScenarioReport {
@@ -221,7 +239,7 @@ fn whole_ms(ms: u64) -> String {
     }
 }
 
-fn new_table(color: bool) -> Table {
+pub(crate) fn new_table(color: bool) -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled);
@@ -463,6 +481,19 @@ pub fn render_regressions(report: &RunReport, color: bool) -> String {
             _ => {}
         }
     }
+    for s in &report.scenarios {
+        if let Some(ab) = &s.ab {
+            out.push_str(&format!(
+                "  {}: {} pair{} of rounds against {} (ABBA), {:.0}s; {}\n",
+                s.id,
+                ab.pairs,
+                if ab.pairs == 1 { "" } else { "s" },
+                ab.base_commit.get(..10).unwrap_or(&ab.base_commit),
+                ab.secs,
+                ab.stopped
+            ));
+        }
+    }
     if let Some(g) = &report.gate {
         for w in &g.warnings {
             out.push_str(&format!("{yellow}!{yellow:#} {w}\n"));
@@ -591,6 +622,7 @@ mod tests {
             rounds: vec![],
             spec_parts: BTreeMap::new(),
             regressions: vec![],
+            ab: None,
         };
         let errored = ScenarioReport {
             id: "predict-service::catalogue".into(),

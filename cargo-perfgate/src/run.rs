@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub rounds: usize,
     /// A baseline comparison follows the runs, so a scenario's own line cannot say "pass" yet.
     pub gate_follows: bool,
+    /// Numbering of this call's rounds starts after this many (`--ab` runs one round per call, and
+    /// each must keep its own results file and log).
+    pub first_round: usize,
 }
 
 /// A package ready to run: its scenarios (described) and its services' executables.
@@ -97,7 +100,7 @@ pub fn missing_service_message(pkg: &PerfPackage) -> String {
 }
 
 /// The services of the run, started lazily and kept per package while `restart = "per-run"`.
-struct Services<'a> {
+pub(crate) struct Services<'a> {
     run_dir: &'a Path,
     /// Log file names by (package, service), unique in the run.
     logs: BTreeMap<(String, String), PathBuf>,
@@ -107,7 +110,27 @@ struct Services<'a> {
     failed: BTreeMap<String, String>,
 }
 
-impl Services<'_> {
+impl<'a> Services<'a> {
+    /// Services whose logs go to `log_dir`.
+    pub(crate) fn new(log_dir: &'a Path) -> Self {
+        Services {
+            run_dir: log_dir,
+            logs: BTreeMap::new(),
+            running: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        }
+    }
+
+    /// Stops the package's services (they are not needed any more) and forgets failed starts.
+    pub(crate) fn stop_all(&mut self, pkg: &str, ui: &Ui) {
+        for (name, svc) in std::mem::take(&mut self.running) {
+            if let Err(e) = svc.stop() {
+                ui.warn(&format!("stopping service `{name}` of `{pkg}`: {e}"));
+            }
+        }
+        self.failed.clear();
+    }
+
     fn log_path(&mut self, pkg: &str, svc: &str) -> PathBuf {
         let taken: Vec<PathBuf> = self.logs.values().cloned().collect();
         let run_dir = self.run_dir;
@@ -137,12 +160,7 @@ pub fn run_all(
     let scenario_dir = run_dir.join("scenarios");
     std::fs::create_dir_all(&scenario_dir)
         .map_err(|e| Error::io(format!("creating {}", scenario_dir.display()), e))?;
-    let mut services = Services {
-        run_dir,
-        logs: BTreeMap::new(),
-        running: BTreeMap::new(),
-        failed: BTreeMap::new(),
-    };
+    let mut services = Services::new(run_dir);
     for run in runs {
         for scenario in &run.scenarios {
             if procs::interrupted() {
@@ -152,21 +170,12 @@ pub fn run_all(
             ui.scenario_done(&report, opts.gate_follows);
             reports.push(report);
         }
-        // The package's services are not needed any more.
-        for (name, svc) in std::mem::take(&mut services.running) {
-            if let Err(e) = svc.stop() {
-                ui.warn(&format!(
-                    "stopping service `{name}` of `{}`: {e}",
-                    run.pkg.name
-                ));
-            }
-        }
-        services.failed.clear();
+        services.stop_all(&run.pkg.name, ui);
     }
     Ok(reports)
 }
 
-fn run_scenario(
+pub(crate) fn run_scenario(
     run: &PackageRun<'_>,
     scenario: &Scenario,
     scenario_dir: &Path,
@@ -194,6 +203,7 @@ fn run_scenario(
         rounds: Vec::new(),
         spec_parts: BTreeMap::new(),
         regressions: Vec::new(),
+        ab: None,
     };
     ui.scenario_start(scenario, &spec, opts);
 
@@ -259,7 +269,14 @@ fn run_scenario(
             }
             ui.status("Round", &format!("{round}/{rounds} of {}", scenario.id));
         }
-        let outcome = match execute(scenario, &spec, &base_url, scenario_dir, opts, round) {
+        let outcome = match execute(
+            scenario,
+            &spec,
+            &base_url,
+            scenario_dir,
+            opts,
+            opts.first_round + round,
+        ) {
             Ok(o) => o,
             Err(e) => {
                 drop(sampler.and_then(Sampler::finish));

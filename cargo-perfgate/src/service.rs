@@ -27,6 +27,21 @@ pub struct PackageConfig {
     pub services: BTreeMap<String, ServiceConfig>,
     /// Path of the baseline file, from the workspace root, as written.
     pub baseline: Option<String>,
+    /// `ab = "auto" | "always" | "off"`: when the same-machine A/B mode runs without `--ab`.
+    pub ab: AbSetting,
+}
+
+/// When `cargo perfgate` measures the merge-base on this machine instead of reading the baseline file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AbSetting {
+    /// Only with `--ab` (the default).
+    #[default]
+    Off,
+    /// When the baseline file is missing at the merge-base, not comparable (a scenario's spec changed)
+    /// or recorded on another machine.
+    Auto,
+    /// Always, as if `--ab` were given.
+    Always,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -77,9 +92,9 @@ pub fn parse_metadata(manifest: &Path, metadata: &Value) -> Result<PackageConfig
     };
     let mut cfg = PackageConfig::default();
     for key in section.keys() {
-        if !matches!(key.as_str(), "service" | "services" | "baseline") {
+        if !matches!(key.as_str(), "service" | "services" | "baseline" | "ab") {
             return Err(err(format!(
-                "unknown key `{key}`; the accepted keys are `service`, `services` and `baseline`"
+                "unknown key `{key}`; the accepted keys are `service`, `services`, `baseline` and `ab`"
             )));
         }
     }
@@ -114,6 +129,29 @@ pub fn parse_metadata(manifest: &Path, metadata: &Value) -> Result<PackageConfig
             return Err(err(format!(
                 "`baseline` must be a path string, e.g. `baseline = \"perfgate.baseline.toml\"`, found {}",
                 kind(other)
+            )));
+        }
+    }
+    match section.get("ab") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "auto" => cfg.ab = AbSetting::Auto,
+        Some(Value::String(s)) if s == "always" => cfg.ab = AbSetting::Always,
+        Some(Value::String(s)) if s == "off" => cfg.ab = AbSetting::Off,
+        Some(Value::Bool(b)) => {
+            cfg.ab = if *b {
+                AbSetting::Always
+            } else {
+                AbSetting::Off
+            }
+        }
+        Some(other) => {
+            return Err(err(format!(
+                "`ab` must be \"auto\" (measure the merge-base on this machine when the baseline file is \
+                 missing, not comparable or from another machine), \"always\" or \"off\", found {}",
+                match other {
+                    Value::String(s) => format!("\"{s}\""),
+                    v => kind(v).to_string(),
+                }
             )));
         }
     }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 mod dist;
+pub mod sequential;
 #[cfg(test)]
 mod sim;
 mod stats;

@@ -35,6 +35,10 @@
 
 use perfgate_runtime::format::{ErrorCounts, LatencySummary, Metric, Stats};
 
+use super::sequential::{
+    decide_look, floor_of, noise_floor, plan, plan_with, should_stop, NoiseFloor, Plan, Spending,
+    Stop,
+};
 use super::{decide, Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
 
 /// SplitMix64: a tiny, well-mixed, seedable generator (enough for simulations, not for secrets).
@@ -100,6 +104,9 @@ pub struct Sim {
     pub error_rate: f64,
     /// Series: None is the iteration, then named requests, with their median in ms.
     pub series: Vec<(Option<&'static str>, f64)>,
+    /// A/A pairs only ([`Sim::pair`]): drift shared by the two rounds of a pair (the machine's slow
+    /// wander, which pairing cancels); `drift` and `own_drift` are then each round's own.
+    pub pair_drift: f64,
 }
 
 impl Default for Sim {
@@ -116,6 +123,7 @@ impl Default for Sim {
                 (Some("catalogue"), 1.0),
                 (Some("health"), 0.5),
             ],
+            pair_drift: 0.0,
         }
     }
 }
@@ -386,4 +394,404 @@ fn bootstrap_comparison() {
             p99_fail as f64 / runs as f64 * 100.0
         );
     }
+}
+
+// The sequential A/B mode (`sequential.rs`): pairs of rounds, looks, early stops.
+
+/// What the head side of an A/B pair changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Change {
+    /// Every latency of every series multiplied by `1 + all`.
+    pub all: f64,
+    /// On top, the iteration's p99 alone multiplied by `1 + iteration_p99` (a tail slowdown: the
+    /// p50 and throughput checks, which are less noisy, cannot catch it first).
+    pub iteration_p99: f64,
+}
+
+/// (p, z_p, φ(z_p)) of the standard normal at the percentiles the gate compares.
+const PERCENTILES: [(f64, f64, f64); 3] = [
+    (0.50, 0.0, 0.398_942_280),
+    (0.95, 1.644_853_627, 0.103_135_700),
+    (0.99, 2.326_347_874, 0.026_652_142),
+];
+
+impl Sim {
+    /// Sd of a round's log p99 from sampling alone: the asymptotic variance of a sample quantile,
+    /// p(1 − p) / (n f²), on the log scale of a lognormal.
+    pub fn p99_sampling_sd(&self) -> f64 {
+        self.sigma_ln * (0.99 * 0.01 / self.requests as f64).sqrt() / PERCENTILES[2].2
+    }
+
+    /// The default scenario with drifts set so that a round's log p99 (iteration) varies by `sd` in
+    /// all: sampling noise (2.9% for 2000 requests), the rest drift, of whose variance half is shared
+    /// by the two rounds of a pair (a CI machine's slow wander), 40% is each round's own (shared by
+    /// its series) and 10% each series' own.
+    pub fn with_p99_sd(sd: f64) -> Sim {
+        let sim = Sim::default();
+        let drift = sd.powi(2) - sim.p99_sampling_sd().powi(2);
+        assert!(drift >= 0.0, "{sd} is below the sampling noise alone");
+        Sim {
+            pair_drift: (0.5 * drift).sqrt(),
+            drift: (0.4 * drift).sqrt(),
+            own_drift: (0.1 * drift).sqrt(),
+            ..sim
+        }
+    }
+
+    /// Sd of a pair's log ratio head/base of the iteration's p99: the noise pairing leaves.
+    pub fn p99_paired_sd(&self) -> f64 {
+        (2.0 * (self.p99_sampling_sd().powi(2) + self.drift.powi(2) + self.own_drift.powi(2)))
+            .sqrt()
+    }
+
+    /// One A/B pair (base, head). Simulated from each round's summary rather than raw latencies:
+    /// hundreds of runs of up to 60 pairs would take minutes in a debug build otherwise. The
+    /// percentiles are drawn from the joint asymptotic law of sample quantiles (normal, correlations
+    /// included), so the skew of a p99 of 20 tail samples is left out: the raw-latency calibration
+    /// above covers that.
+    pub fn pair(&self, rng: &mut Rng, change: Change) -> (RoundStats, RoundStats) {
+        let shared = self.pair_drift * rng.normal();
+        let base = self.summary_round(rng, shared, Change::default());
+        let head = self.summary_round(rng, shared, change);
+        (base, head)
+    }
+
+    fn summary_round(&self, rng: &mut Rng, shared: f64, change: Change) -> RoundStats {
+        let shift = shared + self.drift * rng.normal() + change.all.ln_1p();
+        let n = self.requests as f64;
+        let sigma = self.sigma_ln;
+        let mut round = RoundStats::default();
+        for &(name, median) in &self.series {
+            let centre = median.ln() + shift + self.own_drift * rng.normal();
+            // Sample quantile p of n draws ≈ z_p + B(p) / (√n φ(z_p)) with B a Brownian bridge,
+            // B(p) = W(p) − p W(1), W built from independent increments.
+            let (mut w, mut prev, mut at) = (0.0, 0.0, [0.0; 3]);
+            for (i, &(p, _, _)) in PERCENTILES.iter().enumerate() {
+                w += (p - prev).sqrt() * rng.normal();
+                prev = p;
+                at[i] = w;
+            }
+            let w1 = w + (1.0 - prev).sqrt() * rng.normal();
+            let q = |i: usize| {
+                let (p, z, phi) = PERCENTILES[i];
+                (centre + sigma * (z + (at[i] - p * w1) / (n.sqrt() * phi))).exp()
+            };
+            let fixed = |z: f64| (centre + sigma * z).exp();
+            let mut p99 = q(2);
+            if name.is_none() {
+                p99 *= 1.0 + change.iteration_p99;
+            }
+            // The mean of n lognormal draws, with its own sampling noise (for throughput).
+            let mean_sd = (sigma.powi(2).exp_m1() / n).sqrt();
+            let mean_ms = (centre + 0.5 * sigma.powi(2) + mean_sd * rng.normal()).exp();
+            let latency = LatencySummary {
+                count: self.requests as u64,
+                min_ms: fixed(-3.5),
+                mean_ms,
+                p50_ms: q(0),
+                p90_ms: fixed(1.281_551_6),
+                p95_ms: q(1),
+                p99_ms: p99,
+                p999_ms: fixed(3.090_232).max(p99),
+                max_ms: fixed(4.0).max(p99),
+            };
+            let errors = rng.binomial(self.requests as u64, self.error_rate);
+            let stats = Stats {
+                count: self.requests as u64,
+                errors: ErrorCounts {
+                    other: errors,
+                    ..ErrorCounts::default()
+                },
+                throughput: 64.0 / (mean_ms / 1000.0),
+                latency_uncorrected: latency.clone(),
+                latency,
+                ..Stats::default()
+            };
+            match name {
+                None => round.iterations = stats,
+                Some(n) => {
+                    round.requests.insert(n.to_string(), stats);
+                }
+            }
+        }
+        round
+    }
+}
+
+/// Sequential runs: how often they fail, and how many pairs they take.
+#[derive(Debug, Default)]
+pub struct SeqTally {
+    pub runs: usize,
+    pub any_fail: usize,
+    /// Runs stopping with the iteration's p99 Failed.
+    pub p99_fail: usize,
+    pub pairs: usize,
+    /// Stops by kind: Failed, Decided, Budget, MaxPairs.
+    pub stops: [usize; 4],
+}
+
+impl SeqTally {
+    fn rate(&self, k: usize) -> f64 {
+        k as f64 / self.runs as f64
+    }
+
+    fn mean_pairs(&self) -> f64 {
+        self.pairs as f64 / self.runs as f64
+    }
+}
+
+/// `runs` A/B runs of one scenario, each sampling pairs up to the plan's looks and stopping where
+/// `should_stop` says.
+pub fn sequential_tally(
+    sim: &Sim,
+    seed: u64,
+    runs: usize,
+    plan: &Plan,
+    tolerance: f64,
+    change: Change,
+    floors: Option<&NoiseFloor>,
+) -> SeqTally {
+    let mut rng = Rng::new(seed);
+    let opts = GateOptions::default();
+    let mut t = SeqTally {
+        runs,
+        ..SeqTally::default()
+    };
+    for _ in 0..runs {
+        let (mut base, mut head) = (Vec::new(), Vec::new());
+        for (j, &n) in plan.looks.iter().enumerate() {
+            while base.len() < n {
+                let (b, h) = sim.pair(&mut rng, change);
+                base.push(b);
+                head.push(h);
+            }
+            let pair = ScenarioPair {
+                scenario: "sim::ab",
+                tolerance,
+                compare_throughput: true,
+                baseline: &base,
+                current: &head,
+            };
+            let look = decide_look(&pair, &opts, plan, j, floors);
+            let Some(stop) = should_stop(&look.decisions, n, plan, false) else {
+                continue;
+            };
+            let failed = |d: &Decision| d.outcome == Outcome::Fail;
+            t.any_fail += look.decisions.iter().any(failed) as usize;
+            t.p99_fail += look
+                .decisions
+                .iter()
+                .any(|d| d.request.is_none() && d.metric == Metric::P99 && failed(d))
+                as usize;
+            t.pairs += n;
+            t.stops[stop as usize] += 1;
+            break;
+        }
+    }
+    t
+}
+
+/// The largest count a Binomial(n, p) exceeds with probability below ~1% (normal approximation
+/// plus a continuity margin): an observed count above it says the rate is above p.
+fn binomial_upper(n: usize, p: f64) -> usize {
+    let (n, sd) = (n as f64, (n as f64 * p * (1.0 - p)).sqrt());
+    (n * p + 2.33 * sd + 0.5).floor() as usize
+}
+
+/// The table behind the choice of looks and alpha spending (`sequential.rs`): both spendings, round
+/// noise of 3%, 5% and 8% (sd of a round's log p99), looks from 8 to 60 pairs, tolerance 5%, one
+/// scenario at alpha 0.05, 17 checks, no errors (see [`quiet`]); then what the look correction buys
+/// at the tolerance, a longer budget for the noisiest machine, and runs with 0.2% errors.
+#[test]
+#[ignore = "a table for the docs (~3 min): cargo test --release -- --ignored sequential_spending_table --nocapture"]
+fn sequential_spending_table() {
+    let change = |all, iteration_p99| Change { all, iteration_p99 };
+    let rows = [
+        ("none (A/A)", change(0.0, 0.0)),
+        ("+5% everywhere (the tolerance)", change(0.05, 0.0)),
+        ("+10% iteration p99 only", TAIL_10),
+        ("+10% everywhere", change(0.10, 0.0)),
+        ("+30% everywhere", change(0.30, 0.0)),
+    ];
+    let header = "| round sd | change | any Fail | p99 Fails | mean pairs | stops F/D/B/M |";
+    let row = |sd: f64, label: &str, t: &SeqTally| {
+        eprintln!(
+            "| {:>3.0}% | {label:<32} | {:>5.1}% | {:>5.1}% | {:>5.1} | {:?} |",
+            sd * 100.0,
+            t.rate(t.any_fail) * 100.0,
+            t.rate(t.p99_fail) * 100.0,
+            t.mean_pairs(),
+            t.stops
+        );
+    };
+    let runs = 1000;
+    for spending in [Spending::Equal, Spending::ByPairs] {
+        let plan = plan_with(8, 60, 0.05, spending);
+        eprintln!(
+            "{spending:?}: looks {:?}, levels {:.4?}",
+            plan.looks, plan.alphas
+        );
+        eprintln!("{header}");
+        for sd in [0.03, 0.05, 0.08] {
+            for (i, (label, c)) in rows.iter().enumerate() {
+                let t = sequential_tally(&quiet(sd), 500 + i as u64, runs, &plan, 0.05, *c, None);
+                row(sd, label, &t);
+            }
+        }
+    }
+    // Without the correction (alpha at every look): the false alarms it prevents.
+    let naive = Plan {
+        alphas: vec![0.05; 8],
+        alpha_scenario: 0.40,
+        ..plan(8, 60, 0.05)
+    };
+    eprintln!("no look correction:\n{header}");
+    for sd in [0.03, 0.05, 0.08] {
+        let t = sequential_tally(&quiet(sd), 501, runs, &naive, 0.05, rows[1].1, None);
+        row(sd, rows[1].0, &t);
+    }
+    let long = plan(8, 100, 0.05);
+    eprintln!("ByPairs, looks {:?}:\n{header}", long.looks);
+    for (i, (label, c)) in rows.iter().enumerate().take(3) {
+        let t = sequential_tally(&quiet(0.08), 600 + i as u64, runs, &long, 0.05, *c, None);
+        row(0.08, label, &t);
+    }
+    eprintln!("0.2% errors (200 runs):\n{header}");
+    for spending in [Spending::Equal, Spending::ByPairs] {
+        let plan = plan_with(8, 60, 0.05, spending);
+        let t = sequential_tally(
+            &Sim::with_p99_sd(0.05),
+            700,
+            200,
+            &plan,
+            0.05,
+            rows[0].1,
+            None,
+        );
+        row(0.05, &format!("A/A, {spending:?}"), &t);
+    }
+}
+
+/// The fast simulations run without errors: the exact error test on the pooled counts of 60 pairs
+/// costs ~0.2 s per run in a debug build (its calibration does not depend on the looks anyway: the
+/// union bound covers every check alike). The table above has them.
+fn quiet(sd: f64) -> Sim {
+    Sim {
+        error_rate: 0.0,
+        ..Sim::with_p99_sd(sd)
+    }
+}
+
+const TAIL_10: Change = Change {
+    all: 0.0,
+    iteration_p99: 0.10,
+};
+
+#[test]
+fn sequential_unchanged_runs_do_not_fail_and_are_certified_early() {
+    let plan = plan(8, 60, 0.05);
+    let mut fails = 0;
+    for (i, sd) in [0.03, 0.05, 0.08].into_iter().enumerate() {
+        let t = sequential_tally(
+            &quiet(sd),
+            10 + i as u64,
+            60,
+            &plan,
+            0.05,
+            Change::default(),
+            None,
+        );
+        fails += t.any_fail;
+        if sd <= 0.05 {
+            // Every check Passes well before the budget: 5% is above what these pairs resolve.
+            assert!(t.stops[Stop::Decided as usize] >= 57, "{t:?}");
+            assert!(t.mean_pairs() < 35.0, "{t:?}");
+        }
+    }
+    assert!(fails <= binomial_upper(180, 0.05), "{fails} of 180");
+}
+
+#[test]
+fn sequential_detects_a_10pct_tail_slowdown_against_a_5pct_tolerance() {
+    let plan = plan(8, 60, 0.05);
+    let t = sequential_tally(&quiet(0.05), 20, 100, &plan, 0.05, TAIL_10, None);
+    assert!(t.p99_fail >= 95, "{t:?}");
+    assert!(t.mean_pairs() < 45.0, "{t:?}");
+}
+
+/// Every check exactly at its tolerance: the case the look correction is for (an unchanged run sits
+/// far below the line and hardly ever fails, with or without it).
+#[test]
+fn sequential_changes_at_the_tolerance_fail_at_most_alpha() {
+    let plan = plan(8, 60, 0.05);
+    let at = Change {
+        all: 0.05,
+        ..Change::default()
+    };
+    let runs = 250;
+    let t = sequential_tally(&quiet(0.05), 30, runs, &plan, 0.05, at, None);
+    assert!(t.any_fail <= binomial_upper(runs, 0.05), "{t:?}");
+}
+
+#[test]
+fn sequential_noise_floor_of_simulated_aa_pairs_matches_the_formula() {
+    let sim = quiet(0.05);
+    let plan = plan(8, 60, 0.05);
+    let mut rng = Rng::new(40);
+    let expected = floor_of(Metric::P99, sim.p99_paired_sd(), 60, plan.alpha_final());
+    let (calibrations, pairs) = (10, 40);
+    let mut floors = Vec::new();
+    for _ in 0..calibrations {
+        let (base, head): (Vec<_>, Vec<_>) = (0..pairs)
+            .map(|_| sim.pair(&mut rng, Change::default()))
+            .unzip();
+        let aa = ScenarioPair {
+            scenario: "sim::ab",
+            tolerance: 0.05,
+            compare_throughput: true,
+            baseline: &base,
+            current: &head,
+        };
+        let f = noise_floor(&aa, &GateOptions::default(), 60, plan.alpha_final());
+        assert_eq!(f.pairs["p99"], pairs as u64);
+        // A p50 is steadier than a p99 of 20 tail samples.
+        assert!(f.floor["p50"] < f.floor["p99"], "{f:?}");
+        assert!(f.floor.contains_key("predict:p99") && f.floor.contains_key("throughput"));
+        floors.push(f.floor["p99"]);
+    }
+    // Each calibration's sd is within ~11% of the truth (1/√(2·39)); their mean within ~4%.
+    let mean = floors.iter().sum::<f64>() / calibrations as f64;
+    assert!((mean / expected - 1.0).abs() < 0.10, "{mean} vs {expected}");
+    assert!(
+        floors.iter().all(|f| (f / expected - 1.0).abs() < 0.35),
+        "{floors:?} vs {expected}"
+    );
+    // 2.9% for 5% round noise (half of its drift variance shared by a pair) over 60 pairs.
+    assert!((0.025..0.035).contains(&expected), "{expected}");
+}
+
+/// A declared 1% on a machine resolving ~3%: without the floor an unchanged scenario can hardly be
+/// certified within the budget; with it (from one simulated calibration of 60 A/A pairs) it mostly is.
+#[test]
+fn sequential_floor_lets_unchanged_runs_pass_a_too_tight_tolerance() {
+    let sim = quiet(0.05);
+    let plan = plan(8, 60, 0.05);
+    let mut rng = Rng::new(50);
+    let (base, head): (Vec<_>, Vec<_>) = (0..60)
+        .map(|_| sim.pair(&mut rng, Change::default()))
+        .unzip();
+    let aa = ScenarioPair {
+        scenario: "sim::ab",
+        tolerance: 0.01,
+        compare_throughput: true,
+        baseline: &base,
+        current: &head,
+    };
+    let floors = noise_floor(&aa, &GateOptions::default(), 60, plan.alpha_final());
+    assert!(floors.floor["p99"] > 0.02, "{floors:?}");
+    let held = sequential_tally(&sim, 51, 40, &plan, 0.01, Change::default(), Some(&floors));
+    let plain = sequential_tally(&sim, 51, 40, &plan, 0.01, Change::default(), None);
+    assert!(held.stops[Stop::Decided as usize] >= 24, "{held:?}");
+    assert!(plain.stops[Stop::Decided as usize] <= 5, "{plain:?}");
+    assert_eq!(held.any_fail + plain.any_fail, 0, "{held:?} {plain:?}");
 }

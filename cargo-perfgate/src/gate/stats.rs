@@ -95,7 +95,7 @@ fn quantile(metric: Metric) -> Option<f64> {
 /// Every check of every scenario of a run, decided together (Holm across all of them). Baseline and
 /// current rounds are independent samples.
 pub fn decide(pairs: &[ScenarioPair], opts: &GateOptions) -> Vec<Decision> {
-    run(pairs, opts, Design::Independent)
+    decisions(run(pairs, opts, Design::Independent, &declared))
 }
 
 /// The same checks for a same-machine A/B run whose `baseline[i]` and `current[i]` were measured next
@@ -103,7 +103,39 @@ pub fn decide(pairs: &[ScenarioPair], opts: &GateOptions) -> Vec<Decision> {
 /// `n − 1` degrees of freedom), which cancels the drift the two rounds of a pair share. A scenario
 /// whose sides have different numbers of rounds is NotComparable.
 pub fn decide_paired(pairs: &[ScenarioPair], opts: &GateOptions) -> Vec<Decision> {
-    run(pairs, opts, Design::Paired)
+    decisions(run(pairs, opts, Design::Paired, &declared))
+}
+
+/// The paired decisions with what the sequential A/B mode (`sequential.rs`) needs besides them, each
+/// check held to the tolerance `tolerance` gives it (e.g. raised to the machine's noise floor).
+pub(crate) fn decide_paired_checked(
+    pairs: &[ScenarioPair],
+    opts: &GateOptions,
+    tolerance: Tolerance,
+) -> Vec<Checked> {
+    run(pairs, opts, Design::Paired, tolerance)
+}
+
+/// A decision and the numbers behind it that its note only spells out in words.
+pub(crate) struct Checked {
+    pub decision: Decision,
+    /// For an Inconclusive check that more rounds could settle: the rounds per side (A/B pairs in the
+    /// paired design) that would likely decide it.
+    pub rounds_needed: Option<u64>,
+    /// For a tested latency or throughput check: the per-round spread (sd of the log values, or of
+    /// the pairs' log ratios).
+    pub sd: Option<f64>,
+}
+
+/// The tolerance a check (scenario, request or None for the iteration, metric) is held to.
+pub(crate) type Tolerance<'f> = &'f dyn Fn(&ScenarioPair, Option<&str>, Metric) -> f64;
+
+fn declared(pair: &ScenarioPair, _request: Option<&str>, _metric: Metric) -> f64 {
+    pair.tolerance
+}
+
+fn decisions(checked: Vec<Checked>) -> Vec<Decision> {
+    checked.into_iter().map(|c| c.decision).collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -319,10 +351,15 @@ struct Pending {
     margin: f64,
 }
 
-fn run(pairs: &[ScenarioPair], opts: &GateOptions, design: Design) -> Vec<Decision> {
+fn run(
+    pairs: &[ScenarioPair],
+    opts: &GateOptions,
+    design: Design,
+    tolerance: Tolerance,
+) -> Vec<Checked> {
     let mut pending = Vec::new();
     for pair in pairs {
-        scenario_checks(pair, opts, design, &mut pending);
+        scenario_checks(pair, opts, design, tolerance, &mut pending);
     }
 
     let tested: Vec<(usize, f64)> = pending
@@ -376,12 +413,13 @@ pub(crate) fn holm(p: &[f64], alpha: f64) -> (Vec<bool>, Vec<f64>) {
     (rejected, level)
 }
 
-fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Decision {
+fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Checked {
     let Pending {
         mut decision,
         evidence,
         margin,
     } = p;
+    let (mut rounds_needed, mut sd) = (None, None);
     let conf = confidence(level);
     match evidence {
         Evidence::Done(outcome, note) => {
@@ -389,6 +427,7 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Decision {
             decision.note = note;
         }
         Evidence::Ratio(r) => {
+            sd = Some(r.sd);
             let (worse, better) = (r.worse_end(level), r.better_end(alpha));
             let (low, high) = if r.higher_is_worse {
                 (worse, better)
@@ -424,6 +463,7 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Decision {
                 decision.outcome = Outcome::Inconclusive;
                 let leaning_fail = r.w > r.boundary;
                 let needed = r.rounds_needed(if leaning_fail { level } else { alpha });
+                rounds_needed = needed;
                 let unit = match r.design {
                     Design::Independent => "rounds on each side",
                     Design::Paired => "A/B pairs",
@@ -467,8 +507,11 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Decision {
             } else {
                 decision.outcome = Outcome::Inconclusive;
                 let leaning_fail = e.rate_c() - e.rate_b() > margin;
-                let budget = match e.scale_needed(if leaning_fail { level } else { alpha }, margin)
-                {
+                let scale = e.scale_needed(if leaning_fail { level } else { alpha }, margin);
+                // More rounds of the same length bring proportionally more requests.
+                let rounds = decision.rounds_baseline.max(decision.rounds_current) as f64;
+                rounds_needed = scale.map(|k| (k * rounds).ceil() as u64);
+                let budget = match scale {
                     Some(k) => format!(
                         "about {:.0}× as many requests would likely decide it",
                         k.ceil()
@@ -483,7 +526,11 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Decision {
             }
         }
     }
-    decision
+    Checked {
+        decision,
+        rounds_needed,
+        sd,
+    }
 }
 
 fn confidence(level: f64) -> String {
@@ -507,6 +554,7 @@ fn scenario_checks(
     pair: &ScenarioPair,
     opts: &GateOptions,
     design: Design,
+    tolerance: Tolerance,
     out: &mut Vec<Pending>,
 ) {
     let mut requests: Vec<&str> = pair
@@ -527,7 +575,8 @@ fn scenario_checks(
             metrics.push(Metric::Throughput);
         }
         for metric in metrics {
-            out.push(check(pair, opts, design, s, metric));
+            let tolerance = tolerance(pair, s.request().as_deref(), metric);
+            out.push(check(pair, opts, design, s, metric, tolerance));
         }
     }
 }
@@ -585,6 +634,7 @@ fn check(
     design: Design,
     s: Series,
     metric: Metric,
+    tolerance: f64,
 ) -> Pending {
     let mut decision = Decision {
         scenario: pair.scenario.to_string(),
@@ -596,7 +646,7 @@ fn check(
         change: None,
         change_low: None,
         change_high: None,
-        tolerance: pair.tolerance,
+        tolerance,
         rounds_baseline: 0,
         rounds_current: 0,
         note: String::new(),
@@ -640,7 +690,7 @@ fn check(
                     errors_b,
                     count_b,
                 };
-                margin = (pair.tolerance * e.rate_b()).max(MIN_ERROR_MARGIN);
+                margin = (tolerance * e.rate_b()).max(MIN_ERROR_MARGIN);
                 decision.tolerance = margin;
                 decision.baseline = Some(e.rate_b());
                 decision.current = Some(e.rate_c());
@@ -654,7 +704,7 @@ fn check(
                 }
             }
         }
-        _ => ratio_check(pair, opts, design, metric, &b, &c, &mut decision),
+        _ => ratio_check(tolerance, opts, design, metric, &b, &c, &mut decision),
     };
     Pending {
         decision,
@@ -664,7 +714,7 @@ fn check(
 }
 
 fn ratio_check(
-    pair: &ScenarioPair,
+    tolerance: f64,
     opts: &GateOptions,
     design: Design,
     metric: Metric,
@@ -742,7 +792,7 @@ fn ratio_check(
             ),
         );
     }
-    let t = pair.tolerance;
+    let t = tolerance;
     let boundary = if higher_is_worse {
         t.ln_1p()
     } else if t < 1.0 {

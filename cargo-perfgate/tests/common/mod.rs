@@ -251,6 +251,11 @@ impl Running {
         }
     }
 
+    /// Where its stderr goes, to watch a run's progress while it runs.
+    pub fn stderr_path(&self) -> &Path {
+        self.err.path()
+    }
+
     /// Waits up to `timeout`; a run that takes longer is killed and the test fails with its output.
     pub fn wait(mut self, timeout: Duration) -> Output {
         let deadline = Instant::now() + timeout;
