@@ -310,7 +310,25 @@ fn run_one(
             let l = look(&scenario.id, &head, &base, &consts, plan, k, sampling);
             let per_pair = started.elapsed() / pairs as u32;
             let spent = started.elapsed() + per_pair > share;
-            let stop = sequential::should_stop(&l.decisions, pairs, plan, spent);
+            let mut stop = sequential::should_stop(&l.decisions, pairs, plan, spent);
+            let mut l = l;
+            if stop == Some(Stop::Budget) {
+                // This look is the last: decide it with all the alpha the later looks would have had.
+                let cut = plan.ending_at(pairs);
+                l = look(
+                    &scenario.id,
+                    &head,
+                    &base,
+                    &consts,
+                    &cut,
+                    cut.looks.len() - 1,
+                    sampling,
+                );
+                stop = match sequential::should_stop(&l.decisions, pairs, &cut, true) {
+                    Some(Stop::MaxPairs) => Some(Stop::Budget),
+                    other => other,
+                };
+            }
             if let Some(stop) = stop {
                 stopped = sequential::describe_stop(stop, &l, sampling.budget);
                 last = Some(l);
