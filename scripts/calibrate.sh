@@ -30,7 +30,8 @@ if [ "${1:-}" = "--ab" ]; then MODE=ab; fi
 RUNS=${RUNS:-20}
 if [ $MODE = ab ]; then SLOWDOWN=${SLOWDOWN:-1.10}; else SLOWDOWN=${SLOWDOWN:-1.15}; fi
 BUDGET=${BUDGET:-5m}
-TOLERANCE=${TOLERANCE:-5%}
+# The file mode keeps the scenario's declared tolerance (10%) unless TOLERANCE is set.
+if [ $MODE = ab ]; then TOLERANCE=${TOLERANCE:-5%}; else TOLERANCE=${TOLERANCE:-}; fi
 WORK_US=${WORK_US:-3000}
 # Re-record the baseline before every A/A run (slower, but each run then has a baseline of its own).
 RERECORD=${RERECORD:-0}
@@ -57,12 +58,16 @@ pg() {
   "$bin" perfgate "$@" --manifest-path "$work/fx/Cargo.toml" --color never -q
 }
 
+set_tolerance() {
+  sed -i "s|^#\[perf_test(users = 2, think = \"10ms\"|#[perf_test(regression = \"$TOLERANCE\", users = 2, think = \"10ms\"|" \
+    "$work/fx/tests/perf.rs"
+  grep -q "regression = \"$TOLERANCE\"" "$work/fx/tests/perf.rs" || { echo "calibrate: could not set the tolerance" >&2; exit 2; }
+}
+if [ -n "$TOLERANCE" ]; then set_tolerance; fi
+
 if [ $MODE = ab ]; then
   fx="$work/fx"
   g() { git -C "$fx" -c user.name=calibrate -c user.email=calibrate@localhost "$@"; }
-  sed -i "s|^#\[perf_test(users = 2, think = \"10ms\"|#[perf_test(regression = \"$TOLERANCE\", users = 2, think = \"10ms\"|" \
-    "$fx/tests/perf.rs"
-  grep -q "regression = \"$TOLERANCE\"" "$fx/tests/perf.rs" || { echo "calibrate: could not set the tolerance" >&2; exit 2; }
   g init -q -b main
   g add -A
   g commit -q -m "fixture"
@@ -158,7 +163,7 @@ read -r ab_pass ab_fail ab_inc ab_err < <(series "A/B" "$SLOWDOWN")
 
 echo
 echo "perfgate gate calibration on $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || uname -m), $(nproc) cores"
-echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, baseline 5 rounds, runs 3 rounds, --strict"
+echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, regression = ${TOLERANCE:-10% (declared)}, baseline 5 rounds, runs 3 rounds, --strict"
 printf 'A/A (unchanged):        %2d pass, %2d FAIL (false alarms), %2d inconclusive, %d errors of %d\n' \
   "$aa_pass" "$aa_fail" "$aa_inc" "$aa_err" "$RUNS"
 printf 'A/B (x%s slower):     %2d FAIL (detections), %2d pass, %2d inconclusive, %d errors of %d\n' \

@@ -13,9 +13,13 @@ use common::{assert_no_leftovers, git, run, serial, Fixture, Running};
 const WORK_US: &str = "2000";
 
 fn ab_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    ["--ab"].into_iter().chain(window(extra)).collect()
+}
+
+/// The scenario, its window and the budget, without `--ab`.
+fn window<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     [
         "work",
-        "--ab",
         "--duration",
         "2s",
         "--warmup",
@@ -81,12 +85,17 @@ fn results_json(stdout: &str) -> serde_json::Value {
 fn ab_fails_a_slower_commit_and_passes_an_unchanged_one() {
     let _turn = serial();
     let f = Fixture::new("basic", "ab-branches");
+    // `ab = "auto"`: with no baseline file at the merge-base, a plain run measures the merge-base.
+    f.edit_manifest(
+        "ready = \"/healthz\" }",
+        "ready = \"/healthz\" }\nab = \"auto\"",
+    );
     f.git_init();
     let main_commit = git(&f.root, &["rev-parse", "HEAD"]);
 
     // Unchanged code (only a note): no regression; the merge-base is named.
     branch_with_factor(&f, "unchanged", "1.0");
-    let out = run(f.perfgate(&ab_args(&[])).env("FIXTURE_WORK_US", WORK_US));
+    let out = run(f.perfgate(&window(&[])).env("FIXTURE_WORK_US", WORK_US));
     assert_eq!(
         out.code(),
         Some(0),
@@ -99,6 +108,10 @@ fn ab_fails_a_slower_commit_and_passes_an_unchanged_one() {
         "{all}"
     );
     assert!(all.contains("(--ab)"), "{all}");
+    assert!(
+        all.contains("no baseline file at") && all.contains("`ab = \"auto\"` in fixture-svc"),
+        "ab = \"auto\" says why it measured the merge-base\n{all}"
+    );
     assert!(!all.contains("REGRESSED"), "{all}");
     let json = results_json(&out.stdout);
     let work = &json["scenarios"][0];
@@ -190,5 +203,40 @@ fn ab_interrupted_leaves_no_worktree_and_no_process() {
     assert_no_worktree(&f);
     // No lock file either: git could not add or remove worktrees while one remains.
     assert!(!f.root.join(".git/index.lock").exists());
+    assert_no_leftovers();
+}
+
+#[test]
+fn calibrate_writes_noise_floors_into_the_baseline_file() {
+    let _turn = serial();
+    let f = Fixture::new("basic", "ab-calibrate");
+    let out = run(f
+        .perfgate(&[
+            "calibrate",
+            "work",
+            "--pairs",
+            "3",
+            "--duration",
+            "2s",
+            "--warmup",
+            "300ms",
+        ])
+        .env("FIXTURE_WORK_US", WORK_US));
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert!(out.stdout.contains("resolves"), "{}", out.show());
+    assert!(out.stdout.contains("fixture-svc::work"), "{}", out.show());
+    let text = std::fs::read_to_string(f.root.join("perfgate.baseline.toml")).unwrap();
+    assert!(text.contains("[calibration]"), "{text}");
+    assert!(
+        text.contains("[calibration.scenarios.\"fixture-svc::work\".floor]"),
+        "{text}"
+    );
+    assert!(text.contains("pairs = 3"), "{text}");
+    // The floor is a positive fraction for the p50 of the iterations.
+    let value: toml::Table = text.parse().unwrap();
+    let p50 = value["calibration"]["scenarios"]["fixture-svc::work"]["floor"]["p50"]
+        .as_float()
+        .expect("a p50 floor");
+    assert!(p50 > 0.0 && p50 < 1.0, "p50 floor {p50}");
     assert_no_leftovers();
 }
