@@ -1081,3 +1081,94 @@ fn render_floors(rows: &[(String, f64, usize, NoiseFloor)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(root: &Path) -> PerfPackage {
+        PerfPackage {
+            name: "shop".into(),
+            id: cargo_metadata::PackageId {
+                repr: "path+file:///repo/shop#0.1.0".into(),
+            },
+            manifest_path: root.join("services/shop/Cargo.toml"),
+            root: root.join("services/shop"),
+            metadata: serde_json::Value::Null,
+            bins: vec!["shop".into()],
+            explicit: true,
+            has_unlisted_tests_dir: false,
+        }
+    }
+
+    #[test]
+    fn budgets_print_as_written_on_the_command_line() {
+        assert_eq!(fmt_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(fmt_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(fmt_duration(Duration::from_secs(45)), "45s");
+    }
+
+    #[test]
+    fn the_base_package_lives_at_the_same_place_in_the_worktree() {
+        let repo = tempfile::tempdir().unwrap();
+        let wt = tempfile::tempdir().unwrap();
+        let head = pkg(repo.path());
+        // Not at the merge-base: said so, with what to do.
+        let err = base_package(&head, repo.path(), wt.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist at the merge-base"), "{err}");
+        assert!(err.contains("services/shop/Cargo.toml"), "{err}");
+        std::fs::create_dir_all(wt.path().join("services/shop")).unwrap();
+        std::fs::write(wt.path().join("services/shop/Cargo.toml"), "[package]\n").unwrap();
+        let base = base_package(&head, repo.path(), wt.path()).unwrap();
+        assert_eq!(
+            base.manifest_path,
+            wt.path().join("services/shop/Cargo.toml")
+        );
+        assert_eq!(base.root, wt.path().join("services/shop"));
+        assert_eq!(base.bins, head.bins);
+        // A package outside the repository cannot be found at the merge-base.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let err = base_package(&pkg(elsewhere.path()), repo.path(), wt.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside the git repository"), "{err}");
+    }
+
+    #[test]
+    fn the_summary_counts_outcomes_and_advises_only_without_a_failure() {
+        let mut report = crate::report::tests::report();
+        let d = |outcome| Decision {
+            scenario: "predict-service::predict".into(),
+            request: None,
+            metric: perfgate_runtime::format::Metric::P99,
+            outcome,
+            baseline: Some(10.0),
+            current: Some(10.5),
+            change: Some(0.05),
+            change_low: Some(-0.01),
+            change_high: Some(0.11),
+            tolerance: 0.10,
+            rounds_baseline: 6,
+            rounds_current: 6,
+            note: String::new(),
+        };
+        report.scenarios[0].regressions = vec![d(Outcome::Inconclusive), d(Outcome::Pass)];
+        let how = "merge-base of HEAD and main";
+        let g = summary(&report.scenarios, "1a2b3c4d5e", how, DEFAULT_BUDGET);
+        assert_eq!((g.fails, g.inconclusive), (0, 1));
+        assert_eq!(g.commit.as_deref(), Some("1a2b3c4d5e"));
+        assert!(g.baseline.as_deref().unwrap().contains("(--ab)"));
+        assert!(
+            g.warnings[0].contains("undecided within the budget (5m)"),
+            "{:?}",
+            g.warnings
+        );
+        // Sampling stops at the first failure: the open checks need no advice then.
+        report.scenarios[0].regressions.push(d(Outcome::Fail));
+        let g = summary(&report.scenarios, "1a2b3c4d5e", how, DEFAULT_BUDGET);
+        assert_eq!((g.fails, g.inconclusive), (1, 1));
+        assert!(g.warnings.is_empty(), "{:?}", g.warnings);
+    }
+}

@@ -492,6 +492,48 @@ mod tests {
     }
 
     #[test]
+    fn ab_and_calibrate_options_parse() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--ab",
+            "--budget",
+            "90s",
+            "checkout",
+        ]);
+        match cli.action() {
+            Action::Run(r) => {
+                assert!(r.gate.ab);
+                assert_eq!(r.gate.budget, Some(Duration::from_secs(90)));
+                assert_eq!(r.filter.as_deref(), Some("checkout"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // --ab reads the merge-base from git: a baseline file cannot stand in for it.
+        assert!(Cli::parse_args(["cargo-perfgate", "--ab", "--baseline-file", "b.toml"]).is_err());
+        let cli = parse(&[
+            "cargo-perfgate",
+            "-p",
+            "shop",
+            "calibrate",
+            "--pairs",
+            "5",
+            "pay",
+        ]);
+        match cli.action() {
+            Action::Calibrate(c) => {
+                assert_eq!(c.pairs, 5);
+                assert_eq!(c.filter.as_deref(), Some("pay"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(parse(&["cargo-perfgate", "calibrate"]).action(), Action::Calibrate(c) if c.pairs == 12)
+        );
+        assert!(Cli::parse_args(["cargo-perfgate", "calibrate", "--pairs", "2"]).is_err());
+    }
+
+    #[test]
     fn record_compare_and_gate_options_parse() {
         let cli = parse(&[
             "cargo-perfgate",

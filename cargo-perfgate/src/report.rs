@@ -587,13 +587,13 @@ pub fn render_list(items: &[ListedScenario], color: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::check::tests::{result, spec};
     use crate::check::{check_slos, verdict};
     use perfgate_runtime::format::{Metric, Op, Slo};
 
-    fn report() -> RunReport {
+    pub(crate) fn report() -> RunReport {
         let sp = spec(vec![Slo {
             request: None,
             metric: Metric::P99,
@@ -648,6 +648,43 @@ mod tests {
             exit_code: 2,
             gate: None,
         }
+    }
+
+    #[test]
+    fn an_ab_scenario_says_its_pairs_and_why_sampling_stopped() {
+        let mut r = report();
+        r.scenarios[0].ab = Some(AbRounds {
+            base_commit: "1a2b3c4d5e6f7a8b9c0d".into(),
+            pairs: 14,
+            base_rounds: vec![],
+            stopped: "every check decided after 14 pairs".into(),
+            secs: 77.0,
+        });
+        r.scenarios[0].regressions = vec![Decision {
+            scenario: "predict-service::predict".into(),
+            request: None,
+            metric: Metric::P99,
+            outcome: Outcome::Pass,
+            baseline: Some(10.0),
+            current: Some(10.1),
+            change: Some(0.01),
+            change_low: Some(-0.02),
+            change_high: Some(0.04),
+            tolerance: 0.10,
+            rounds_baseline: 14,
+            rounds_current: 14,
+            note: String::new(),
+        }];
+        let out = render_human(&r, None, false);
+        assert!(
+            out.contains("predict-service::predict: 14 pairs of rounds against 1a2b3c4d5e (ABBA), 77s; every check decided after 14 pairs"),
+            "{out}"
+        );
+        let md = crate::output::markdown::render(&r, None);
+        assert!(
+            md.contains("14 pairs of rounds (ABBA); every check decided after 14 pairs"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -582,6 +582,21 @@ mod tests {
     }
 
     #[test]
+    fn the_ab_switch_parses_and_bad_values_say_what_is_accepted() {
+        let ab = |v: Value| parse(json!({"perfgate": {"ab": v}})).map(|c| c.ab);
+        assert_eq!(ab(json!("auto")).unwrap(), AbSetting::Auto);
+        assert_eq!(ab(json!("always")).unwrap(), AbSetting::Always);
+        assert_eq!(ab(json!("off")).unwrap(), AbSetting::Off);
+        assert_eq!(ab(json!(true)).unwrap(), AbSetting::Always);
+        assert_eq!(parse(json!({"perfgate": {}})).unwrap().ab, AbSetting::Off);
+        let msg = config_msg(json!({"perfgate": {"ab": "sometimes"}}));
+        assert!(msg.contains("`ab` must be \"auto\""), "{msg}");
+        assert!(msg.contains("\"sometimes\""), "{msg}");
+        let msg = config_msg(json!({"perfgate": {"ab": 3}}));
+        assert!(msg.contains("found a number"), "{msg}");
+    }
+
+    #[test]
     fn nothing_declared_is_an_empty_config() {
         assert_eq!(parse(Value::Null).unwrap(), PackageConfig::default());
         assert_eq!(

@@ -152,6 +152,25 @@ pub fn render(report: &RunReport, run_url: Option<&str>) -> String {
                 outcome
             );
         }
+        // Same-machine A/B: how many pairs each scenario took and why sampling stopped.
+        let mut ab_lines = String::new();
+        for s in &report.scenarios {
+            if let Some(ab) = &s.ab {
+                let _ = writeln!(
+                    ab_lines,
+                    "- {} measured against {} on this machine: {} pair{} of rounds (ABBA); {}",
+                    code(&s.id),
+                    code(ab.base_commit.get(..10).unwrap_or(&ab.base_commit)),
+                    ab.pairs,
+                    if ab.pairs == 1 { "" } else { "s" },
+                    cell(&ab.stopped)
+                );
+            }
+        }
+        if !ab_lines.is_empty() {
+            m.push('\n');
+            m.push_str(&ab_lines);
+        }
         let notes: Vec<_> = decisions
             .iter()
             .filter(|(_, d)| d.outcome != Outcome::Pass && !d.note.is_empty())
