@@ -758,7 +758,7 @@ pub(crate) fn cmd_ab(
     let short = commit.to_string()[..10].to_string();
     ui.status(
         "A/B",
-        &format!("against {short} ({how}), on this machine: {why}"),
+        &format!("HEAD against {short} ({how}), both measured on this machine ({why})"),
     );
     let t = Instant::now();
     let base = prepare_base(common, found, runs, &repo, commit, ui)?;

@@ -79,7 +79,8 @@ pub struct CalibrateArgs {
 /// How the regression gate finds the baseline and decides.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GateArgs {
-    /// Rounds per scenario [default: 3 when there is a baseline to compare with, else 1].
+    /// Rounds per scenario [default: 3 when there is a baseline to compare with, else 1]; with --ab,
+    /// the pairs of rounds before the first look [default: 6].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: Option<u32>,
     /// The base branch whose merge-base with HEAD holds the baseline [default: $GITHUB_BASE_REF,
