@@ -4,6 +4,7 @@
 #
 #   scripts/calibrate.sh                 # 20 A/A runs and 20 runs with a 15% slower service
 #   RUNS=30 SLOWDOWN=1.15 scripts/calibrate.sh
+#   ROUNDS=10 SLOWDOWN=1.10 TOLERANCE=5% scripts/calibrate.sh   # a larger budget per PR run
 #   scripts/calibrate.sh --ab            # the same-machine A/B mode: 20 A/A, 20 with 10% more work
 #   BUDGET=60s TOLERANCE=5% scripts/calibrate.sh --ab
 #
@@ -33,6 +34,9 @@ BUDGET=${BUDGET:-5m}
 # The file mode keeps the scenario's declared tolerance (10%) unless TOLERANCE is set.
 if [ $MODE = ab ]; then TOLERANCE=${TOLERANCE:-5%}; else TOLERANCE=${TOLERANCE:-}; fi
 WORK_US=${WORK_US:-3000}
+# File mode: rounds of each PR run (the product's default 3) and of the baseline (5, or ROUNDS if more).
+ROUNDS=${ROUNDS:-3}
+BASE_ROUNDS=$((ROUNDS > 5 ? ROUNDS : 5))
 # Re-record the baseline before every A/A run (slower, but each run then has a baseline of its own).
 RERECORD=${RERECORD:-0}
 
@@ -126,14 +130,14 @@ fi
 base="$work/base.toml"
 record() {
   rm -f "$base"
-  if ! pg record work --baseline-file "$base" >"$work/record.log" 2>&1; then
+  if ! pg record work --rounds "$BASE_ROUNDS" --baseline-file "$base" >"$work/record.log" 2>&1; then
     cat "$work/record.log" >&2
     echo "calibrate: recording the baseline failed" >&2
     exit 2
   fi
 }
 
-echo "recording the baseline (5 rounds)…" >&2
+echo "recording the baseline ($BASE_ROUNDS rounds)…" >&2
 record
 
 # Runs the gate RUNS times; prints "pass fail inconclusive other".
@@ -143,7 +147,7 @@ series() {
   for i in $(seq 1 "$RUNS"); do
     if [ "$label" = "A/A" ] && [ "$RERECORD" = 1 ]; then record; fi
     set +e
-    FIXTURE_SLOWDOWN="$slowdown" pg work --strict --baseline-file "$base" >"$work/run.log" 2>&1
+    FIXTURE_SLOWDOWN="$slowdown" pg work --strict --rounds "$ROUNDS" --baseline-file "$base" >"$work/run.log" 2>&1
     rc=$?
     set -e
     case $rc in
@@ -163,7 +167,7 @@ read -r ab_pass ab_fail ab_inc ab_err < <(series "A/B" "$SLOWDOWN")
 
 echo
 echo "perfgate gate calibration on $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || uname -m), $(nproc) cores"
-echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, regression = ${TOLERANCE:-10% (declared)}, baseline 5 rounds, runs 3 rounds, --strict"
+echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, regression = ${TOLERANCE:-10% (declared)}, baseline $BASE_ROUNDS rounds, runs $ROUNDS rounds, --strict"
 printf 'A/A (unchanged):        %2d pass, %2d FAIL (false alarms), %2d inconclusive, %d errors of %d\n' \
   "$aa_pass" "$aa_fail" "$aa_inc" "$aa_err" "$RUNS"
 printf 'A/B (x%s slower):     %2d FAIL (detections), %2d pass, %2d inconclusive, %d errors of %d\n' \
