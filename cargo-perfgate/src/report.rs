@@ -685,6 +685,14 @@ pub(crate) mod tests {
             md.contains("14 pairs of rounds (ABBA); every check decided after 14 pairs"),
             "{md}"
         );
+        let html = crate::output::html::render(&[crate::output::html::Run {
+            label: "current".into(),
+            report: r.clone(),
+        }]);
+        assert!(
+            html.contains("14 pairs of rounds in ABBA order; every check decided after 14 pairs"),
+            "{html}"
+        );
     }
 
     #[test]

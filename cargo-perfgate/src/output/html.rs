@@ -509,6 +509,16 @@ fn scenario_section(runs: &[Run], current: &ScenarioReport) -> String {
         }
         h.push_str("</table>");
     }
+    if let Some(ab) = &current.ab {
+        let _ = write!(
+            h,
+            "<p class=\"note\">Measured against {} on this machine (--ab): {} pair{} of rounds in ABBA order; {}</p>",
+            esc(ab.base_commit.get(..10).unwrap_or(&ab.base_commit)),
+            ab.pairs,
+            if ab.pairs == 1 { "" } else { "s" },
+            esc(&ab.stopped)
+        );
+    }
     h.push_str("</section>\n");
     h
 }
