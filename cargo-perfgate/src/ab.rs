@@ -553,7 +553,11 @@ pub(crate) fn reason(
     }
     let machine = Fingerprint::collect(found.meta.workspace_root.as_std_path());
     for r in runs.iter().filter(|r| r.config.ab == AbSetting::Auto) {
-        let Some(group) = baselines.iter().find(|g| g.packages.contains(&r.pkg.name)) else {
+        // Outside git there is no merge-base to measure: the plain run says so and checks the SLOs.
+        let Some(group) = baselines
+            .iter()
+            .find(|g| g.packages.contains(&r.pkg.name) && g.lookup.is_some())
+        else {
             continue;
         };
         let auto = |why: String| Some(format!("{why} (`ab = \"auto\"` in {})", r.pkg.name));
@@ -816,6 +820,11 @@ pub(crate) fn cmd_ab(
     if let Err(e) = base.checkout.remove() {
         ui.warn(&format!("removing the merge-base's worktree: {e}"));
     }
+    let _ = std::fs::remove_file(
+        ab_dirs(&crate::build::perfgate_dir(&target_dir))
+            .0
+            .join("base"),
+    );
     let scenarios: Vec<ScenarioReport> = paired?.into_iter().map(|p| p.report).collect();
     let load_secs = load_started.elapsed().as_secs_f64();
 
