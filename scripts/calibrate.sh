@@ -7,6 +7,7 @@
 #   ROUNDS=10 SLOWDOWN=1.10 TOLERANCE=5% scripts/calibrate.sh   # a larger budget per PR run
 #   scripts/calibrate.sh --ab            # the same-machine A/B mode: 20 A/A, 20 with 10% more work
 #   BUDGET=60s TOLERANCE=5% scripts/calibrate.sh --ab
+#   SERIES=ab scripts/calibrate.sh --ab  # only the slower branch (SERIES=aa: only the unchanged one)
 #
 # --ab: the fixture becomes a git repository (main), with a branch that changes nothing and one that
 # makes the service slower in code (its WORK_FACTOR, default 1.10: 10% more CPU work per request).
@@ -109,8 +110,14 @@ if [ $MODE = ab ]; then
     done
     echo "$pass $fail $inconc $other $pairs"
   }
-  read -r aa_pass aa_fail aa_inc aa_err aa_pairs < <(ab_series "A/A" unchanged)
-  read -r ab_pass ab_fail ab_inc ab_err ab_pairs < <(ab_series "A/B" slower)
+  # SERIES=aa or SERIES=ab runs one series only (the other reads as 0 runs).
+  aa_pass=0 aa_fail=0 aa_inc=0 aa_err=0 aa_pairs=0 ab_pass=0 ab_fail=0 ab_inc=0 ab_err=0 ab_pairs=0
+  if [ "${SERIES:-both}" != ab ]; then
+    read -r aa_pass aa_fail aa_inc aa_err aa_pairs < <(ab_series "A/A" unchanged)
+  fi
+  if [ "${SERIES:-both}" != aa ]; then
+    read -r ab_pass ab_fail ab_inc ab_err ab_pairs < <(ab_series "A/B" slower)
+  fi
   echo
   echo "perfgate --ab calibration on $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || uname -m), $(nproc) cores"
   echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, regression = \"$TOLERANCE\", budget $BUDGET, --strict"
