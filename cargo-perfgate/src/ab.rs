@@ -238,18 +238,7 @@ fn run_one(
                     Some(l) if l.pairs == pairs => l,
                     // One last look at what there is, with the alpha the plan had left for the looks
                     // that will not happen.
-                    _ => {
-                        let cut = plan.ending_at(pairs);
-                        look(
-                            &scenario.id,
-                            &head,
-                            &base,
-                            &consts,
-                            &cut,
-                            cut.looks.len() - 1,
-                            sampling,
-                        )
-                    }
+                    _ => last_look(plan, pairs, &scenario.id, &head, &base, &consts, sampling).1,
                 };
                 stopped = sequential::describe_stop(Stop::Budget, &l, sampling.budget);
                 last = Some(l);
@@ -314,16 +303,9 @@ fn run_one(
             let mut l = l;
             if stop == Some(Stop::Budget) {
                 // This look is the last: decide it with all the alpha the later looks would have had.
-                let cut = plan.ending_at(pairs);
-                l = look(
-                    &scenario.id,
-                    &head,
-                    &base,
-                    &consts,
-                    &cut,
-                    cut.looks.len() - 1,
-                    sampling,
-                );
+                let (cut, last) =
+                    last_look(plan, pairs, &scenario.id, &head, &base, &consts, sampling);
+                l = last;
                 stop = match sequential::should_stop(&l.decisions, pairs, &cut, true) {
                     Some(Stop::MaxPairs) => Some(Stop::Budget),
                     other => other,
@@ -382,6 +364,22 @@ fn to_rounds(results: &[ScenarioResult]) -> Vec<RoundStats> {
         .collect()
 }
 
+/// The look at `pairs` when the budget ends it: the plan cut there, every bit of alpha it had left
+/// for later looks spent on this one.
+fn last_look(
+    plan: &Plan,
+    pairs: usize,
+    id: &str,
+    head: &Rounds,
+    base: &Rounds,
+    consts: &Consts,
+    sampling: &Sampling,
+) -> (Plan, Look) {
+    let cut = plan.ending_at(pairs);
+    let l = look(id, head, base, consts, &cut, cut.looks.len() - 1, sampling);
+    (cut, l)
+}
+
 /// What the checks of a scenario are held to.
 struct Consts {
     tolerance: f64,
@@ -428,23 +426,10 @@ fn assemble(
     head_root: &Path,
     opts: &RunOptions,
 ) -> ScenarioReport {
-    let mut report = head.first.clone().unwrap_or_else(|| ScenarioReport {
-        package: scenario.package.clone(),
-        id: scenario.id.clone(),
-        test_name: scenario.test_name.clone(),
-        spec: Some(spec.clone()),
-        result: None,
-        resources: None,
-        checks: Vec::new(),
-        verdict: Verdict::Error,
-        error: None,
-        log: None,
-        wall_secs: 0.0,
-        rounds: Vec::new(),
-        spec_parts: BTreeMap::new(),
-        regressions: Vec::new(),
-        ab: None,
-    });
+    let mut report = head
+        .first
+        .clone()
+        .unwrap_or_else(|| run::empty_report(scenario, spec));
     report.checks = run::median_checks(spec, &head.results);
     let (errored, invalid) = match &failure {
         Some((_, r)) => (r.verdict == Verdict::Error, r.verdict == Verdict::Invalid),

@@ -175,20 +175,9 @@ pub fn run_all(
     Ok(reports)
 }
 
-pub(crate) fn run_scenario(
-    run: &PackageRun<'_>,
-    scenario: &Scenario,
-    scenario_dir: &Path,
-    opts: &RunOptions,
-    services: &mut Services<'_>,
-    ui: &Ui,
-) -> Result<ScenarioReport> {
-    let spec = scenario
-        .spec
-        .clone()
-        .expect("scenarios are described before they run");
-    let started = Instant::now();
-    let mut report = ScenarioReport {
+/// A scenario's report before anything was measured (an error until a round says otherwise).
+pub(crate) fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioReport {
+    ScenarioReport {
         package: scenario.package.clone(),
         id: scenario.id.clone(),
         test_name: scenario.test_name.clone(),
@@ -204,7 +193,23 @@ pub(crate) fn run_scenario(
         spec_parts: BTreeMap::new(),
         regressions: Vec::new(),
         ab: None,
-    };
+    }
+}
+
+pub(crate) fn run_scenario(
+    run: &PackageRun<'_>,
+    scenario: &Scenario,
+    scenario_dir: &Path,
+    opts: &RunOptions,
+    services: &mut Services<'_>,
+    ui: &Ui,
+) -> Result<ScenarioReport> {
+    let spec = scenario
+        .spec
+        .clone()
+        .expect("scenarios are described before they run");
+    let started = Instant::now();
+    let mut report = empty_report(scenario, &spec);
     ui.scenario_start(scenario, &spec, opts);
 
     // The service: given, already running, or started now.
