@@ -764,11 +764,7 @@ pub(crate) fn cmd_ab(
         })
         .collect();
 
-    let target_dir = PathBuf::from(found.meta.target_directory.as_std_path());
-    let (run_id, run_dir) = run::create_run_dir(
-        &crate::build::perfgate_dir(&target_dir),
-        &run::run_id(SystemTime::now(), std::process::id()),
-    )?;
+    let (run_id, run_dir) = crate::new_run_dir(found)?;
     let environment = Fingerprint::collect(root);
     let sampling = Sampling {
         budget: args.gate.budget.unwrap_or(DEFAULT_BUDGET),
@@ -805,11 +801,8 @@ pub(crate) fn cmd_ab(
     if let Err(e) = base.checkout.remove() {
         ui.warn(&format!("removing the merge-base's worktree: {e}"));
     }
-    let _ = std::fs::remove_file(
-        ab_dirs(&crate::build::perfgate_dir(&target_dir))
-            .0
-            .join("base"),
-    );
+    let perfgate_dir = crate::build::perfgate_dir(found.meta.target_directory.as_std_path());
+    let _ = std::fs::remove_file(ab_dirs(&perfgate_dir).0.join("base"));
     let scenarios: Vec<ScenarioReport> = paired?.into_iter().map(|p| p.report).collect();
     let load_secs = load_started.elapsed().as_secs_f64();
 
@@ -885,20 +878,9 @@ pub fn cmd_calibrate(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Resu
     }
     let found = crate::discover(common, args.filter.as_deref(), ui)?;
     let (runs, _) = crate::prepare_runs(common, &args.load, &found, ui)?;
-    let twins: Vec<PackageRun<'_>> = runs
-        .iter()
-        .map(|r| PackageRun {
-            pkg: r.pkg,
-            config: r.config.clone(),
-            scenarios: r.scenarios.clone(),
-            service_exes: r.service_exes.clone(),
-        })
-        .collect();
-    let target_dir = PathBuf::from(found.meta.target_directory.as_std_path());
-    let (_, run_dir) = run::create_run_dir(
-        &crate::build::perfgate_dir(&target_dir),
-        &run::run_id(SystemTime::now(), std::process::id()),
-    )?;
+    // The same build on both sides: two instances of each service, each with its own `Services`.
+    let twins = runs.clone();
+    let (_, run_dir) = crate::new_run_dir(&found)?;
     let budget = args.budget.unwrap_or(DEFAULT_BUDGET);
     let sampling = Sampling {
         budget: Duration::MAX,

@@ -254,11 +254,7 @@ fn run_pipeline(
         }
     }
 
-    let target_dir = PathBuf::from(found.meta.target_directory.as_std_path());
-    let (run_id, run_dir) = run::create_run_dir(
-        &build::perfgate_dir(&target_dir),
-        &run::run_id(SystemTime::now(), std::process::id()),
-    )?;
+    let (run_id, run_dir) = new_run_dir(&found)?;
     let has_baseline = baselines.iter().flatten().any(|g| g.file.is_some());
     let opts = RunOptions {
         gate_follows: record.is_none() && has_baseline,
@@ -376,6 +372,14 @@ pub(crate) fn emit_outputs(
     for (verb, what) in written {
         ui.status(verb, &what);
     }
+}
+
+/// A fresh `target/perfgate/<run-id>/` for this run.
+pub(crate) fn new_run_dir(found: &Discovered) -> Result<(String, PathBuf)> {
+    run::create_run_dir(
+        &build::perfgate_dir(found.meta.target_directory.as_std_path()),
+        &run::run_id(SystemTime::now(), std::process::id()),
+    )
 }
 
 /// Service configuration and builds, checked for every package before anything slow happens.

@@ -35,6 +35,7 @@ pub struct RunOptions {
 }
 
 /// A package ready to run: its scenarios (described) and its services' executables.
+#[derive(Clone)]
 pub struct PackageRun<'a> {
     pub pkg: &'a PerfPackage,
     pub config: PackageConfig,
