@@ -276,12 +276,16 @@ fn run_one(
                 Side::Head => &mut head,
                 Side::Base => &mut base,
             };
-            match (&r.verdict, &r.result) {
-                (Verdict::Error | Verdict::Invalid, _) | (_, None) => {
+            // An error, an invalid round, or a service that died under the load (a Fail with an
+            // error) ends the scenario: its rounds cannot be paired as measured.
+            let broken =
+                matches!(r.verdict, Verdict::Error | Verdict::Invalid) || r.error.is_some();
+            match (&r.result, broken) {
+                (None, _) | (_, true) => {
                     failure = Some((side, r));
                     break;
                 }
-                (_, Some(result)) => {
+                (Some(result), false) => {
                     rounds.results.push(result.clone());
                     if rounds.first.is_none() {
                         rounds.first = Some(r);
@@ -431,11 +435,15 @@ fn assemble(
         .clone()
         .unwrap_or_else(|| run::empty_report(scenario, spec));
     report.checks = run::median_checks(spec, &head.results);
-    let (errored, invalid) = match &failure {
-        Some((_, r)) => (r.verdict == Verdict::Error, r.verdict == Verdict::Invalid),
-        None => (false, false),
+    let (errored, died, invalid) = match &failure {
+        Some((_, r)) => (
+            r.verdict == Verdict::Error || (r.result.is_none() && r.error.is_none()),
+            r.verdict == Verdict::Fail && r.error.is_some(),
+            r.verdict == Verdict::Invalid,
+        ),
+        None => (false, false, false),
     };
-    report.verdict = verdict(errored, false, invalid, &report.checks);
+    report.verdict = verdict(errored, died, invalid, &report.checks);
     if let Some((side, r)) = failure {
         let what = match side {
             Side::Head => "HEAD's service",
@@ -1075,6 +1083,74 @@ mod tests {
             explicit: true,
             has_unlisted_tests_dir: false,
         }
+    }
+
+    #[test]
+    fn a_service_that_died_on_one_side_fails_the_scenario_and_names_the_side() {
+        let head_report = crate::report::tests::report().scenarios.remove(0);
+        // SLOs the head's round meets: only the death can fail the scenario.
+        let mut spec = head_report.spec.clone().unwrap();
+        spec.slos[0].threshold = 1000.0;
+        let scenario = Scenario {
+            package: head_report.package.clone(),
+            id: head_report.id.clone(),
+            test_name: head_report.test_name.clone(),
+            exe: PathBuf::from("/bin/true"),
+            cwd: PathBuf::from("/"),
+            target: "perf".into(),
+            name: "predict".into(),
+            spec: Some(spec.clone()),
+        };
+        let head = Rounds {
+            results: vec![head_report.result.clone().unwrap()],
+            first: Some(head_report.clone()),
+        };
+        let mut died = head_report.clone();
+        died.verdict = Verdict::Fail;
+        died.error =
+            Some("service `predict-service` died during the scenario: it was killed".into());
+        let ab = || AbRounds {
+            base_commit: "1a2b3c4d5e".into(),
+            pairs: 0,
+            base_rounds: vec![],
+            stopped: "a round could not be measured".into(),
+            secs: 1.0,
+        };
+        let opts = RunOptions::default();
+        let r = assemble(
+            &scenario,
+            &spec,
+            head,
+            Rounds::default(),
+            Some((Side::Base, died)),
+            vec![],
+            ab(),
+            Path::new("/"),
+            &opts,
+        );
+        assert_eq!(r.verdict, Verdict::Fail);
+        let err = r.error.unwrap();
+        assert!(
+            err.starts_with("against the merge-base's service: service `predict-service` died"),
+            "{err}"
+        );
+        // A round without results is an error, not a failure of the service.
+        let mut empty = head_report.clone();
+        empty.result = None;
+        empty.error = None;
+        empty.verdict = Verdict::Error;
+        let r = assemble(
+            &scenario,
+            &spec,
+            Rounds::default(),
+            Rounds::default(),
+            Some((Side::Head, empty)),
+            vec![],
+            ab(),
+            Path::new("/"),
+            &opts,
+        );
+        assert_eq!(r.verdict, Verdict::Error);
     }
 
     #[test]
