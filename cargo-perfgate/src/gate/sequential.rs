@@ -507,7 +507,6 @@ pub(crate) fn floor_of(metric: Metric, sd: f64, pairs: usize, alpha_look: f64) -
 mod tests {
     use super::*;
     use crate::gate::RoundStats;
-    use perfgate_runtime::format::{LatencySummary, Stats};
 
     #[test]
     fn plan_looks_grow_from_min_to_max_and_spend_at_most_alpha() {
@@ -725,25 +724,8 @@ mod tests {
 
     /// Rounds whose iteration p50/p99 are `scale` × (5, 14) ms.
     fn round(scale: f64) -> RoundStats {
-        let latency = LatencySummary {
-            count: 2000,
-            min_ms: scale,
-            mean_ms: 6.0 * scale,
-            p50_ms: 5.0 * scale,
-            p90_ms: 8.0 * scale,
-            p95_ms: 9.0 * scale,
-            p99_ms: 14.0 * scale,
-            p999_ms: 20.0 * scale,
-            max_ms: 30.0 * scale,
-        };
         RoundStats {
-            iterations: Stats {
-                count: 2000,
-                throughput: 100.0 / scale,
-                latency_uncorrected: latency.clone(),
-                latency,
-                ..Stats::default()
-            },
+            iterations: crate::gate::tests::series(scale, 2000, 0, 100.0 / scale),
             requests: Default::default(),
         }
     }

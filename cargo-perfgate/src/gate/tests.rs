@@ -10,7 +10,7 @@ use super::{
 };
 
 /// A series whose p50, p95 and p99 are `scale` × (5, 9, 14) ms.
-fn series(scale: f64, count: u64, errors: u64, throughput: f64) -> Stats {
+pub(super) fn series(scale: f64, count: u64, errors: u64, throughput: f64) -> Stats {
     let latency = LatencySummary {
         count,
         min_ms: 1.0 * scale,
