@@ -482,12 +482,14 @@ impl RequestBuilder {
         let url = Lazy(|| full_url(&run.base_url, &target));
         let timeout = timeout.unwrap_or(run.timeout);
         let start = Instant::now();
-        let exchange = async {
+        // Boxed: the exchange is a future of a few KB, which `timeout` and every await up to the
+        // iteration would otherwise copy; one allocation costs less than those copies (profiled).
+        let exchange = Box::pin(async {
             run.client
                 .exchange(request)
                 .await
                 .map_err(|(kind, detail)| Error::new(kind, format!("{method} {url}: {detail}")))
-        };
+        });
         let outcome = match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(

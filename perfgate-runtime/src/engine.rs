@@ -672,7 +672,9 @@ impl Pacer {
                 continue;
             };
             let ctx = Ctx::new(worker.run.clone(), index, index, measured, new_state());
-            tokio::spawn(start(worker.clone(), ctx, at, waited, permit));
+            // Boxed: the iteration's future is several KB (the scenario's own future inside),
+            // and spawning it unboxed copies it whole more than once per start.
+            tokio::spawn(Box::pin(start(worker.clone(), ctx, at, waited, permit)));
         }
         paced
     }
