@@ -1,6 +1,7 @@
 //! The scenario context and its HTTP client.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::client::conn::http2;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use hyper::http::uri::Authority;
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,10 +24,12 @@ use tokio::net::TcpStream;
 
 use crate::engine::Run;
 use crate::error::{chain, Error, ErrorKind, Result};
+use crate::h1;
 
 /// The only header the client adds on its own (besides Host and the body's length and type):
 /// defaults such as `Accept-Encoding` change what a service does, so they are the scenario's call.
 const USER_AGENT_VALUE: &str = concat!("perfgate/", env!("CARGO_PKG_VERSION"));
+static USER_AGENT_HEADER: HeaderValue = HeaderValue::from_static(USER_AGENT_VALUE);
 
 /// One worker's HTTP client. Requests to the service go through the worker's own pool of
 /// connections to it; an absolute URL to another host goes through hyper's general client.
@@ -56,11 +59,15 @@ impl HttpClient {
     /// Sends the request and reads the whole response.
     pub(crate) async fn exchange(
         &self,
-        request: Request<Full<Bytes>>,
+        method: &Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
     ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
-        if let Some(pool) = self.pool.as_ref().filter(|p| p.serves(request.uri())) {
-            return pool.exchange(request).await;
+        if let Some(pool) = self.pool.as_ref().filter(|p| p.serves(&uri)) {
+            return pool.exchange(method, uri, headers, body).await;
         }
+        let request = hyper_request(method, uri, headers, body);
         let response = self.other.request(request).await.map_err(|e| {
             let kind = if e.is_connect() {
                 ErrorKind::Connect
@@ -90,6 +97,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// wait for an idle one, which under a burst opens thousands of connections and feeds the overload.
 /// Here idle HTTP/1.1 connections are a stack (the most recently used first: warm, and as few as the
 /// load needs), a new one is opened only when none is idle, and HTTP/2 shares one connection.
+/// HTTP/1.1 goes through [`h1::Conn`], not hyper: the request's own future does the exchange.
 struct Pool {
     authority: Authority,
     /// `host:port` to connect to.
@@ -97,7 +105,7 @@ struct Pool {
     host: HeaderValue,
     http2: bool,
     connect_timeout: Duration,
-    idle: Mutex<Vec<http1::SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<h1::Conn>>,
     h2: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
 }
 
@@ -128,7 +136,7 @@ impl Pool {
         uri.scheme_str() == Some("http") && uri.authority() == Some(&self.authority)
     }
 
-    async fn connect(&self) -> std::result::Result<TokioIo<TcpStream>, ExchangeError> {
+    async fn connect(&self) -> std::result::Result<TcpStream, ExchangeError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.addr))
             .await
             .map_err(|_| {
@@ -140,80 +148,69 @@ impl Pool {
             .map_err(|e| (ErrorKind::Connect, format!("client error (Connect): {e}")))?;
         // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 
     async fn exchange(
         &self,
-        mut request: Request<Full<Bytes>>,
+        method: &Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
     ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
         if self.http2 {
             // Boxed, like the connect path below: an HTTP/2 handshake is a large future, and
             // inlined it would make every request's future (moved at each await and spawn) larger.
+            let request = hyper_request(method, uri, headers, body);
             return Box::pin(self.exchange_h2(request)).await;
         }
-        if !request.headers().contains_key(HOST) {
-            request.headers_mut().insert(HOST, self.host.clone());
-        }
-        // HTTP/1.1 to the origin: the request line carries the path only.
-        let mut parts = std::mem::take(request.uri_mut()).into_parts();
-        parts.scheme = None;
-        parts.authority = None;
-        *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
-        // At most two passes: a reused connection the service had closed gets the request back
-        // unsent, and it goes once more on a new connection.
-        let mut request = Some(request);
-        for _ in 0..2 {
-            let Some(req) = request.take() else { break };
-            let (mut sender, reused) = self.checkout().await?;
-            match sender.try_send_request(req).await {
+        let target = origin_form(&uri);
+        let request = h1::Request::new(
+            method,
+            &target,
+            &self.host,
+            &USER_AGENT_HEADER,
+            &headers,
+            &body,
+        )?;
+        let (mut conn, mut reused) = self.checkout().await?;
+        // At most two passes: a reused connection that failed before any response byte (the
+        // service had closed it) gets the request once more on a new connection, if that is safe.
+        loop {
+            match conn.exchange(&request).await {
                 Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    let body = read_body(body).await?;
-                    if !sender.is_closed() {
-                        lock(&self.idle).push(sender);
+                    // Only a complete exchange returns its connection: one whose future was
+                    // dropped mid-way (a timeout) is dropped with it.
+                    if response.reusable {
+                        lock(&self.idle).push(conn);
                     }
-                    return Ok((parts, body));
+                    return Ok((response.parts, response.body));
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if reused => request = Some(unsent),
-                    _ => return Err((ErrorKind::Other, chain(e.error()))),
-                },
+                Err(failure) if reused && failure.retryable => {
+                    conn = Box::pin(self.connect_h1()).await?;
+                    reused = false;
+                }
+                Err(failure) => return Err(failure.error),
             }
         }
-        Err((
-            ErrorKind::Other,
-            "connection closed before the request was sent".into(),
-        ))
     }
 
-    /// An idle connection ready for a request (and true), or a new one.
-    async fn checkout(
-        &self,
-    ) -> std::result::Result<(http1::SendRequest<Full<Bytes>>, bool), ExchangeError> {
-        // Bounded by the idle stack: each pass takes one connection off it.
+    /// An idle connection that still looks open (and true), or a new one.
+    async fn checkout(&self) -> std::result::Result<(h1::Conn, bool), ExchangeError> {
+        // Bounded by the idle stack: each pass takes one connection off it, and drops it if the
+        // service has closed it meanwhile.
         loop {
             let idle = lock(&self.idle).pop();
-            let Some(mut sender) = idle else { break };
-            // Ready at once unless its connection task has not yet seen the last response end;
-            // an error means it was closed.
-            if sender.ready().await.is_ok() {
-                return Ok((sender, true));
+            let Some(conn) = idle else { break };
+            if conn.is_open() {
+                return Ok((conn, true));
             }
         }
-        Box::pin(self.connect_h1()).await.map(|s| (s, false))
+        Box::pin(self.connect_h1()).await.map(|c| (c, false))
     }
 
-    async fn connect_h1(
-        &self,
-    ) -> std::result::Result<http1::SendRequest<Full<Bytes>>, ExchangeError> {
-        let (sender, conn) = http1::handshake(self.connect().await?)
-            .await
-            .map_err(|e| (ErrorKind::Connect, chain(&e)))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+    async fn connect_h1(&self) -> std::result::Result<h1::Conn, ExchangeError> {
+        Ok(h1::Conn::new(self.connect().await?))
     }
 
     async fn exchange_h2(
@@ -224,7 +221,8 @@ impl Pool {
         let mut sender = match shared {
             Some(s) => s,
             None => {
-                let (sender, conn) = http2::handshake(TokioExecutor::new(), self.connect().await?)
+                let io = TokioIo::new(self.connect().await?);
+                let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
                     .await
                     .map_err(|e| (ErrorKind::Connect, chain(&e)))?;
                 tokio::spawn(async move {
@@ -467,11 +465,11 @@ impl RequestBuilder {
                 run.recorder.request(&name, elapsed, e);
             }
         };
-        let request = match error {
+        let uri = match error {
             Some(e) => Err(e),
-            None => build_request(&run.base_url, method.clone(), &target, headers, body),
+            None => parse_url(&run.base_url, &target),
         };
-        let request = match request {
+        let uri = match uri {
             Ok(r) => r,
             Err(e) => {
                 record(Duration::ZERO, Some(&e));
@@ -486,7 +484,7 @@ impl RequestBuilder {
         // iteration would otherwise copy; one allocation costs less than those copies (profiled).
         let exchange = Box::pin(async {
             run.client
-                .exchange(request)
+                .exchange(&method, uri, headers, body)
                 .await
                 .map_err(|(kind, detail)| Error::new(kind, format!("{method} {url}: {detail}")))
         });
@@ -520,26 +518,50 @@ impl RequestBuilder {
     }
 }
 
-fn build_request(
-    base_url: &str,
-    method: Method,
-    target: &str,
+/// The request's absolute URL.
+fn parse_url(base_url: &str, target: &str) -> Result<Uri> {
+    // From the String itself: no copy of the URL on every request.
+    Uri::try_from(full_url(base_url, target)).map_err(|e| {
+        let url = full_url(base_url, target);
+        Error::new(ErrorKind::Other, format!("invalid URL `{url}`: {e}"))
+    })
+}
+
+/// The request as hyper takes it (HTTP/2, and other hosts).
+fn hyper_request(
+    method: &Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Request<Full<Bytes>>> {
-    let url = full_url(base_url, target);
-    let uri = Uri::try_from(url.as_str())
-        .map_err(|e| Error::new(ErrorKind::Other, format!("invalid URL `{url}`: {e}")))?;
+) -> Request<Full<Bytes>> {
     let mut request = Request::new(Full::new(body));
-    *request.method_mut() = method;
+    *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     if !request.headers().contains_key(USER_AGENT) {
         request
             .headers_mut()
-            .insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            .insert(USER_AGENT, USER_AGENT_HEADER.clone());
     }
-    Ok(request)
+    request
+}
+
+/// The origin-form request target (RFC 9112 §3.2.1): path and query, the path at least `/`.
+fn origin_form(uri: &Uri) -> Cow<'_, str> {
+    match uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') => Cow::Borrowed(pq.as_str()),
+        _ => {
+            let mut target = String::from(uri.path());
+            if !target.starts_with('/') {
+                target.insert(0, '/');
+            }
+            if let Some(query) = uri.query() {
+                target.push('?');
+                target.push_str(query);
+            }
+            Cow::Owned(target)
+        }
+    }
 }
 
 fn full_url(base_url: &str, target: &str) -> String {

@@ -38,6 +38,8 @@ mod engine;
 #[cfg(feature = "engine")]
 mod error;
 #[cfg(feature = "engine")]
+mod h1;
+#[cfg(feature = "engine")]
 mod record;
 
 #[cfg(feature = "engine")]
