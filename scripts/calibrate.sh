@@ -121,13 +121,26 @@ if [ $MODE = ab ]; then
   echo
   echo "perfgate --ab calibration on $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | xargs || uname -m), $(nproc) cores"
   echo "scenario fixture-svc::work, ${WORK_US}us of CPU work per request, regression = \"$TOLERANCE\", budget $BUDGET, --strict"
-  printf 'A/A (unchanged):        %2d pass, %2d FAIL (false alarms), %2d inconclusive, %d errors of %d; %s pairs per run on average\n' \
-    "$aa_pass" "$aa_fail" "$aa_inc" "$aa_err" "$RUNS" "$((aa_pairs / RUNS))"
-  printf 'A/B (x%s work):       %2d FAIL (detections), %2d pass, %2d inconclusive, %d errors of %d; %s pairs per run on average\n' \
-    "$SLOWDOWN" "$ab_fail" "$ab_pass" "$ab_inc" "$ab_err" "$RUNS" "$((ab_pairs / RUNS))"
+  series=${SERIES:-both}
+  if [ "$series" != ab ]; then
+    printf 'A/A (unchanged):        %2d pass, %2d FAIL (false alarms), %2d inconclusive, %d errors of %d; %s pairs per run on average\n' \
+      "$aa_pass" "$aa_fail" "$aa_inc" "$aa_err" "$RUNS" "$((aa_pairs / RUNS))"
+  fi
+  if [ "$series" != aa ]; then
+    printf 'A/B (x%s work):       %2d FAIL (detections), %2d pass, %2d inconclusive, %d errors of %d; %s pairs per run on average\n' \
+      "$SLOWDOWN" "$ab_fail" "$ab_pass" "$ab_inc" "$ab_err" "$RUNS" "$((ab_pairs / RUNS))"
+  fi
   if [ "$aa_err" -gt 0 ] || [ "$ab_err" -gt 0 ]; then exit 2; fi
-  if [ $((aa_fail * 20)) -le "$RUNS" ] && [ $((ab_fail * 20)) -ge $((RUNS * 19)) ]; then
-    echo "targets met: <= 1 false alarm in 20, >= 19 detections in 20"
+  # Only the series that ran are judged (the targets as rates: <= 1 in 20, >= 19 in 20).
+  aa_ok=1 ab_ok=1
+  if [ "$series" != ab ] && [ $((aa_fail * 20)) -gt "$RUNS" ]; then aa_ok=0; fi
+  if [ "$series" != aa ] && [ $((ab_fail * 20)) -lt $((RUNS * 19)) ]; then ab_ok=0; fi
+  if [ $aa_ok = 1 ] && [ $ab_ok = 1 ]; then
+    case $series in
+      aa) echo "target met: <= 1 false alarm in 20" ;;
+      ab) echo "target met: >= 19 detections in 20" ;;
+      *) echo "targets met: <= 1 false alarm in 20, >= 19 detections in 20" ;;
+    esac
     exit 0
   fi
   echo "targets NOT met: want <= 1 false alarm in 20 and >= 19 detections in 20"
