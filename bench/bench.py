@@ -150,6 +150,15 @@ def summary(runs):
         invalid=next((r.get("invalid") for r in runs if r.get("invalid")), None))
 
 
+def value(run, key):
+    """One run's figure under the name summary() gives it."""
+    if key == "rate":
+        return run["requests"] / run["secs"]
+    if key == "cpu100k":
+        return run["cpu"] * 1e5 / max(run["requests"], 1)
+    return run.get(key)
+
+
 def fmt(v, spec="{:.2f}"):
     return "-" if v is None else spec.format(v)
 
@@ -182,10 +191,14 @@ def main():
     def table(title, load, rate, conns, secs, stall=False):
         print(f"\n## {title}")
         results = {}
+        # Per rep, each tool's result: ratios are taken within a rep (runs seconds apart), then
+        # their median, so a drift of the shared machine between reps cancels out.
+        reps = []
         # The stall happens once, 3 s after the server's first request: a fresh server per run.
         shared = None if stall else Server(a.server_cpu)
         try:
             for rep in range(a.reps):
+                reps.append({})
                 for name, fn in tools.items():
                     own = Server(a.server_cpu, stall=True) if stall else None
                     try:
@@ -200,27 +213,39 @@ def main():
                             own.__exit__()
                     if r:
                         results.setdefault(name, []).append(r)
+                        reps[-1][name] = r
                     time.sleep(0.5)
         finally:
             if shared:
                 shared.__exit__()
-        return {n: summary(rs) for n, rs in results.items()}
+        return {n: summary(rs) for n, rs in results.items()}, reps
 
-    def ratios(s, key):
-        base = s.get("perfgate", {}).get(key)
-        return "  ".join(f"{n} {base / v:.2f}x" for n, v in ((n, r.get(key)) for n, r in s.items())
-                         if n != "perfgate" and v and base)
+    def ratios(s, reps, key):
+        # The median over reps of perfgate/peer within the rep.
+        out = []
+        for n in (n for n in s if n != "perfgate"):
+            per = [pair for pair in (paired(rep, n, key) for rep in reps) if pair]
+            if per:
+                out.append(f"{n} {statistics.median(per):.2f}x")
+        return "  ".join(out)
+
+    def paired(rep, peer, key):
+        pg, other = rep.get("perfgate"), rep.get(peer)
+        if not (pg and other):
+            return None
+        a, b = value(pg, key), value(other, key)
+        return a / b if a and b else None
 
     if "closed" in only:
-        s = table(f"closed loop, {CONNECTIONS} connections", "closed", None, CONNECTIONS, a.secs)
+        s, reps = table(f"closed loop, {CONNECTIONS} connections", "closed", None, CONNECTIONS, a.secs)
         print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8}")
         for n, r in s.items():
             print(f"{n:10} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
                   f"{fmt(r['p50'], '{:.3f}'):>8} {fmt(r['p99'], '{:.3f}'):>8}")
-        print(f"perfgate/peer throughput: {ratios(s, 'rate')}")
-        print(f"perfgate/peer CPU per request: {ratios(s, 'cpu100k')}")
+        print(f"perfgate/peer throughput: {ratios(s, reps, 'rate')}")
+        print(f"perfgate/peer CPU per request: {ratios(s, reps, 'cpu100k')}")
     if "open" in only:
-        s = table(f"open loop at {a.rate}/s", "open", a.rate, CONNECTIONS, a.secs)
+        s, reps = table(f"open loop at {a.rate}/s", "open", a.rate, CONNECTIONS, a.secs)
         print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'p50 unc.':>9} {'p99 unc.':>9} {'lag p50':>8}")
         for n, r in s.items():
@@ -230,13 +255,13 @@ def main():
                   f"{fmt(r['lag50'], '{:.3f}'):>8}")
             if r.get("invalid"):
                 print(f"  {n}: invalid: {r['invalid']}")
-        print(f"perfgate/peer CPU per request: {ratios(s, 'cpu100k')}")
+        print(f"perfgate/peer CPU per request: {ratios(s, reps, 'cpu100k')}")
         pg = s.get("perfgate")
         if pg:
             print(f"perfgate achieved {100 * pg['rate'] / a.rate:.2f}% of the target rate; "
                   f"corrected p50 - uncorrected p50 = {1000 * (pg['p50'] - pg['p50u']):.0f} us")
     if "stall" in only:
-        s = table(f"stall: {STALL_RATE}/s for {STALL_SECS} s, server frozen {STALL_MS} ms at "
+        s, _ = table(f"stall: {STALL_RATE}/s for {STALL_SECS} s, server frozen {STALL_MS} ms at "
                   f"{STALL_AFTER_MS} ms; analytic p99 {STALL_TRUTH_MS:.0f} ms", "open",
                   STALL_RATE, CONNECTIONS, STALL_SECS, stall=True)
         print(f"{'tool':10} {'p99 ms':>8} {'vs truth':>9} {'p99 unc.':>9}")
