@@ -733,6 +733,14 @@ mod tests {
         send(&mut connect(&addr).await, &req).await
     }
 
+    /// The response to `req` from a server that sends `reply`; panics on a failed exchange.
+    async fn answered(reply: &[u8], req: Req) -> Response {
+        match one(reply, req).await {
+            Ok(r) => r,
+            Err(f) => panic!("expected a response, got: {}", f.error.1),
+        }
+    }
+
     fn error(r: Result<Response, Failure>) -> String {
         match r {
             Ok(r) => panic!("expected an error, got status {}", r.parts.status),
@@ -746,13 +754,11 @@ mod tests {
     #[tokio::test]
     async fn empty_header_values_are_kept() {
         bounded(async {
-            let r = one(
+            let r = answered(
                 b"HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Blank:   \r\nContent-Length: 2\r\n\r\nok",
                 get(),
             )
-            .await
-            .ok()
-            .unwrap();
+            .await;
             assert_eq!(r.parts.headers["x-empty"], "");
             assert_eq!(r.parts.headers["x-blank"], "");
             assert_eq!(&r.body[..], b"ok");
@@ -763,13 +769,11 @@ mod tests {
     #[tokio::test]
     async fn content_length_body() {
         bounded(async {
-            let r = one(
+            let r = answered(
                 b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
                 get(),
             )
-            .await
-            .ok()
-            .unwrap();
+            .await;
             assert_eq!(r.parts.status, 201);
             assert_eq!(r.parts.version, Version::HTTP_11);
             assert_eq!(r.parts.headers["x-a"], "b");
@@ -823,13 +827,11 @@ mod tests {
             assert_eq!(&r.body[..], b"until the end");
             assert!(!r.reusable);
             // A Transfer-Encoding not ending in chunked is close-delimited too.
-            let r = one(
+            let r = answered(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nraw",
                 get(),
             )
-            .await
-            .ok()
-            .unwrap();
+            .await;
             assert_eq!(&r.body[..], b"raw");
             assert!(!r.reusable);
         })
@@ -881,14 +883,12 @@ mod tests {
     #[tokio::test]
     async fn interim_responses_are_skipped() {
         bounded(async {
-            let r = one(
+            let r = answered(
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
                   HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                 get(),
             )
-            .await
-            .ok()
-            .unwrap();
+            .await;
             assert_eq!(r.parts.status, 200);
             assert!(!r.parts.headers.contains_key("link"));
             assert_eq!(&r.body[..], b"ok");
@@ -902,13 +902,11 @@ mod tests {
     #[tokio::test]
     async fn connection_close_is_not_reusable() {
         bounded(async {
-            let r = one(
+            let r = answered(
                 b"HTTP/1.1 200 OK\r\nConnection: foo, Close\r\nContent-Length: 2\r\n\r\nok",
                 get(),
             )
-            .await
-            .ok()
-            .unwrap();
+            .await;
             assert_eq!(&r.body[..], b"ok");
             assert!(!r.reusable);
             // Nor is a connection whose request asked for the close.
@@ -934,13 +932,11 @@ mod tests {
             assert_eq!(r.parts.version, Version::HTTP_10);
             assert_eq!(&r.body[..], b"ok");
             assert!(!r.reusable);
-            let r = one(
+            let r = answered(
                 b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
                 get(),
             )
-            .await
-            .ok()
-            .unwrap();
+            .await;
             assert!(r.reusable);
         })
         .await;
