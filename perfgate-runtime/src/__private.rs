@@ -101,25 +101,10 @@ fn apply_overrides(mut spec: ScenarioSpec, var: &dyn Fn(&str) -> Option<String>)
     spec
 }
 
-/// Writes through a temporary file in the same directory and a rename, so a reader never sees half
-/// a file.
+/// Atomically (`format::write_atomic`): the CLI never reads half a file.
 fn write_json(path: &Path, value: &impl serde::Serialize) {
     let json = serde_json::to_vec_pretty(value).expect("results serialise");
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .unwrap_or_else(|| panic!("perfgate: {} is not a file path", path.display()));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+    if let Err(e) = format::write_atomic(path, &json) {
         panic!("perfgate: cannot write {}: {e}", path.display());
     }
 }

@@ -418,7 +418,7 @@ async fn tick_seconds(recorder: Arc<Recorder>) {
 }
 
 /// Live numbers for `cargo perfgate`'s progress line: the finished seconds so far, as JSON, next to the
-/// results file (`format::progress_path`), temp file + rename. Best effort: a failure costs only them.
+/// results file (`format::progress_path`), written atomically. Best effort: a failure costs only them.
 fn report_progress(recorder: &Recorder, upto: u32) {
     let Some(out) = std::env::var_os(format::env::OUT) else {
         return;
@@ -429,11 +429,7 @@ fn report_progress(recorder: &Recorder, upto: u32) {
     let Ok(json) = serde_json::to_vec(&seconds) else {
         return;
     };
-    let mut tmp = path.clone().into_os_string();
-    tmp.push(".tmp");
-    if std::fs::write(&tmp, json).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
-    }
+    let _ = format::write_atomic(&path, &json);
 }
 
 /// Spawns a worker's share of the load on its runtime: its users, or its pacer.
