@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::net::TcpStream;
 
 use crate::engine::Run;
-use crate::error::{chain, Error, ErrorKind, Result};
+use crate::error::{chain, lock, Error, ErrorKind, Result};
 use crate::h1;
 
 /// The only header the client adds on its own (besides Host and the body's length and type):
@@ -86,10 +86,6 @@ async fn read_body(body: Incoming) -> std::result::Result<Bytes, ExchangeError> 
         Ok(b) => Ok(b.to_bytes()),
         Err(e) => Err((ErrorKind::Other, format!("reading the body: {}", chain(&e)))),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Connections of one worker to the service. Why not hyper-util's pool: it takes a keyed map and a
@@ -343,7 +339,7 @@ impl Ctx {
     /// iterations of one user in the closed model (a session token, a cart); in the open models it is
     /// fresh for every iteration. A closure rather than a guard, so it cannot be held across an await.
     pub fn with_state<T: Default + Send + 'static, R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut map = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.state);
         let slot = map
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Box::new(T::default()));

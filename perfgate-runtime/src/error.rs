@@ -1,6 +1,7 @@
 //! The error type of scenarios: every failure is counted by kind, never stops the run.
 
 use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 
 /// `Result<()>` by default: the return type of a scenario.
 pub type Result<T = (), E = Error> = std::result::Result<T, E>;
@@ -105,4 +106,11 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+/// Locks a mutex even if a holder panicked. A panic (an iteration's, counted like any failure) must
+/// not stop the run, and nothing these locks guard (idle connections, a user's state, recorded
+/// histograms) is left by one cut short in a state that matters more than losing the run would.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -9,10 +9,10 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{lock, Error, ErrorKind};
 use crate::format::{self, ErrorCounts, Histogram, LatencySummary, SecondSample, Stats};
 
 /// Error messages kept per series, for the report.
@@ -26,12 +26,6 @@ pub(crate) const LATE_THRESHOLD: Duration = Duration::from_millis(10);
 
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while recording cannot leave a histogram half-updated in a way that matters more
-    // than losing the whole run would, so poisoning is ignored.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(crate) fn count_error(errors: &mut ErrorCounts, kind: ErrorKind) {
