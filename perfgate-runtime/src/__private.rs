@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::path::Path;
 
-use crate::client::Ctx;
+use crate::ctx::Ctx;
 use crate::engine;
 use crate::error::Result;
 use crate::format::{self, env, ScenarioResult, ScenarioSpec, SCHEMA_VERSION};

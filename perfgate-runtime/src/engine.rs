@@ -31,21 +31,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::client::{build_client, new_state, Ctx, HttpClient};
+use crate::ctx::{new_state, Ctx, Run};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
     self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, SCHEMA_VERSION,
 };
 use crate::record::{Recorder, LATE_THRESHOLD};
-
-/// What the iterations of one worker share (one per worker thread, so its reference count and its
-/// client's pool stay on one core).
-pub(crate) struct Run {
-    pub(crate) client: HttpClient,
-    pub(crate) base_url: String,
-    pub(crate) timeout: Duration,
-    pub(crate) recorder: Arc<Recorder>,
-}
 
 /// A worker's view of the scenario.
 struct Worker<F> {
@@ -239,12 +230,7 @@ where
     let (paced_tx, mut paced_rx) = tokio::sync::mpsc::unbounded_channel::<Paced>();
     let (exited_tx, exited_rx) = std::sync::mpsc::channel::<()>();
     for (k, rt) in runtimes.into_iter().enumerate() {
-        let run = Arc::new(Run {
-            client: build_client(base_url, timeout, http2),
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            timeout,
-            recorder: recorder.clone(),
-        });
+        let run = Arc::new(Run::new(base_url, timeout, http2, recorder.clone()));
         let worker = Arc::new(Worker {
             run,
             f: f.clone(),

@@ -42,6 +42,10 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Why an HTTP exchange failed: the kind and what hyper or the OS said. The request's method and URL
+/// are added when it becomes an [`Error`].
+pub(crate) type ExchangeError = (ErrorKind, String);
+
 /// A scenario error: a kind and a message.
 ///
 /// Like `anyhow::Error` it does not implement `std::error::Error`, which is what lets any

@@ -32,20 +32,20 @@
 pub mod format;
 
 #[cfg(feature = "engine")]
-mod client;
+mod ctx;
 #[cfg(feature = "engine")]
 mod engine;
 #[cfg(feature = "engine")]
 mod error;
 #[cfg(feature = "engine")]
-mod h1;
+mod http;
 #[cfg(feature = "engine")]
 mod record;
 
 #[cfg(feature = "engine")]
 pub use bytes::Bytes;
 #[cfg(feature = "engine")]
-pub use client::{Ctx, RequestBuilder, Response};
+pub use ctx::{Ctx, RequestBuilder, Response};
 #[cfg(feature = "engine")]
 pub use engine::default_max_in_flight;
 #[cfg(feature = "engine")]

@@ -20,8 +20,7 @@ use hyper::{HeaderMap, Method, StatusCode, Version};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::client::ExchangeError;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, ExchangeError};
 
 /// Largest response head (status line and header fields) accepted; also bounds a trailer section.
 const MAX_HEAD: usize = 64 * 1024;
@@ -639,20 +638,20 @@ fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::future::Future;
     use std::time::Duration;
     use tokio::net::TcpListener;
 
     /// Every test is bounded in time: a framing bug must fail, not hang.
-    async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    pub(in crate::http) async fn bounded<T>(f: impl Future<Output = T>) -> T {
         tokio::time::timeout(Duration::from_secs(10), f)
             .await
             .expect("test timed out")
     }
 
-    async fn listen() -> (TcpListener, String) {
+    pub(in crate::http) async fn listen() -> (TcpListener, String) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         (listener, addr)
@@ -665,7 +664,7 @@ mod tests {
     }
 
     /// Reads one request (head, and a body of its Content-Length) off the server's side.
-    async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    pub(in crate::http) async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
         let mut got = Vec::new();
         let mut byte = [0u8; 1];
         while !got.ends_with(b"\r\n\r\n") {
@@ -1137,159 +1136,27 @@ mod tests {
         .await;
     }
 
-    /// Through the worker's client: its pool, checkout and retry rule.
-    mod pool {
-        use super::*;
-        use crate::client::{build_client, HttpClient};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-
-        async fn exchange(
-            client: &HttpClient,
-            addr: &str,
-            method: Method,
-        ) -> Result<(Parts, Bytes), ExchangeError> {
-            let uri = format!("http://{addr}/x").parse().unwrap();
-            client
-                .exchange(&method, uri, HeaderMap::new(), Bytes::new())
-                .await
-        }
-
-        /// A server whose connection number `i` runs `plan[i]`: a list of replies, `None` meaning
-        /// "read the request, then close without answering"; the connection closes after its
-        /// list. Returns the address and the count of accepted connections.
-        async fn scripted(plan: Vec<Vec<Option<&'static [u8]>>>) -> (String, Arc<AtomicUsize>) {
+    #[tokio::test]
+    async fn a_closed_idle_connection_fails_the_liveness_check() {
+        bounded(async {
             let (listener, addr) = listen().await;
-            let accepted = Arc::new(AtomicUsize::new(0));
-            let count = accepted.clone();
+            let (close, closed) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {
-                for replies in plan {
-                    let (mut s, _) = listener.accept().await.unwrap();
-                    count.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(async move {
-                        for reply in replies {
-                            read_request(&mut s).await;
-                            match reply {
-                                Some(bytes) => s.write_all(bytes).await.unwrap(),
-                                None => return,
-                            }
-                        }
-                    });
-                }
+                let (mut s, _) = listener.accept().await.unwrap();
+                read_request(&mut s).await;
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                let _ = closed.await;
             });
-            (addr, accepted)
-        }
-
-        const OK: Option<&[u8]> = Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-
-        #[tokio::test]
-        async fn an_idle_connection_the_peer_closed_is_discarded_at_checkout() {
-            bounded(async {
-                let (addr, accepted) = scripted(vec![vec![OK], vec![OK]]).await;
-                let client = build_client(&format!("http://{addr}"), Duration::from_secs(2), false);
-                assert!(exchange(&client, &addr, Method::GET).await.is_ok());
-                // The server has closed connection 1; let the runtime see it.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                // A POST is never retried: only the liveness check can make it succeed.
-                let (parts, body) = exchange(&client, &addr, Method::POST).await.unwrap();
-                assert_eq!((parts.status.as_u16(), &body[..]), (200, &b"ok"[..]));
-                assert_eq!(accepted.load(Ordering::SeqCst), 2);
-            })
-            .await;
-        }
-
-        #[tokio::test]
-        async fn a_closed_idle_connection_fails_the_liveness_check() {
-            bounded(async {
-                let (listener, addr) = listen().await;
-                let (close, closed) = tokio::sync::oneshot::channel::<()>();
-                tokio::spawn(async move {
-                    let (mut s, _) = listener.accept().await.unwrap();
-                    read_request(&mut s).await;
-                    s.write_all(OK.unwrap()).await.unwrap();
-                    let _ = closed.await;
-                });
-                let mut conn = connect(&addr).await;
-                assert!(send(&mut conn, &get()).await.ok().unwrap().reusable);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                assert!(conn.is_open(), "a healthy idle connection passes");
-                drop(close);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                assert!(!conn.is_open(), "one the peer closed does not");
-            })
-            .await;
-        }
-
-        #[tokio::test]
-        async fn a_reused_connection_dying_unanswered_retries_only_idempotent_requests() {
-            bounded(async {
-                // Connection 1 answers, then reads the next request and closes unanswered.
-                let (addr, accepted) = scripted(vec![vec![OK, None], vec![OK]]).await;
-                let client = build_client(&format!("http://{addr}"), Duration::from_secs(2), false);
-                assert!(exchange(&client, &addr, Method::GET).await.is_ok());
-                assert!(exchange(&client, &addr, Method::GET).await.is_ok());
-                assert_eq!(accepted.load(Ordering::SeqCst), 2);
-
-                let (addr, accepted) = scripted(vec![vec![OK, None], vec![OK]]).await;
-                let client = build_client(&format!("http://{addr}"), Duration::from_secs(2), false);
-                assert!(exchange(&client, &addr, Method::POST).await.is_ok());
-                let (kind, message) = exchange(&client, &addr, Method::POST).await.unwrap_err();
-                assert_eq!(kind, ErrorKind::Other);
-                assert_eq!(
-                    message,
-                    "connection closed before the response was complete"
-                );
-                assert_eq!(accepted.load(Ordering::SeqCst), 1);
-            })
-            .await;
-        }
-
-        #[tokio::test]
-        async fn a_connection_whose_exchange_was_dropped_is_not_reused() {
-            bounded(async {
-                let (listener, addr) = listen().await;
-                let accepted = Arc::new(AtomicUsize::new(0));
-                let count = accepted.clone();
-                tokio::spawn(async move {
-                    // Connection 1 sends half a response and stalls; connection 2 answers.
-                    let (mut s1, _) = listener.accept().await.unwrap();
-                    count.fetch_add(1, Ordering::SeqCst);
-                    read_request(&mut s1).await;
-                    s1.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
-                        .await
-                        .unwrap();
-                    let (mut s2, _) = listener.accept().await.unwrap();
-                    count.fetch_add(1, Ordering::SeqCst);
-                    read_request(&mut s2).await;
-                    s2.write_all(OK.unwrap()).await.unwrap();
-                    // Keep connection 1 open: a reuse would hang rather than fail fast.
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    drop(s1);
-                });
-                let client = build_client(&format!("http://{addr}"), Duration::from_secs(2), false);
-                let cut = tokio::time::timeout(
-                    Duration::from_millis(200),
-                    exchange(&client, &addr, Method::GET),
-                )
-                .await;
-                assert!(cut.is_err(), "the first exchange should time out");
-                let (_, body) = exchange(&client, &addr, Method::GET).await.unwrap();
-                assert_eq!(&body[..], b"ok");
-                assert_eq!(accepted.load(Ordering::SeqCst), 2);
-            })
-            .await;
-        }
-
-        #[tokio::test]
-        async fn connect_failures_are_connect_errors() {
-            bounded(async {
-                let (listener, addr) = listen().await;
-                drop(listener);
-                let client = build_client(&format!("http://{addr}"), Duration::from_secs(2), false);
-                let (kind, _) = exchange(&client, &addr, Method::GET).await.unwrap_err();
-                assert_eq!(kind, ErrorKind::Connect);
-            })
-            .await;
-        }
+            let mut conn = connect(&addr).await;
+            assert!(send(&mut conn, &get()).await.ok().unwrap().reusable);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(conn.is_open(), "a healthy idle connection passes");
+            drop(close);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(!conn.is_open(), "one the peer closed does not");
+        })
+        .await;
     }
 }

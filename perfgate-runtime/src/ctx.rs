@@ -1,7 +1,7 @@
-//! The scenario context and its HTTP client.
+//! The scenario API: [`Ctx`], what a scenario gets for each iteration, and the request and response
+//! it sends and checks.
 
 use std::any::{Any, TypeId};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -9,235 +9,39 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http2;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
-use hyper::http::uri::Authority;
-use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::TcpStream;
 
-use crate::engine::Run;
-use crate::error::{chain, lock, Error, ErrorKind, Result};
-use crate::h1;
+use crate::error::{lock, Error, ErrorKind, Result};
+use crate::http::{build_client, HttpClient};
+use crate::record::Recorder;
 
-/// The only header the client adds on its own (besides Host and the body's length and type):
-/// defaults such as `Accept-Encoding` change what a service does, so they are the scenario's call.
-const USER_AGENT_VALUE: &str = concat!("perfgate/", env!("CARGO_PKG_VERSION"));
-static USER_AGENT_HEADER: HeaderValue = HeaderValue::from_static(USER_AGENT_VALUE);
-
-/// One worker's HTTP client. Requests to the service go through the worker's own pool of
-/// connections to it; an absolute URL to another host goes through hyper's general client.
-pub(crate) struct HttpClient {
-    pool: Option<Pool>,
-    other: Client<HttpConnector, Full<Bytes>>,
+/// What the iterations of one worker share (one per worker thread, so its reference count and its
+/// client's pool stay on one core).
+pub(crate) struct Run {
+    client: HttpClient,
+    base_url: String,
+    timeout: Duration,
+    pub(crate) recorder: Arc<Recorder>,
 }
 
-/// Why an exchange failed: the kind and what hyper or the OS said.
-pub(crate) type ExchangeError = (ErrorKind, String);
-
-/// A keep-alive pool over HTTP/1.1, or HTTP/2 with prior knowledge when `http2`.
-pub(crate) fn build_client(base_url: &str, connect_timeout: Duration, http2: bool) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder.http2_only(http2);
-    HttpClient {
-        pool: Pool::new(base_url, connect_timeout, http2),
-        other: builder.build(connector),
-    }
-}
-
-impl HttpClient {
-    /// Sends the request and reads the whole response.
-    pub(crate) async fn exchange(
-        &self,
-        method: &Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
-        if let Some(pool) = self.pool.as_ref().filter(|p| p.serves(&uri)) {
-            return pool.exchange(method, uri, headers, body).await;
+impl Run {
+    /// `timeout`: the scenario's per-request timeout, also the connect timeout; `http2`: speak
+    /// HTTP/2 with prior knowledge to the service.
+    pub(crate) fn new(
+        base_url: &str,
+        timeout: Duration,
+        http2: bool,
+        recorder: Arc<Recorder>,
+    ) -> Self {
+        Run {
+            client: build_client(base_url, timeout, http2),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+            recorder,
         }
-        let request = hyper_request(method, uri, headers, body);
-        let response = self.other.request(request).await.map_err(|e| {
-            let kind = if e.is_connect() {
-                ErrorKind::Connect
-            } else {
-                ErrorKind::Other
-            };
-            (kind, chain(&e))
-        })?;
-        let (parts, body) = response.into_parts();
-        Ok((parts, read_body(body).await?))
-    }
-}
-
-async fn read_body(body: Incoming) -> std::result::Result<Bytes, ExchangeError> {
-    match body.collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) => Err((ErrorKind::Other, format!("reading the body: {}", chain(&e)))),
-    }
-}
-
-/// Connections of one worker to the service. Why not hyper-util's pool: it takes a keyed map and a
-/// lock per request, scans its idle list on every checkout, and races a new connection against every
-/// wait for an idle one, which under a burst opens thousands of connections and feeds the overload.
-/// Here idle HTTP/1.1 connections are a stack (the most recently used first: warm, and as few as the
-/// load needs), a new one is opened only when none is idle, and HTTP/2 shares one connection.
-/// HTTP/1.1 goes through [`h1::Conn`], not hyper: the request's own future does the exchange.
-struct Pool {
-    authority: Authority,
-    /// `host:port` to connect to.
-    addr: String,
-    host: HeaderValue,
-    http2: bool,
-    connect_timeout: Duration,
-    idle: Mutex<Vec<h1::Conn>>,
-    h2: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
-}
-
-impl Pool {
-    fn new(base_url: &str, connect_timeout: Duration, http2: bool) -> Option<Pool> {
-        let uri: Uri = base_url.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
-        let authority = uri.authority()?.clone();
-        let addr = format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
-        Some(Pool {
-            host: HeaderValue::from_str(authority.as_str()).ok()?,
-            authority,
-            addr,
-            http2,
-            connect_timeout,
-            idle: Mutex::new(Vec::new()),
-            h2: Mutex::new(None),
-        })
-    }
-
-    fn serves(&self, uri: &Uri) -> bool {
-        uri.scheme_str() == Some("http") && uri.authority() == Some(&self.authority)
-    }
-
-    async fn connect(&self) -> std::result::Result<TcpStream, ExchangeError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.addr))
-            .await
-            .map_err(|_| {
-                (
-                    ErrorKind::Connect,
-                    "client error (Connect): timed out".into(),
-                )
-            })?
-            .map_err(|e| (ErrorKind::Connect, format!("client error (Connect): {e}")))?;
-        // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
-    async fn exchange(
-        &self,
-        method: &Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
-        if self.http2 {
-            // Boxed, like the connect path below: an HTTP/2 handshake is a large future, and
-            // inlined it would make every request's future (moved at each await and spawn) larger.
-            let request = hyper_request(method, uri, headers, body);
-            return Box::pin(self.exchange_h2(request)).await;
-        }
-        let target = origin_form(&uri);
-        let request = h1::Request::new(
-            method,
-            &target,
-            &self.host,
-            &USER_AGENT_HEADER,
-            &headers,
-            &body,
-        )?;
-        let (mut conn, mut reused) = self.checkout().await?;
-        // At most two passes: a reused connection that failed before any response byte (the
-        // service had closed it) gets the request once more on a new connection, if that is safe.
-        loop {
-            match conn.exchange(&request).await {
-                Ok(response) => {
-                    // Only a complete exchange returns its connection: one whose future was
-                    // dropped mid-way (a timeout) is dropped with it.
-                    if response.reusable {
-                        lock(&self.idle).push(conn);
-                    }
-                    return Ok((response.parts, response.body));
-                }
-                Err(failure) if reused && failure.retryable => {
-                    conn = Box::pin(self.connect_h1()).await?;
-                    reused = false;
-                }
-                Err(failure) => return Err(failure.error),
-            }
-        }
-    }
-
-    /// An idle connection that still looks open (and true), or a new one.
-    async fn checkout(&self) -> std::result::Result<(h1::Conn, bool), ExchangeError> {
-        // Bounded by the idle stack: each pass takes one connection off it, and drops it if the
-        // service has closed it meanwhile.
-        loop {
-            let idle = lock(&self.idle).pop();
-            let Some(conn) = idle else { break };
-            if conn.is_open() {
-                return Ok((conn, true));
-            }
-        }
-        Box::pin(self.connect_h1()).await.map(|c| (c, false))
-    }
-
-    async fn connect_h1(&self) -> std::result::Result<h1::Conn, ExchangeError> {
-        Ok(h1::Conn::new(self.connect().await?))
-    }
-
-    async fn exchange_h2(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> std::result::Result<(hyper::http::response::Parts, Bytes), ExchangeError> {
-        let shared = lock(&self.h2).clone().filter(|s| !s.is_closed());
-        let mut sender = match shared {
-            Some(s) => s,
-            None => {
-                let io = TokioIo::new(self.connect().await?);
-                let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
-                    .await
-                    .map_err(|e| (ErrorKind::Connect, chain(&e)))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                *lock(&self.h2) = Some(sender.clone());
-                sender
-            }
-        };
-        sender
-            .ready()
-            .await
-            .map_err(|e| (ErrorKind::Other, chain(&e)))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| (ErrorKind::Other, chain(&e)))?;
-        let (parts, body) = response.into_parts();
-        Ok((parts, read_body(body).await?))
     }
 }
 
@@ -521,43 +325,6 @@ fn parse_url(base_url: &str, target: &str) -> Result<Uri> {
         let url = full_url(base_url, target);
         Error::new(ErrorKind::Other, format!("invalid URL `{url}`: {e}"))
     })
-}
-
-/// The request as hyper takes it (HTTP/2, and other hosts).
-fn hyper_request(
-    method: &Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Request<Full<Bytes>> {
-    let mut request = Request::new(Full::new(body));
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
-    if !request.headers().contains_key(USER_AGENT) {
-        request
-            .headers_mut()
-            .insert(USER_AGENT, USER_AGENT_HEADER.clone());
-    }
-    request
-}
-
-/// The origin-form request target (RFC 9112 §3.2.1): path and query, the path at least `/`.
-fn origin_form(uri: &Uri) -> Cow<'_, str> {
-    match uri.path_and_query() {
-        Some(pq) if pq.as_str().starts_with('/') => Cow::Borrowed(pq.as_str()),
-        _ => {
-            let mut target = String::from(uri.path());
-            if !target.starts_with('/') {
-                target.insert(0, '/');
-            }
-            if let Some(query) = uri.query() {
-                target.push('?');
-                target.push_str(query);
-            }
-            Cow::Owned(target)
-        }
-    }
 }
 
 fn full_url(base_url: &str, target: &str) -> String {

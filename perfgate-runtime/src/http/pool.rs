@@ -1,0 +1,301 @@
+//! The keep-alive pool of one worker's connections to the service.
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::HeaderValue;
+use hyper::http::response::Parts;
+use hyper::http::uri::Authority;
+use hyper::{HeaderMap, Method, Uri};
+use tokio::net::TcpStream;
+
+use crate::error::{lock, ErrorKind, ExchangeError};
+use crate::http::h1;
+
+/// Connections of one worker to the service. Why not hyper-util's pool: it takes a keyed map and a
+/// lock per request, scans its idle list on every checkout, and races a new connection against every
+/// wait for an idle one, which under a burst opens thousands of connections and feeds the overload.
+/// Here idle HTTP/1.1 connections are a stack (the most recently used first: warm, and as few as the
+/// load needs), and a new one is opened only when none is idle. (With HTTP/2 the client shares one
+/// connection to the pool's address instead.)
+/// HTTP/1.1 goes through [`h1::Conn`], not hyper: the request's own future does the exchange.
+pub(super) struct Pool {
+    authority: Authority,
+    /// `host:port` to connect to.
+    addr: String,
+    /// Sent unless the scenario's headers carry their own.
+    host: HeaderValue,
+    user_agent: &'static HeaderValue,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<h1::Conn>>,
+}
+
+impl Pool {
+    /// None unless `base_url` is `http://host[:port]`.
+    pub(super) fn new(
+        base_url: &str,
+        connect_timeout: Duration,
+        user_agent: &'static HeaderValue,
+    ) -> Option<Pool> {
+        let uri: Uri = base_url.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let authority = uri.authority()?.clone();
+        let addr = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Some(Pool {
+            host: HeaderValue::from_str(authority.as_str()).ok()?,
+            authority,
+            addr,
+            user_agent,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(super) fn serves(&self, uri: &Uri) -> bool {
+        uri.scheme_str() == Some("http") && uri.authority() == Some(&self.authority)
+    }
+
+    /// A new TCP connection to the service.
+    pub(super) async fn connect(&self) -> std::result::Result<TcpStream, ExchangeError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.addr))
+            .await
+            .map_err(|_| {
+                (
+                    ErrorKind::Connect,
+                    "client error (Connect): timed out".into(),
+                )
+            })?
+            .map_err(|e| (ErrorKind::Connect, format!("client error (Connect): {e}")))?;
+        // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// Sends the request over HTTP/1.1 and reads the whole response.
+    pub(super) async fn exchange(
+        &self,
+        method: &Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> std::result::Result<(Parts, Bytes), ExchangeError> {
+        let target = origin_form(&uri);
+        let request = h1::Request::new(
+            method,
+            &target,
+            &self.host,
+            self.user_agent,
+            &headers,
+            &body,
+        )?;
+        let (mut conn, mut reused) = self.checkout().await?;
+        // At most two passes: a reused connection that failed before any response byte (the
+        // service had closed it) gets the request once more on a new connection, if that is safe.
+        loop {
+            match conn.exchange(&request).await {
+                Ok(response) => {
+                    // Only a complete exchange returns its connection: one whose future was
+                    // dropped mid-way (a timeout) is dropped with it.
+                    if response.reusable {
+                        lock(&self.idle).push(conn);
+                    }
+                    return Ok((response.parts, response.body));
+                }
+                Err(failure) if reused && failure.retryable => {
+                    conn = Box::pin(self.connect_h1()).await?;
+                    reused = false;
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        }
+    }
+
+    /// An idle connection that still looks open (and true), or a new one.
+    async fn checkout(&self) -> std::result::Result<(h1::Conn, bool), ExchangeError> {
+        // Bounded by the idle stack: each pass takes one connection off it, and drops it if the
+        // service has closed it meanwhile.
+        loop {
+            let idle = lock(&self.idle).pop();
+            let Some(conn) = idle else { break };
+            if conn.is_open() {
+                return Ok((conn, true));
+            }
+        }
+        Box::pin(self.connect_h1()).await.map(|c| (c, false))
+    }
+
+    async fn connect_h1(&self) -> std::result::Result<h1::Conn, ExchangeError> {
+        Ok(h1::Conn::new(self.connect().await?))
+    }
+}
+
+/// The origin-form request target (RFC 9112 §3.2.1): path and query, the path at least `/`.
+fn origin_form(uri: &Uri) -> Cow<'_, str> {
+    match uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') => Cow::Borrowed(pq.as_str()),
+        _ => {
+            let mut target = String::from(uri.path());
+            if !target.starts_with('/') {
+                target.insert(0, '/');
+            }
+            if let Some(query) = uri.query() {
+                target.push('?');
+                target.push_str(query);
+            }
+            Cow::Owned(target)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::h1::tests::{bounded, listen, read_request};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncWriteExt as _;
+
+    static USER_AGENT: HeaderValue = HeaderValue::from_static("perfgate/test");
+
+    fn new_pool(addr: &str) -> Pool {
+        Pool::new(
+            &format!("http://{addr}"),
+            Duration::from_secs(2),
+            &USER_AGENT,
+        )
+        .expect("an http:// base URL")
+    }
+
+    async fn exchange(
+        pool: &Pool,
+        addr: &str,
+        method: Method,
+    ) -> Result<(Parts, Bytes), ExchangeError> {
+        let uri = format!("http://{addr}/x").parse().unwrap();
+        pool.exchange(&method, uri, HeaderMap::new(), Bytes::new())
+            .await
+    }
+
+    /// A server whose connection number `i` runs `plan[i]`: a list of replies, `None` meaning
+    /// "read the request, then close without answering"; the connection closes after its
+    /// list. Returns the address and the count of accepted connections.
+    async fn scripted(plan: Vec<Vec<Option<&'static [u8]>>>) -> (String, Arc<AtomicUsize>) {
+        let (listener, addr) = listen().await;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            for replies in plan {
+                let (mut s, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    for reply in replies {
+                        read_request(&mut s).await;
+                        match reply {
+                            Some(bytes) => s.write_all(bytes).await.unwrap(),
+                            None => return,
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    const OK: Option<&[u8]> = Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+
+    #[tokio::test]
+    async fn an_idle_connection_the_peer_closed_is_discarded_at_checkout() {
+        bounded(async {
+            let (addr, accepted) = scripted(vec![vec![OK], vec![OK]]).await;
+            let pool = new_pool(&addr);
+            assert!(exchange(&pool, &addr, Method::GET).await.is_ok());
+            // The server has closed connection 1; let the runtime see it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // A POST is never retried: only the liveness check can make it succeed.
+            let (parts, body) = exchange(&pool, &addr, Method::POST).await.unwrap();
+            assert_eq!((parts.status.as_u16(), &body[..]), (200, &b"ok"[..]));
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_reused_connection_dying_unanswered_retries_only_idempotent_requests() {
+        bounded(async {
+            // Connection 1 answers, then reads the next request and closes unanswered.
+            let (addr, accepted) = scripted(vec![vec![OK, None], vec![OK]]).await;
+            let pool = new_pool(&addr);
+            assert!(exchange(&pool, &addr, Method::GET).await.is_ok());
+            assert!(exchange(&pool, &addr, Method::GET).await.is_ok());
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+            let (addr, accepted) = scripted(vec![vec![OK, None], vec![OK]]).await;
+            let pool = new_pool(&addr);
+            assert!(exchange(&pool, &addr, Method::POST).await.is_ok());
+            let (kind, message) = exchange(&pool, &addr, Method::POST).await.unwrap_err();
+            assert_eq!(kind, ErrorKind::Other);
+            assert_eq!(
+                message,
+                "connection closed before the response was complete"
+            );
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_exchange_was_dropped_is_not_reused() {
+        bounded(async {
+            let (listener, addr) = listen().await;
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let count = accepted.clone();
+            tokio::spawn(async move {
+                // Connection 1 sends half a response and stalls; connection 2 answers.
+                let (mut s1, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                read_request(&mut s1).await;
+                s1.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+                    .await
+                    .unwrap();
+                let (mut s2, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                read_request(&mut s2).await;
+                s2.write_all(OK.unwrap()).await.unwrap();
+                // Keep connection 1 open: a reuse would hang rather than fail fast.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(s1);
+            });
+            let pool = new_pool(&addr);
+            let cut = tokio::time::timeout(
+                Duration::from_millis(200),
+                exchange(&pool, &addr, Method::GET),
+            )
+            .await;
+            assert!(cut.is_err(), "the first exchange should time out");
+            let (_, body) = exchange(&pool, &addr, Method::GET).await.unwrap();
+            assert_eq!(&body[..], b"ok");
+            assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn connect_failures_are_connect_errors() {
+        bounded(async {
+            let (listener, addr) = listen().await;
+            drop(listener);
+            let pool = new_pool(&addr);
+            let (kind, _) = exchange(&pool, &addr, Method::GET).await.unwrap_err();
+            assert_eq!(kind, ErrorKind::Connect);
+        })
+        .await;
+    }
+}
