@@ -174,12 +174,14 @@ where
         ));
     }
     quiet_worker_panics();
-    let runtime_error =
-        |e: std::io::Error| format!("cannot start the load generator's runtime: {e}");
-    let coordinator = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(runtime_error)?;
+    // The coordinator's and every worker's: one thread each, I/O and timers.
+    let new_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the load generator's runtime: {e}"))
+    };
+    let coordinator = new_runtime()?;
     // Each worker gets at least one slot, so never more workers than slots (max_in_flight = 1 means
     // one iteration at a time, whatever the rate).
     let total_slots = match &spec.load {
@@ -192,13 +194,8 @@ where
     .min(u64::from(u32::MAX));
     let n = worker_threads(&spec.load).min(total_slots as usize);
     let runtimes = (0..n)
-        .map(|_| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        })
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(runtime_error)?;
+        .map(|_| new_runtime())
+        .collect::<std::result::Result<Vec<_>, String>>()?;
 
     let warmup = Duration::from_millis(spec.warmup_ms);
     let duration = Duration::from_millis(spec.duration_ms);

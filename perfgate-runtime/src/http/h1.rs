@@ -219,7 +219,7 @@ impl Conn {
             }
         } else if req.add_length {
             w.extend_from_slice(b"content-length: ");
-            put_decimal(w, body.len() as u64);
+            put_digits::<10>(w, body.len() as u64);
             w.extend_from_slice(b"\r\n");
         }
         w.extend_from_slice(b"\r\n");
@@ -227,7 +227,7 @@ impl Conn {
             return body;
         }
         // One chunk and the last one: rare enough (a scenario asking for it) to copy the body.
-        put_hex(w, body.len() as u64);
+        put_digits::<16>(w, body.len() as u64);
         w.extend_from_slice(b"\r\n");
         w.extend_from_slice(body);
         w.extend_from_slice(b"\r\n0\r\n\r\n");
@@ -549,27 +549,16 @@ fn put_field(w: &mut Vec<u8>, name: &str, value: &[u8]) {
     w.extend_from_slice(b"\r\n");
 }
 
-fn put_decimal(w: &mut Vec<u8>, mut n: u64) {
+/// `n` in base `RADIX` (10 or 16, lowercase hex), without leading zeros. A constant radix keeps
+/// the division a multiplication.
+fn put_digits<const RADIX: u64>(w: &mut Vec<u8>, mut n: u64) {
+    // Room for u64::MAX in decimal.
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    w.extend_from_slice(&digits[i..]);
-}
-
-fn put_hex(w: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b"0123456789abcdef"[(n % 16) as usize];
-        n /= 16;
+        digits[i] = b"0123456789abcdef"[(n % RADIX) as usize];
+        n /= RADIX;
         if n == 0 {
             break;
         }
@@ -748,6 +737,21 @@ pub(super) mod tests {
                 f.error.1
             }
         }
+    }
+
+    #[test]
+    fn numbers_in_decimal_and_hex() {
+        let digits = |put: fn(&mut Vec<u8>, u64), n| {
+            let mut w = Vec::new();
+            put(&mut w, n);
+            String::from_utf8(w).unwrap()
+        };
+        assert_eq!(digits(put_digits::<10>, 0), "0");
+        assert_eq!(digits(put_digits::<10>, 1207), "1207");
+        assert_eq!(digits(put_digits::<10>, u64::MAX), u64::MAX.to_string());
+        assert_eq!(digits(put_digits::<16>, 0), "0");
+        assert_eq!(digits(put_digits::<16>, 0xbeef), "beef");
+        assert_eq!(digits(put_digits::<16>, u64::MAX), "ffffffffffffffff");
     }
 
     #[tokio::test]

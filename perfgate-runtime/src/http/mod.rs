@@ -84,8 +84,7 @@ impl HttpClient {
             };
             (kind, chain(&e))
         })?;
-        let (parts, body) = response.into_parts();
-        Ok((parts, read_body(body).await?))
+        read_whole(response).await
     }
 
     /// Through the shared HTTP/2 connection to the service, opened (on the pool's address) when
@@ -118,14 +117,17 @@ impl HttpClient {
             .send_request(request)
             .await
             .map_err(|e| (ErrorKind::Other, chain(&e)))?;
-        let (parts, body) = response.into_parts();
-        Ok((parts, read_body(body).await?))
+        read_whole(response).await
     }
 }
 
-async fn read_body(body: Incoming) -> std::result::Result<Bytes, ExchangeError> {
+/// The response with its whole body read.
+async fn read_whole(
+    response: hyper::Response<Incoming>,
+) -> std::result::Result<(Parts, Bytes), ExchangeError> {
+    let (parts, body) = response.into_parts();
     match body.collect().await {
-        Ok(b) => Ok(b.to_bytes()),
+        Ok(b) => Ok((parts, b.to_bytes())),
         Err(e) => Err((ErrorKind::Other, format!("reading the body: {}", chain(&e)))),
     }
 }
