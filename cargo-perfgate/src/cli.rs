@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::secret::Secret;
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0    every check passed
@@ -39,7 +41,7 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Build, start the service, run the scenarios and check their SLOs (the default).
     Run(RunArgs),
@@ -165,7 +167,7 @@ pub struct RunArgs {
     pub load: LoadArgs,
     /// Reports for CI: JUnit, Markdown, OpenMetrics, the failure webhook.
     #[command(flatten)]
-    pub outputs: crate::output::OutputArgs,
+    pub outputs: OutputArgs,
     /// The baseline and the regression gate.
     #[command(flatten)]
     pub gate: GateArgs,
@@ -267,17 +269,6 @@ impl CommonArgs {
     }
 }
 
-/// What to do, after the default subcommand was resolved.
-#[derive(Debug)]
-pub enum Action {
-    Run(RunArgs),
-    List(ListArgs),
-    Report(ReportArgs),
-    Record(RecordArgs),
-    Compare(CompareArgs),
-    Calibrate(CalibrateArgs),
-}
-
 impl Cli {
     /// Parses `cargo perfgate …` (cargo passes `perfgate` as the first argument) as well as
     /// `cargo-perfgate …` run directly.
@@ -294,16 +285,11 @@ impl Cli {
         Cli::try_parse_from(args)
     }
 
-    pub fn action(&self) -> Action {
-        match &self.command {
-            Some(Command::Run(r)) => Action::Run(r.clone()),
-            Some(Command::List(l)) => Action::List(l.clone()),
-            Some(Command::Report(r)) => Action::Report(r.clone()),
-            Some(Command::Record(r)) => Action::Record(r.clone()),
-            Some(Command::Compare(c)) => Action::Compare(c.clone()),
-            Some(Command::Calibrate(c)) => Action::Calibrate(c.clone()),
-            None => Action::Run(self.run.clone()),
-        }
+    /// The subcommand to run: the one given, else `run` with the top-level arguments.
+    pub fn action(&self) -> Command {
+        self.command
+            .clone()
+            .unwrap_or_else(|| Command::Run(self.run.clone()))
     }
 }
 
@@ -362,15 +348,17 @@ fn hoist_subcommand(args: &mut Vec<OsString>) {
     }
 }
 
-/// `500ms`, `5s`, `2m`, `1h` (the config's syntax), or on the command line a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{s}` is not a valid duration"));
-    }
-    crate::service::parse_duration(s)
-        .ok_or_else(|| format!("`{s}` is not a duration; write e.g. `500ms`, `5s` or `2m`"))
+/// A duration on the command line: the grammar of the attribute and the config (`500ms`, `5s`, `2m`,
+/// `1h`), or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    perfgate_units::parse_duration(s)
+        .or_else(|| perfgate_units::parse_bare_seconds(s))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not a duration; write {} (or a bare number of seconds)",
+                perfgate_units::DURATION_FORM
+            )
+        })
 }
 
 /// Whether a scenario named `package::scenario` is selected by `filter` (a substring).
@@ -378,6 +366,43 @@ pub fn matches_filter(filter: Option<&str>, id: &str) -> bool {
     match filter {
         Some(f) => id.contains(f),
         None => true,
+    }
+}
+
+/// The report flags of `cargo perfgate run`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Write a JUnit XML report (one testcase per scenario and check) to FILE (overwritten).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the verdict table as Markdown to FILE (overwritten); it is also appended to
+    /// $GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write every metric in OpenMetrics text to FILE (overwritten), for a textfile collector or a
+    /// Pushgateway.
+    #[arg(long, value_name = "FILE")]
+    pub prometheus: Option<PathBuf>,
+    /// On failure, POST a Slack-compatible JSON message to this webhook (a secret: never printed).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PERFGATE_NOTIFY_URL",
+        hide_env_values = true
+    )]
+    pub notify: Option<Secret>,
+    /// Link to this run in notifications [default: from GITHUB_*, CI_JOB_URL or BUILD_URL].
+    #[arg(long, value_name = "URL")]
+    pub run_url: Option<String>,
+}
+
+/// `5m`, `90s`, `2m30s`: how a budget is written on the command line.
+pub fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 60, secs % 60) {
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
     }
 }
 
@@ -395,7 +420,7 @@ mod tests {
         let b = parse(&["cargo-perfgate", "checkout", "-p", "shop"]);
         for cli in [a, b] {
             match cli.action() {
-                Action::Run(r) => assert_eq!(r.filter.as_deref(), Some("checkout")),
+                Command::Run(r) => assert_eq!(r.filter.as_deref(), Some("checkout")),
                 other => panic!("{other:?}"),
             }
             assert_eq!(cli.common.packages, ["shop"]);
@@ -405,7 +430,7 @@ mod tests {
     #[test]
     fn run_is_the_default_and_explicit_subcommands_work() {
         assert!(
-            matches!(parse(&["cargo-perfgate", "perfgate"]).action(), Action::Run(r) if r.filter.is_none())
+            matches!(parse(&["cargo-perfgate", "perfgate"]).action(), Command::Run(r) if r.filter.is_none())
         );
         let cli = parse(&[
             "cargo-perfgate",
@@ -420,7 +445,7 @@ mod tests {
             "500ms",
         ]);
         match cli.action() {
-            Action::Run(r) => {
+            Command::Run(r) => {
                 assert_eq!(r.filter.as_deref(), Some("pay"));
                 assert_eq!(r.load.target_url.as_deref(), Some("http://127.0.0.1:8080"));
                 assert_eq!(r.load.duration, Some(Duration::from_secs(2)));
@@ -436,7 +461,7 @@ mod tests {
             "json",
             "shop",
         ]);
-        assert!(matches!(cli.action(), Action::List(l) if l.filter.as_deref() == Some("shop")));
+        assert!(matches!(cli.action(), Command::List(l) if l.filter.as_deref() == Some("shop")));
         assert_eq!(cli.common.message_format, MessageFormat::Json);
     }
 
@@ -482,13 +507,13 @@ mod tests {
             "x/Cargo.toml",
             "list",
         ]);
-        assert!(matches!(cli.action(), Action::List(l) if l.filter.is_none()));
+        assert!(matches!(cli.action(), Command::List(l) if l.filter.is_none()));
         assert_eq!(
             cli.common.manifest_path,
             Some(PathBuf::from("x/Cargo.toml"))
         );
         let cli = parse(&["cargo-perfgate", "-p", "list", "run", "pay"]);
-        assert!(matches!(cli.action(), Action::Run(r) if r.filter.as_deref() == Some("pay")));
+        assert!(matches!(cli.action(), Command::Run(r) if r.filter.as_deref() == Some("pay")));
         assert_eq!(cli.common.packages, ["list"]);
     }
 
@@ -503,7 +528,7 @@ mod tests {
             "checkout",
         ]);
         match cli.action() {
-            Action::Run(r) => {
+            Command::Run(r) => {
                 assert!(r.gate.ab);
                 assert_eq!(r.gate.budget, Some(Duration::from_secs(90)));
                 assert_eq!(r.filter.as_deref(), Some("checkout"));
@@ -522,14 +547,14 @@ mod tests {
             "pay",
         ]);
         match cli.action() {
-            Action::Calibrate(c) => {
+            Command::Calibrate(c) => {
                 assert_eq!(c.pairs, 5);
                 assert_eq!(c.filter.as_deref(), Some("pay"));
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(parse(&["cargo-perfgate", "calibrate"]).action(), Action::Calibrate(c) if c.pairs == 12)
+            matches!(parse(&["cargo-perfgate", "calibrate"]).action(), Command::Calibrate(c) if c.pairs == 12)
         );
         assert!(Cli::parse_args(["cargo-perfgate", "calibrate", "--pairs", "2"]).is_err());
     }
@@ -548,7 +573,7 @@ mod tests {
             "--allow-drop",
         ]);
         match cli.action() {
-            Action::Record(r) => {
+            Command::Record(r) => {
                 assert_eq!(r.filter.as_deref(), Some("work"));
                 assert_eq!(r.rounds, 7);
                 assert!(r.allow_drop);
@@ -556,7 +581,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(parse(&["cargo-perfgate", "record"]).action(), Action::Record(r) if r.rounds == 5)
+            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds == 5)
         );
         let cli = parse(&[
             "cargo-perfgate",
@@ -567,7 +592,7 @@ mod tests {
             "--strict",
         ]);
         assert!(
-            matches!(cli.action(), Action::Compare(c) if c.base == std::path::Path::new("a.json") && c.strict)
+            matches!(cli.action(), Command::Compare(c) if c.base == std::path::Path::new("a.json") && c.strict)
         );
         let cli = parse(&[
             "cargo-perfgate",
@@ -580,7 +605,7 @@ mod tests {
             "pay",
         ]);
         match cli.action() {
-            Action::Run(r) => {
+            Command::Run(r) => {
                 assert_eq!(r.filter.as_deref(), Some("pay"));
                 assert_eq!(r.gate.base.as_deref(), Some("origin/develop"));
                 assert_eq!(r.gate.rounds, Some(4));
@@ -617,5 +642,12 @@ mod tests {
         assert!(matches_filter(None, "shop::checkout"));
         assert!(matches_filter(Some("shop::check"), "shop::checkout"));
         assert!(!matches_filter(Some("pay"), "shop::checkout"));
+    }
+
+    #[test]
+    fn budgets_print_as_written_on_the_command_line() {
+        assert_eq!(fmt_duration(Duration::from_secs(300)), "5m");
+        assert_eq!(fmt_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(fmt_duration(Duration::from_secs(45)), "45s");
     }
 }

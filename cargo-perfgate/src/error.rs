@@ -6,12 +6,12 @@ use std::path::PathBuf;
 pub mod exit {
     /// Every check passed.
     pub const PASS: i32 = 0;
-    /// The gate failed: an SLO was breached (later: a regression).
+    /// The gate failed: an SLO was breached, a regression against the baseline, or the service died.
     pub const FAIL: i32 = 1;
     /// perfgate could not do its job: bad input, build or start failure, missing results.
     pub const ERROR: i32 = 2;
-    /// No decision: the measurement is invalid (generator could not keep its schedule) or, later,
-    /// no comparable baseline in `--strict` mode.
+    /// No decision: the measurement is invalid (the generator could not keep its schedule), or with
+    /// `--strict` an undecided regression check or no comparable baseline.
     pub const INCONCLUSIVE: i32 = 3;
     /// Interrupted by Ctrl-C / SIGTERM (after killing every spawned process).
     pub const INTERRUPTED: i32 = 130;
@@ -23,7 +23,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error("could not read the cargo workspace: {0}")]
-    Metadata(String),
+    Metadata(#[source] cargo_metadata::Error),
     #[error("invalid [package.metadata.perfgate] in {manifest}: {msg}")]
     Config { manifest: PathBuf, msg: String },
     #[error("build failed: {0}")]
@@ -41,7 +41,7 @@ pub enum Error {
     /// The baseline could not be found, read or written (git lookup, corrupt file, refused drop).
     #[error("{0}")]
     Baseline(String),
-    #[error("interrupted")]
+    #[error("interrupted; the service and scenario processes were stopped")]
     Interrupted,
     #[error("{context}: {source}")]
     Io {
@@ -51,10 +51,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The documented exit code of each kind of error: the one place that decides it.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Usage(_)
+            | Error::Metadata(_)
+            | Error::Config { .. }
+            | Error::Build(_)
+            | Error::Discovery(_)
+            | Error::ServiceStart { .. }
+            | Error::Scenario(_)
+            | Error::Baseline(_)
+            | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,
-            _ => exit::ERROR,
         }
     }
 

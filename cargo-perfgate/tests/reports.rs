@@ -1,4 +1,4 @@
-//! The reports of issue #4 on a run report built in code: JUnit (parsed back), Markdown and the terminal
+//! The reports on a run report built in code: JUnit (parsed back), Markdown and the terminal
 //! table (snapshots), GitHub annotations, OpenMetrics (validated line by line), the failure webhook
 //! (received by a local HTTP server; its URL appears nowhere), and the HTML page (rendered by headless
 //! Chromium when it is installed, and the screenshot checked to be a page of charts, not a blank).
@@ -8,8 +8,11 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use cargo_perfgate::output::{self, github, html, junit, markdown, notify, prometheus};
-use cargo_perfgate::report::{render_human, RunReport};
+use cargo_perfgate::cli::OutputArgs;
+use cargo_perfgate::report::table::render_human;
+use cargo_perfgate::report::{self as output, github, html, junit, markdown, notify, prometheus};
+use cargo_perfgate::results::RunResults;
+use cargo_perfgate::secret::Secret;
 use perfgate_runtime::format::{
     encode_histogram, new_histogram, ErrorCounts, LatencySummary, LoadModel, ResourceSample,
     ResourceStats, ScenarioResult, ScenarioSpec, Schedule, SecondSample, Stats,
@@ -113,7 +116,7 @@ fn resources(cpu: f64, rss_mib: f64) -> ResourceStats {
 
 /// A run with a failing scenario (an SLO breach and a regression), a passing one and an errored one.
 /// `p99` of the failing scenario lets the same shape serve as baseline and current.
-fn report(run_id: &str, p99: f64, with_regressions: bool) -> RunReport {
+fn report(run_id: &str, p99: f64, with_regressions: bool) -> RunResults {
     let predict = spec(
         "predict",
         39,
@@ -184,7 +187,7 @@ fn report(run_id: &str, p99: f64, with_regressions: bool) -> RunReport {
     .unwrap()
 }
 
-fn failing() -> RunReport {
+fn failing() -> RunResults {
     report("20260101-000000-1", 31.2, true)
 }
 
@@ -310,7 +313,7 @@ fn junit_has_a_testcase_per_scenario_and_check_and_counts_that_match() {
     for (suite, s) in suites.iter().zip(&r.scenarios) {
         assert_eq!(suite.name, s.id);
         // The run itself, each SLO check, each regression check.
-        let expected = 1 + s.checks.len() + output::regressions(s).len();
+        let expected = 1 + s.checks.len() + s.regressions.len();
         assert_eq!(suite.cases.len(), expected, "{suite:?}");
         assert_eq!(suite.attrs["tests"], expected.to_string());
         for kind in ["failure", "error", "skipped"] {
@@ -652,11 +655,11 @@ fn failure_webhook_is_received_and_its_url_is_never_written() {
     let (base, server) = one_shot_server(200);
     let url = format!("{base}/services/{TOKEN}?x=1");
     let dir = tempfile::tempdir().unwrap();
-    let args = output::OutputArgs {
+    let args = OutputArgs {
         junit: Some(dir.path().join("junit.xml")),
         markdown: Some(dir.path().join("perf.md")),
         prometheus: Some(dir.path().join("perf.prom")),
-        notify: Some(output::Secret::from(url.clone())),
+        notify: Some(Secret::from(url.clone())),
         run_url: Some("https://ci.example/runs/7".into()),
     };
     let ui = cargo_perfgate::ui::Ui {
@@ -722,7 +725,9 @@ fn failure_webhook_is_received_and_its_url_is_never_written() {
 fn webhook_failures_are_errors_that_do_not_name_the_url() {
     let (base, server) = one_shot_server(500);
     let url = format!("{base}/hook/{TOKEN}");
-    let e = notify::post(&url, &json!({"text": "x"})).unwrap_err();
+    let e = notify::post(&url, &json!({"text": "x"}))
+        .unwrap_err()
+        .to_string();
     server.join().unwrap();
     assert!(e.contains("HTTP 500") && !e.contains(TOKEN), "{e}");
     // Nothing listening.
@@ -731,9 +736,13 @@ fn webhook_failures_are_errors_that_do_not_name_the_url() {
         .local_addr()
         .unwrap()
         .port();
-    let e = notify::post(&format!("http://127.0.0.1:{port}/{TOKEN}"), &json!({})).unwrap_err();
+    let e = notify::post(&format!("http://127.0.0.1:{port}/{TOKEN}"), &json!({}))
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains(TOKEN), "{e}");
-    let e = notify::post(&format!("ftp://x/{TOKEN}"), &json!({})).unwrap_err();
+    let e = notify::post(&format!("ftp://x/{TOKEN}"), &json!({}))
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains(TOKEN), "{e}");
 }
 
@@ -745,8 +754,8 @@ fn a_passing_run_notifies_nobody() {
     let mut ok = report("2", 20.0, false);
     ok.scenarios.truncate(2);
     ok.exit_code = 0;
-    let args = output::OutputArgs {
-        notify: Some(output::Secret::from(url)),
+    let args = OutputArgs {
+        notify: Some(Secret::from(url)),
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -933,7 +942,7 @@ fn html_report_renders_charts_in_headless_chromium() {
 
 #[test]
 fn report_flags_and_the_report_subcommand_parse() {
-    use cargo_perfgate::cli::{Action, Cli};
+    use cargo_perfgate::cli::{Cli, Command};
     let cli = Cli::parse_args([
         "cargo-perfgate",
         "perfgate",
@@ -950,7 +959,7 @@ fn report_flags_and_the_report_subcommand_parse() {
         "checkout",
     ])
     .unwrap();
-    let Action::Run(r) = cli.action() else {
+    let Command::Run(r) = cli.action() else {
         panic!("not a run")
     };
     assert_eq!(r.filter.as_deref(), Some("checkout"));
@@ -977,7 +986,7 @@ fn report_flags_and_the_report_subcommand_parse() {
         "out.html",
     ])
     .unwrap();
-    let Action::Report(r) = cli.action() else {
+    let Command::Report(r) = cli.action() else {
         panic!("not report")
     };
     assert_eq!(r.results.len(), 2);

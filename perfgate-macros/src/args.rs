@@ -8,7 +8,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Ident, Lit, LitInt, LitStr, Token};
 
-use crate::units::{self, Duration, DURATION_FORM};
+use perfgate_units::{self as units, Duration, DURATION_FORM};
 
 /// Every key the attribute accepts, in the order the error message lists them.
 const KEYS: [&str; 11] = [

@@ -8,7 +8,6 @@ use proc_macro::TokenStream;
 
 mod args;
 mod expand;
-mod units;
 
 /// Declares a load scenario:
 ///

@@ -285,12 +285,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let written = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        // Readable by others, like a file written with `>`, whatever the umask or a stale file of
-        // the same name had.
+        // The mode of the file it replaces (a user's choice), else readable by others like a file
+        // written with `>`, whatever the umask.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
         file.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -522,8 +523,12 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o644);
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600, "the replaced file's mode is kept");
+            let fresh = dir.join("fresh.json");
+            write_atomic(&fresh, b"x").unwrap();
+            assert_eq!(mode(&fresh), 0o644, "a new file is readable by others");
+            std::fs::remove_file(&fresh).unwrap();
         }
         // A path with no file name fails, and leaves nothing behind either.
         assert!(write_atomic(&dir.join(".."), b"x").is_err());

@@ -1,23 +1,28 @@
 //! The regression gate: current rounds against baseline rounds, per scenario and metric, with three
-//! outcomes and false alarms controlled across every check of a run (see DESIGN-NOTES "The gate").
+//! outcomes and false alarms controlled across every check of a run. Pure: no I/O.
 //!
 //! This file holds the types the rest of the crate (baseline, reports) uses; `stats.rs` the method
 //! (why a t-interval on log round values and not a bootstrap: see its module comment), `dist.rs` the
-//! distributions it needs.
+//! distributions it needs, `sequential.rs` the A/B mode's looks, `file.rs` a run against a baseline
+//! file, `spec.rs` what makes two measurements comparable.
 
 use std::collections::BTreeMap;
 
 mod dist;
+pub mod file;
 pub mod sequential;
 #[cfg(test)]
 mod sim;
+pub mod spec;
 mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use file::GateSummary;
+
 pub use stats::{decide, decide_paired, required_requests, LATENCY_CHECKS, MIN_ERROR_MARGIN};
 
-use perfgate_runtime::format::{Metric, Stats};
+use perfgate_runtime::format::{Metric, ScenarioResult, Stats};
 use serde::{Deserialize, Serialize};
 
 /// One round of one scenario: what the gate compares (from a results file or a baseline round).
@@ -25,6 +30,15 @@ use serde::{Deserialize, Serialize};
 pub struct RoundStats {
     pub iterations: Stats,
     pub requests: BTreeMap<String, Stats>,
+}
+
+impl From<&ScenarioResult> for RoundStats {
+    fn from(r: &ScenarioResult) -> Self {
+        RoundStats {
+            iterations: r.iterations.clone(),
+            requests: r.requests.clone(),
+        }
+    }
 }
 
 /// The outcome of one regression check.
@@ -75,17 +89,30 @@ pub struct Decision {
     pub note: String,
 }
 
+impl Decision {
+    /// `pay.p99`, or `p99` for the whole iteration.
+    pub fn check_name(&self) -> String {
+        match &self.request {
+            Some(r) => format!("{r}.{}", self.metric),
+            None => self.metric.to_string(),
+        }
+    }
+
+    /// The check in a sentence: "p99 of `pay`", "p99 of the iterations".
+    pub fn check_phrase(&self) -> String {
+        match &self.request {
+            Some(r) => format!("{} of `{r}`", self.metric),
+            None => format!("{} of the iterations", self.metric),
+        }
+    }
+}
+
 /// Settings of the regression gate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateOptions {
     /// Family-wise false-alarm rate of a whole run (every check of every scenario): 0.05 means an
     /// unchanged PR fails at most 1 run in 20.
     pub alpha: f64,
-    /// Bootstrap resamples and seed. The round-level method is analytic and deterministic (see
-    /// `stats.rs` for why a bootstrap of 3–5 rounds is not honest); these are kept for the CLI's
-    /// flags and a later histogram-level resampling, and do not change any decision today.
-    pub resamples: usize,
-    pub seed: u64,
     /// Requests per round a p99 needs (the top 1% must hold a couple of samples); other percentiles
     /// scale with their tail, see [`required_requests`].
     pub min_requests_per_round: u64,
@@ -95,8 +122,6 @@ impl Default for GateOptions {
     fn default() -> Self {
         GateOptions {
             alpha: 0.05,
-            resamples: 2000,
-            seed: 0x5EED,
             min_requests_per_round: 200,
         }
     }
@@ -114,4 +139,13 @@ pub struct ScenarioPair<'a> {
     pub compare_throughput: bool,
     pub baseline: &'a [RoundStats],
     pub current: &'a [RoundStats],
+}
+
+/// Options of the gate given on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GateFlags {
+    /// Inconclusive checks and a missing or incomparable baseline exit 3 instead of warning.
+    pub strict: bool,
+    /// Compare with a baseline recorded on another machine as if it were this one.
+    pub allow_other_machine: bool,
 }

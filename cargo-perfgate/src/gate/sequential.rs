@@ -315,7 +315,7 @@ pub fn describe_stop(stop: Stop, look: &Look, budget: Duration) -> String {
                 .decisions
                 .iter()
                 .filter(|d| d.outcome == Outcome::Fail)
-                .map(check_name)
+                .map(Decision::check_phrase)
                 .collect();
             let verb = if failed.len() == 1 { "fails" } else { "fail" };
             format!(
@@ -328,7 +328,7 @@ pub fn describe_stop(stop: Stop, look: &Look, budget: Duration) -> String {
                 .decisions
                 .iter()
                 .filter(|d| d.outcome == Outcome::Inconclusive)
-                .map(check_name)
+                .map(Decision::check_phrase)
                 .collect();
             if stuck.is_empty() {
                 format!("every check decided after {n} {pairs}")
@@ -369,11 +369,11 @@ fn undecided(look: &Look) -> String {
     let one = |(d, n): &(&Decision, Option<u64>)| match n {
         Some(n) => format!(
             "{} undecided, ~{n} pairs would likely decide it",
-            check_name(d)
+            d.check_phrase()
         ),
         None => format!(
             "{} undecided, sitting at its tolerance (more pairs would hardly settle it)",
-            check_name(d)
+            d.check_phrase()
         ),
     };
     const NAMED: usize = 3;
@@ -387,13 +387,6 @@ fn undecided(look: &Look) -> String {
         text.push_str(&format!("; {} more undecided", open.len() - NAMED));
     }
     text
-}
-
-fn check_name(d: &Decision) -> String {
-    match &d.request {
-        Some(r) => format!("{} of `{r}`", d.metric),
-        None => format!("{} of the iterations", d.metric),
-    }
 }
 
 /// "a", "a and b", "a, b and c".

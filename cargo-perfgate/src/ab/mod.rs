@@ -1,0 +1,264 @@
+//! Same-machine A/B (`cargo perfgate --ab`) and its A/A twin (`cargo perfgate calibrate`).
+//!
+//! The merge-base is checked out as a linked worktree under `target/perfgate/ab/`, its service built
+//! with a target directory of its own (`target/perfgate/ab-target`, so neither build evicts the other),
+//! and both services are started on their own ports. HEAD's scenario binaries then drive them in
+//! rounds, one service under load at a time, in ABBA order: pair 1 is (base, head), pair 2 (head, base),
+//! and so on, so a drift of the machine (a neighbour, thermal state) hits both sides alike and the order
+//! of a pair cancels out over two pairs. After each scheduled look the paired gate decides
+//! (`gate::sequential`); sampling stops when every check is decided, a check fails, or the scenario's
+//! share of the budget is spent.
+
+pub mod base;
+pub mod paired;
+pub mod worktree;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::baseline::lookup::Baselines;
+use crate::cli::{fmt_duration, RunArgs};
+use crate::discover::config::AbSetting;
+use crate::gate::sequential::{self, NoiseFloor};
+use crate::gate::spec::spec_hash;
+use crate::gate::{GateOptions, GateSummary, Outcome, ScenarioPair};
+use crate::load::window::{spec_parts, Window};
+use crate::load::PreparedPackage;
+use crate::machine::{describe_machine, same_machine, Fingerprint};
+use crate::results::ScenarioRun;
+use crate::slo::Verdict;
+
+pub use paired::{Paired, Sampling};
+
+/// Time the whole `--ab` load may take unless `--budget` says otherwise.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
+
+/// Pairs before the first look unless `--rounds` says otherwise: fewer cannot decide anything at the
+/// per-look level (a paired t with 5 degrees of freedom), more waste time on clear cases.
+pub const DEFAULT_MIN_PAIRS: usize = 6;
+
+/// Pairs per scenario at most, whatever the budget: beyond this the round-to-round drift, not the
+/// sample size, limits what can be resolved.
+pub const MAX_PAIRS: usize = 100;
+
+/// What one side of the comparison is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    Base,
+    Head,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Base => "base",
+            Side::Head => "head",
+        }
+    }
+}
+
+/// Why this run measures the merge-base on this machine, or None for the baseline file's gate.
+pub fn reason(
+    args: &RunArgs,
+    machine: &Fingerprint,
+    baselines: &Baselines,
+    runs: &[PreparedPackage<'_>],
+) -> Option<String> {
+    if args.gate.ab {
+        return Some("--ab".to_string());
+    }
+    if args.load.target_url.is_some() || args.gate.baseline_file.is_some() {
+        return None;
+    }
+    if let Some(r) = runs.iter().find(|r| r.pkg.config.ab == AbSetting::Always) {
+        return Some(format!(
+            "`ab = \"always\"` in [package.metadata.perfgate] of {}",
+            r.pkg.name
+        ));
+    }
+    for r in runs.iter().filter(|r| r.pkg.config.ab == AbSetting::Auto) {
+        // Outside git there is no merge-base to measure: the plain run says so and checks the SLOs.
+        let Some(group) = baselines
+            .groups
+            .iter()
+            .find(|g| g.packages.contains(&r.pkg.name) && g.lookup.is_some())
+        else {
+            continue;
+        };
+        let auto = |why: String| Some(format!("{why} (`ab = \"auto\"` in {})", r.pkg.name));
+        let Some(file) = &group.file else {
+            return auto(format!(
+                "no baseline file at {}",
+                group
+                    .lookup
+                    .as_ref()
+                    .map_or_else(|| group.path.display().to_string(), |l| l.origin.clone())
+            ));
+        };
+        if !same_machine(&file.machine, machine) {
+            return auto(format!(
+                "the baseline was recorded on another machine ({})",
+                describe_machine(&file.machine)
+            ));
+        }
+        for s in &r.scenarios {
+            let spec = s.spec.as_ref().expect("described");
+            let window = Window::of(spec, args.load.duration, args.load.warmup);
+            let hash = spec_hash(&spec_parts(spec, &r.pkg.root, window));
+            match file.scenarios.get(&s.id) {
+                None => return auto(format!("scenario {} is not in the baseline", s.id)),
+                Some(b) if b.spec_hash != hash => {
+                    return auto(format!("scenario {} changed since the baseline", s.id))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    None
+}
+
+/// The floors `cargo perfgate calibrate` stored for this machine, from the first baseline file that
+/// has them.
+pub fn floors(baselines: &Baselines, machine: &Fingerprint) -> BTreeMap<String, NoiseFloor> {
+    baselines
+        .groups
+        .iter()
+        .filter_map(|g| g.file.as_ref()?.calibration.as_ref())
+        .filter(|c| same_machine(&c.machine, machine))
+        .flat_map(|c| c.scenarios.clone())
+        .collect()
+}
+
+/// The gate's summary of an A/B run: where the base side came from and the outcomes' counts.
+pub fn summary(scenarios: &[ScenarioRun], short: &str, how: &str, budget: Duration) -> GateSummary {
+    let mut g = GateSummary {
+        baseline: Some(format!(
+            "{short} ({how}), built and measured on this machine (--ab)"
+        )),
+        commit: Some(short.to_string()),
+        found: true,
+        same_machine: true,
+        ..Default::default()
+    };
+    for d in scenarios.iter().flat_map(|s| &s.regressions) {
+        match d.outcome {
+            Outcome::Fail => g.fails += 1,
+            Outcome::Inconclusive => g.inconclusive += 1,
+            Outcome::NotComparable => g.not_comparable += 1,
+            Outcome::Pass => {}
+        }
+    }
+    // Sampling stops at the first regression, leaving the other checks open: no advice needed then.
+    if g.inconclusive > 0 && g.fails == 0 {
+        g.warnings.push(format!(
+            "{} regression check{} undecided within the budget ({}); each one's note says how many pairs \
+             would likely decide it (`--budget`)",
+            g.inconclusive,
+            if g.inconclusive == 1 { " is" } else { "s are" },
+            fmt_duration(budget),
+        ));
+    }
+    g
+}
+
+/// Calibration's findings: per scenario the noise floors, the table's rows, and the scenarios that
+/// could not be measured.
+#[derive(Debug, Default)]
+pub struct Floors {
+    pub measured: BTreeMap<String, NoiseFloor>,
+    /// (scenario, declared tolerance, pairs an `--ab` run could afford, floor).
+    pub rows: Vec<(String, f64, usize, NoiseFloor)>,
+    pub failed: Vec<String>,
+}
+
+/// The floors of A/A pairs: per scenario, the smallest change an `--ab` run of the whole selection
+/// within `budget` could resolve on this machine.
+pub fn floors_from(paired: &[Paired], budget: Duration) -> Floors {
+    let total = paired.len().max(1);
+    let alpha_scenario = GateOptions::default().alpha / total as f64;
+    let mut out = Floors::default();
+    for p in paired {
+        let r = &p.report;
+        let Some(ab) = &r.ab else { continue };
+        if !matches!(r.verdict, Verdict::Pass | Verdict::Fail) || ab.pairs < 3 {
+            out.failed.push(format!(
+                "{}: {}",
+                r.id,
+                r.error.clone().unwrap_or_else(|| "not measured".into())
+            ));
+            continue;
+        }
+        // The pairs an --ab run of the whole selection could afford for this scenario.
+        let per_pair = ab.secs / ab.pairs as f64;
+        let share = budget.as_secs_f64() / total as f64;
+        let in_budget = ((share / per_pair) as usize).clamp(DEFAULT_MIN_PAIRS, MAX_PAIRS);
+        let plan = sequential::plan(DEFAULT_MIN_PAIRS, in_budget, alpha_scenario);
+        let spec = r.spec.as_ref().expect("described");
+        let pair = ScenarioPair {
+            scenario: &r.id,
+            tolerance: spec.regression_pct / 100.0,
+            compare_throughput: matches!(
+                spec.load,
+                perfgate_runtime::format::LoadModel::Closed { .. }
+            ),
+            baseline: &ab.base_rounds,
+            current: &r.rounds,
+        };
+        let floor = sequential::noise_floor(
+            &pair,
+            &GateOptions::default(),
+            in_budget,
+            plan.alpha_final(),
+        );
+        out.rows.push((
+            r.id.clone(),
+            spec.regression_pct / 100.0,
+            in_budget,
+            floor.clone(),
+        ));
+        out.measured.insert(r.id.clone(), floor);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Decision;
+
+    #[test]
+    fn the_summary_counts_outcomes_and_advises_only_without_a_failure() {
+        let mut report = crate::results::tests::report();
+        let d = |outcome| Decision {
+            scenario: "predict-service::predict".into(),
+            request: None,
+            metric: perfgate_runtime::format::Metric::P99,
+            outcome,
+            baseline: Some(10.0),
+            current: Some(10.5),
+            change: Some(0.05),
+            change_low: Some(-0.01),
+            change_high: Some(0.11),
+            tolerance: 0.10,
+            rounds_baseline: 6,
+            rounds_current: 6,
+            note: String::new(),
+        };
+        report.scenarios[0].regressions = vec![d(Outcome::Inconclusive), d(Outcome::Pass)];
+        let how = "merge-base of HEAD and main";
+        let g = summary(&report.scenarios, "1a2b3c4d5e", how, DEFAULT_BUDGET);
+        assert_eq!((g.fails, g.inconclusive), (0, 1));
+        assert_eq!(g.commit.as_deref(), Some("1a2b3c4d5e"));
+        assert!(g.baseline.as_deref().unwrap().contains("(--ab)"));
+        assert!(
+            g.warnings[0].contains("undecided within the budget (5m)"),
+            "{:?}",
+            g.warnings
+        );
+        // Sampling stops at the first failure: the open checks need no advice then.
+        report.scenarios[0].regressions.push(d(Outcome::Fail));
+        let g = summary(&report.scenarios, "1a2b3c4d5e", how, DEFAULT_BUDGET);
+        assert_eq!((g.fails, g.inconclusive), (1, 1));
+        assert!(g.warnings.is_empty(), "{:?}", g.warnings);
+    }
+}

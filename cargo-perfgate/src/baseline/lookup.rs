@@ -1,0 +1,146 @@
+//! Finding each package's baseline file at the merge-base (before anything is built, so a git problem
+//! costs nothing) and applying the file gate to a finished run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::baseline::{git, BaselineFile, DEFAULT_PATH};
+use crate::cli::GateArgs;
+use crate::discover::{PerfPackage, Workspace};
+use crate::error::Result;
+use crate::gate::file::{judge, GateSummary};
+use crate::gate::GateFlags;
+use crate::machine::Fingerprint;
+use crate::results::{self, ScenarioRun};
+use crate::ui::Ui;
+
+/// The baseline files of a run: which packages each one serves and what was found at the merge-base.
+#[derive(Debug)]
+pub struct BaselineGroup {
+    /// Absolute path in the working tree.
+    pub path: PathBuf,
+    pub packages: Vec<String>,
+    /// None when not in a git repository and no `--baseline-file` was given.
+    pub lookup: Option<git::Lookup>,
+    pub file: Option<BaselineFile>,
+}
+
+/// What was looked up for a run: where the baseline comes from (resolved once: `--ab` measures the
+/// same commit), and each baseline file's group of packages.
+#[derive(Debug, Default)]
+pub struct Baselines {
+    /// None outside a git repository without `--baseline-file`.
+    pub source: Option<git::Source>,
+    pub groups: Vec<BaselineGroup>,
+}
+
+impl Baselines {
+    /// Whether any baseline file was found.
+    pub fn any_found(&self) -> bool {
+        self.groups.iter().any(|g| g.file.is_some())
+    }
+}
+
+/// The baseline path of each package: `baseline` in `[package.metadata.perfgate]`, else in
+/// `[workspace.metadata.perfgate]`, else `perfgate.baseline.toml`; relative to the workspace root.
+pub fn baseline_paths(ws: &Workspace, packages: &[PerfPackage]) -> BTreeMap<PathBuf, Vec<String>> {
+    let mut out: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for pkg in packages {
+        let rel = pkg
+            .config
+            .baseline
+            .clone()
+            .or_else(|| ws.config.baseline.clone())
+            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        out.entry(ws.root().join(rel))
+            .or_default()
+            .push(pkg.name.clone());
+    }
+    out
+}
+
+/// Finds and reads every baseline of the run before anything is built, so a git problem is said at once.
+pub fn lookup_baselines(ws: &Workspace, args: &GateArgs, ui: &Ui) -> Result<Baselines> {
+    let root = ws.root();
+    let repo = git::open(root);
+    let source = git::source(
+        repo.as_ref(),
+        root,
+        args.baseline_file.as_deref(),
+        args.baseline_rev.as_deref(),
+        args.base.as_deref(),
+        |k| std::env::var(k).ok(),
+    )?;
+    let mut groups = Vec::new();
+    for (path, pkgs) in baseline_paths(ws, &ws.packages) {
+        let mut group = BaselineGroup {
+            path: path.clone(),
+            packages: pkgs,
+            lookup: None,
+            file: None,
+        };
+        if let Some(src) = &source {
+            let lookup = git::read(repo.as_ref(), src, &path)?;
+            if let Some(text) = &lookup.text {
+                group.file = Some(BaselineFile::parse(text, &lookup.origin)?);
+            }
+            let what = if group.file.is_some() { "" } else { "none at " };
+            ui.status("Baseline", &format!("{what}{}", lookup.origin));
+            group.lookup = Some(lookup);
+        }
+        groups.push(group);
+    }
+    Ok(Baselines { source, groups })
+}
+
+/// The gate over a finished run: decisions attached to the scenarios, one summary for all files.
+pub fn apply_baselines(
+    baselines: &Baselines,
+    reports: &mut [ScenarioRun],
+    machine: &Fingerprint,
+    workspace_root: &Path,
+    flags: GateFlags,
+) -> GateSummary {
+    let mut total = GateSummary {
+        found: true,
+        same_machine: true,
+        ..Default::default()
+    };
+    let mut origins = Vec::new();
+    for g in &baselines.groups {
+        let in_group = |r: &ScenarioRun| g.packages.contains(&r.package);
+        let (origin, commit) = match &g.lookup {
+            Some(l) => (l.origin.clone(), l.commit.clone()),
+            None => (g.path.display().to_string(), None),
+        };
+        origins.push(origin.clone());
+        let Some(file) = &g.file else {
+            total.found = false;
+            let why = match &g.lookup {
+                None => git::not_a_repo_message(workspace_root),
+                Some(l) => format!(
+                    "no baseline file at {}: the regression gate was skipped, SLOs were checked. Record one on \
+                     the base branch with `cargo perfgate record` and commit {}",
+                    l.origin,
+                    g.path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
+                ),
+            };
+            total.warnings.push(why);
+            total.commit = total.commit.or(commit);
+            continue;
+        };
+        let base = file.measurements(&origin);
+        let mine: Vec<ScenarioRun> = reports.iter().filter(|r| in_group(r)).cloned().collect();
+        let head = results::measurements(&mine, machine, "this run");
+        let (decisions, s) = judge(&base, &head, flags);
+        results::attach(reports, decisions, in_group);
+        total.commit = total.commit.or(commit);
+        total.same_machine &= s.same_machine;
+        total.fails += s.fails;
+        total.inconclusive += s.inconclusive;
+        total.not_comparable += s.not_comparable;
+        total.warnings.extend(s.warnings);
+    }
+    total.baseline = Some(origins.join("; "));
+    total
+}

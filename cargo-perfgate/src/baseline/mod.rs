@@ -1,0 +1,489 @@
+//! The baseline file (`perfgate.baseline.toml` by default): several rounds per scenario, committed to
+//! git, read back at the merge-base (`git.rs`, `lookup.rs`), written by `record` and `calibrate`
+//! (`write.rs`).
+//!
+//! Layout, chosen so that a pull request's diff of it reads as a performance change:
+//! - a header (schema and perfgate versions, commit, the machine's fingerprint);
+//! - `[scenarios."package::name"]`: per scenario, the medians over rounds of p50/p95/p99 in ms, the error
+//!   rate and the throughput, per named request too, and the spec hash — small, human-readable lines;
+//! - `[rounds."package::name"]` at the end: each round's counts and its encoded HDR histogram, which is
+//!   what the gate actually compares (long base64 lines nobody needs to read in a diff).
+//!
+//! Several packages share one file: every scenario is keyed by `package::name`. Packages that set their
+//! own `baseline = "…"` in `[package.metadata.perfgate]` get their own file.
+
+pub mod git;
+pub mod lookup;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use perfgate_runtime::format::{self, Metric, Stats};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gate::file::{MeasuredScenario, Measurements};
+use crate::gate::RoundStats;
+use crate::machine::Fingerprint;
+
+/// Version of the baseline file. Bump on any change a reader of the old version would misread.
+pub const BASELINE_SCHEMA_VERSION: u32 = 1;
+
+/// Default path, from the workspace root.
+pub const DEFAULT_PATH: &str = "perfgate.baseline.toml";
+
+/// Rounds per scenario `cargo perfgate record` takes by default.
+pub const DEFAULT_RECORD_ROUNDS: usize = 5;
+
+const HEADER: &str = "\
+# perfgate baseline: written by `cargo perfgate record`; commit it. `cargo perfgate` compares a pull
+# request with this file as committed at the merge-base. Latencies are in milliseconds (medians over
+# rounds); the [rounds.*] tables hold each round's encoded histograms, which the gate compares.
+";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BaselineFile {
+    pub schema_version: u32,
+    pub perfgate_version: String,
+    /// The commit the baseline was recorded at (HEAD when `record` ran), if known.
+    pub commit: Option<String>,
+    pub recorded_unix_ms: u64,
+    pub machine: Fingerprint,
+    /// Readable per-scenario summaries, keyed by `package::name`.
+    #[serde(default)]
+    pub scenarios: BTreeMap<String, ScenarioSummary>,
+    /// The rounds themselves, keyed like `scenarios`.
+    #[serde(default)]
+    pub rounds: BTreeMap<String, Vec<BaselineRound>>,
+    /// This machine's noise floor, measured by `cargo perfgate calibrate` (used by `--ab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// What `cargo perfgate calibrate` measured: per scenario and check, the smallest change `--ab` can
+/// resolve on this machine within the budget.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Calibration {
+    pub machine: Fingerprint,
+    pub recorded_unix_ms: u64,
+    /// A/A pairs of rounds measured per scenario.
+    pub pairs: usize,
+    /// The `--ab` budget the floors were computed for.
+    pub budget_secs: f64,
+    #[serde(default)]
+    pub scenarios: BTreeMap<String, crate::gate::sequential::NoiseFloor>,
+}
+
+/// Medians over rounds of the headline metrics of one scenario.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ScenarioSummary {
+    /// Hash of what makes two measurements comparable (see [`spec_hash`]).
+    pub spec_hash: String,
+    /// What the hash covers, spelled out, so a changed hash can be explained.
+    pub load: String,
+    pub rounds: usize,
+    pub iterations: SeriesSummary,
+    #[serde(default)]
+    pub requests: BTreeMap<String, SeriesSummary>,
+    /// Per-round values of the hashed parts, to say *what* changed when the hash differs.
+    #[serde(default)]
+    pub spec_parts: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SeriesSummary {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// Error rate, a fraction (0.005 = 0.5%).
+    pub errors: f64,
+    pub throughput: f64,
+}
+
+/// One round, as stored: counts, the latency summary and the encoded histogram per series.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BaselineRound {
+    pub iterations: Stats,
+    #[serde(default)]
+    pub requests: BTreeMap<String, Stats>,
+}
+
+impl BaselineRound {
+    /// A round for the file: error samples and the uncorrected histogram are left out (the gate does not
+    /// use them and they would only make the file larger and its diff noisier).
+    pub fn from_round(r: &RoundStats) -> BaselineRound {
+        let slim = |s: &Stats| Stats {
+            error_samples: Vec::new(),
+            histogram_uncorrected: String::new(),
+            ..s.clone()
+        };
+        BaselineRound {
+            iterations: slim(&r.iterations),
+            requests: r
+                .requests
+                .iter()
+                .map(|(k, v)| (k.clone(), slim(v)))
+                .collect(),
+        }
+    }
+
+    pub fn to_round(&self) -> RoundStats {
+        RoundStats {
+            iterations: self.iterations.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+/// A scenario as measured in this run: what `record` writes and what the gate compares.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub id: String,
+    pub spec_hash: String,
+    pub spec_parts: BTreeMap<String, String>,
+    pub rounds: Vec<RoundStats>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Rounds to three significant digits, so the readable part of the file does not churn in the noise.
+fn round3(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return 0.0;
+    }
+    let digits = 3 - 1 - x.abs().log10().floor() as i32;
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn summarize(series: &[&Stats]) -> SeriesSummary {
+    let m = |metric: Metric| {
+        round3(median(
+            series.iter().map(|s| metric.value(s)).collect::<Vec<_>>(),
+        ))
+    };
+    SeriesSummary {
+        p50_ms: m(Metric::P50),
+        p95_ms: m(Metric::P95),
+        p99_ms: m(Metric::P99),
+        errors: m(Metric::Errors),
+        throughput: m(Metric::Throughput),
+    }
+}
+
+impl ScenarioSummary {
+    pub fn of(m: &Measured, load: String) -> ScenarioSummary {
+        let its: Vec<&Stats> = m.rounds.iter().map(|r| &r.iterations).collect();
+        let mut names: Vec<&String> = m.rounds.iter().flat_map(|r| r.requests.keys()).collect();
+        names.sort();
+        names.dedup();
+        let requests = names
+            .into_iter()
+            .map(|n| {
+                let s: Vec<&Stats> = m.rounds.iter().filter_map(|r| r.requests.get(n)).collect();
+                (n.clone(), summarize(&s))
+            })
+            .collect();
+        ScenarioSummary {
+            spec_hash: m.spec_hash.clone(),
+            load,
+            rounds: m.rounds.len(),
+            iterations: summarize(&its),
+            requests,
+            spec_parts: m.spec_parts.clone(),
+        }
+    }
+}
+
+impl BaselineFile {
+    pub fn new(machine: Fingerprint, commit: Option<String>, recorded_unix_ms: u64) -> Self {
+        BaselineFile {
+            schema_version: BASELINE_SCHEMA_VERSION,
+            perfgate_version: format::PERFGATE_VERSION.to_string(),
+            commit,
+            recorded_unix_ms,
+            machine,
+            scenarios: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            calibration: None,
+        }
+    }
+
+    pub fn insert(&mut self, m: &Measured, load: String) {
+        self.scenarios
+            .insert(m.id.clone(), ScenarioSummary::of(m, load));
+        self.rounds.insert(
+            m.id.clone(),
+            m.rounds.iter().map(BaselineRound::from_round).collect(),
+        );
+    }
+
+    /// The file as one side of the file gate.
+    pub fn measurements(&self, origin: &str) -> Measurements {
+        let scenarios = self
+            .scenarios
+            .iter()
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    MeasuredScenario {
+                        rounds: self.rounds_of(id),
+                        spec_hash: Some(s.spec_hash.clone()),
+                        spec_parts: s.spec_parts.clone(),
+                        spec: None,
+                    },
+                )
+            })
+            .collect();
+        Measurements {
+            origin: origin.to_string(),
+            machine: self.machine.clone(),
+            scenarios,
+        }
+    }
+
+    /// The rounds of a scenario, as the gate takes them.
+    pub fn rounds_of(&self, id: &str) -> Vec<RoundStats> {
+        self.rounds
+            .get(id)
+            .map(|rs| rs.iter().map(BaselineRound::to_round).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        let body = toml::to_string(self)
+            .map_err(|e| Error::Usage(format!("could not serialise the baseline: {e}")))?;
+        Ok(format!("{HEADER}\n{body}"))
+    }
+
+    /// Parses a baseline file; `origin` names it in errors (a path, or `path at commit abc123`).
+    /// A newer schema is refused with the versions named; a file that does not parse says so.
+    pub fn parse(text: &str, origin: &str) -> Result<BaselineFile> {
+        let value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            Error::Baseline(format!(
+                "{origin} is not a valid baseline file ({}); re-create it with `cargo perfgate record`",
+                e.message()
+            ))
+        })?;
+        let version = value.get("schema_version").and_then(|v| v.as_integer());
+        let theirs = value
+            .get("perfgate_version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown");
+        match version {
+            Some(v) if v == i64::from(BASELINE_SCHEMA_VERSION) => {}
+            Some(v) if v > i64::from(BASELINE_SCHEMA_VERSION) => {
+                return Err(Error::Baseline(format!(
+                    "{origin} has baseline schema {v} (written by perfgate {theirs}), newer than the schema {} \
+                     this cargo-perfgate {} reads; upgrade cargo-perfgate (`cargo install cargo-perfgate`)",
+                    BASELINE_SCHEMA_VERSION,
+                    format::PERFGATE_VERSION
+                )))
+            }
+            Some(v) => {
+                return Err(Error::Baseline(format!(
+                    "{origin} has baseline schema {v} (perfgate {theirs}), which this cargo-perfgate {} no longer \
+                     reads (schema {}); re-record it on the base branch with `cargo perfgate record`",
+                    format::PERFGATE_VERSION,
+                    BASELINE_SCHEMA_VERSION
+                )))
+            }
+            None => {
+                return Err(Error::Baseline(format!(
+                    "{origin} has no `schema_version`: it is not a perfgate baseline file (or it is corrupt); \
+                     re-create it with `cargo perfgate record`"
+                )))
+            }
+        }
+        let file: BaselineFile = toml::Value::Table(value).try_into().map_err(|e| {
+            Error::Baseline(format!(
+                "{origin} does not parse as a baseline ({}); re-create it with `cargo perfgate record`",
+                e.to_string().trim()
+            ))
+        })?;
+        for (id, rounds) in &file.rounds {
+            for (i, r) in rounds.iter().enumerate() {
+                let series = std::iter::once(&r.iterations).chain(r.requests.values());
+                for s in series {
+                    if let Err(e) = format::decode_histogram(&s.histogram) {
+                        return Err(Error::Baseline(format!(
+                            "{origin}: round {} of `{id}` has a {e}; re-create the file with `cargo perfgate record`",
+                            i + 1
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Reads a file from the working tree (`record`'s old file, `--baseline-file`).
+    pub fn read(path: &Path) -> Result<Option<BaselineFile>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => BaselineFile::parse(&text, &path.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Writes the file through a temporary file in the same directory and a rename: an interrupted write
+    /// never leaves a truncated baseline behind.
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        let text = self.to_toml()?;
+        // What we write must read back: never commit a file the gate would refuse.
+        BaselineFile::parse(&text, "the baseline being written")?;
+        crate::files::write_atomic(path, text.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::write::merge_recording;
+    use crate::gate::spec::spec_hash;
+    use perfgate_runtime::format::{encode_histogram, new_histogram, LatencySummary};
+
+    fn stats(base_us: u64) -> Stats {
+        let mut h = new_histogram();
+        for i in 0..500u64 {
+            h.record(base_us + i % 50).unwrap();
+        }
+        Stats {
+            count: 500,
+            throughput: 100.0,
+            latency: LatencySummary::from_histogram(&h),
+            histogram: encode_histogram(&h),
+            histogram_uncorrected: encode_histogram(&h),
+            error_samples: vec!["boom".into()],
+            ..Default::default()
+        }
+    }
+
+    fn measured(id: &str, base_us: u64) -> Measured {
+        let rounds = (0..3)
+            .map(|i| {
+                let mut req = BTreeMap::new();
+                req.insert("GET /work".to_string(), stats(base_us + i));
+                RoundStats {
+                    iterations: stats(base_us + i),
+                    requests: req,
+                }
+            })
+            .collect();
+        let mut parts = BTreeMap::new();
+        parts.insert("load".to_string(), "open 100/s".to_string());
+        Measured {
+            id: id.into(),
+            spec_hash: spec_hash(&parts),
+            spec_parts: parts,
+            rounds,
+        }
+    }
+
+    fn file(ids: &[&str]) -> BaselineFile {
+        let mut f = BaselineFile::new(Fingerprint::default(), Some("abc".into()), 1);
+        for id in ids {
+            f.insert(&measured(id, 1000), "open 100/s".into());
+        }
+        f
+    }
+
+    #[test]
+    fn round_trips_and_reads_as_a_performance_change() {
+        let f = file(&["pkg::a", "pkg::b"]);
+        let text = f.to_toml().unwrap();
+        assert!(text.starts_with("# perfgate baseline"), "{text}");
+        // Summaries first (readable), histograms after.
+        let summary = text.find("[scenarios.\"pkg::a\".iterations]").unwrap();
+        let rounds = text.find("[[rounds.\"pkg::a\"]]").unwrap();
+        assert!(summary < rounds, "{text}");
+        assert!(text.contains("p99_ms = 1.05"), "{text}");
+        assert!(!text.contains("boom"), "error samples are not stored");
+        let back = BaselineFile::parse(&text, "x").unwrap();
+        assert_eq!(back.rounds_of("pkg::a").len(), 3);
+        assert_eq!(back.rounds_of("pkg::a")[0].iterations.count, 500);
+        assert_eq!(back.scenarios["pkg::b"].requests["GET /work"].p50_ms, 1.02);
+    }
+
+    #[test]
+    fn corrupt_and_future_files_are_named() {
+        let e = BaselineFile::parse("this is = not [toml", "base.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("base.toml is not a valid baseline file"),
+            "{e}"
+        );
+        let e = BaselineFile::parse("schema_version = 99\nperfgate_version = \"9.0.0\"\n", "b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("schema 99") && e.contains("9.0.0") && e.contains("upgrade"),
+            "{e}"
+        );
+        let e = BaselineFile::parse("x = 1\n", "b").unwrap_err().to_string();
+        assert!(e.contains("no `schema_version`"), "{e}");
+        let text = file(&["pkg::a"]).to_toml().unwrap();
+        let h = file(&["pkg::a"]).rounds["pkg::a"][0]
+            .iterations
+            .histogram
+            .clone();
+        let broken = text.replacen(&h, "AAAA", 1);
+        let e = BaselineFile::parse(&broken, "b").unwrap_err().to_string();
+        assert!(
+            e.contains("round 1 of `pkg::a`") && e.contains("corrupt histogram"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn writes_atomically_and_refuses_to_drop_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("perfgate.baseline.toml");
+        let old = file(&["pkg::a", "pkg::gone", "other::x"]);
+        old.write_atomic(&path).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        let read = BaselineFile::read(&path).unwrap().unwrap();
+        assert_eq!(
+            read,
+            BaselineFile::parse(&old.to_toml().unwrap(), "x").unwrap()
+        );
+
+        let new = file(&["pkg::a"]);
+        let selected = |id: &str| id.starts_with("pkg::");
+        let e = merge_recording(Some(&read), new.clone(), selected, false, &path).unwrap_err();
+        assert!(
+            e.to_string().contains("`pkg::gone`") && e.to_string().contains("--allow-drop"),
+            "{e}"
+        );
+        let (merged, dropped) = merge_recording(Some(&read), new, selected, true, &path).unwrap();
+        assert_eq!(dropped, ["pkg::gone"]);
+        // Unselected scenarios are kept as they were.
+        assert!(
+            merged.scenarios.contains_key("other::x") && merged.rounds.contains_key("other::x")
+        );
+        assert!(!merged.scenarios.contains_key("pkg::gone"));
+        assert_eq!(
+            BaselineFile::read(&dir.path().join("none.toml")).unwrap(),
+            None
+        );
+    }
+}

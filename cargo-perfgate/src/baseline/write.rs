@@ -1,0 +1,247 @@
+//! Writing baseline files: `record`'s rounds and `calibrate`'s noise floors, each merged into the file
+//! already there (what this run did not measure is kept) and written atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::lookup::baseline_paths;
+use super::{BaselineFile, Calibration, Measured};
+use crate::discover::{PerfPackage, Workspace};
+use crate::error::{Error, Result};
+use crate::gate::sequential::NoiseFloor;
+use crate::gate::spec::spec_hash;
+use crate::machine::{same_machine, Fingerprint};
+use crate::results::RunResults;
+use crate::slo::Verdict;
+use crate::text::describe_load;
+use crate::ui::Ui;
+
+/// The files to write and the packages each one serves: `--baseline-file` for all of them, else each
+/// package's configured path.
+fn targets(
+    ws: &Workspace,
+    packages: &[PerfPackage],
+    baseline_file: Option<&Path>,
+) -> BTreeMap<PathBuf, Vec<String>> {
+    match baseline_file {
+        Some(f) => [(
+            f.to_path_buf(),
+            packages.iter().map(|p| p.name.clone()).collect(),
+        )]
+        .into(),
+        None => baseline_paths(ws, packages),
+    }
+}
+
+/// Reads the file at `path` (if any), lets `update` build the new content from it, and writes that
+/// atomically; `None` from `update` leaves the file as it is.
+fn rewrite(
+    path: &Path,
+    what: &str,
+    update: impl FnOnce(Option<BaselineFile>) -> Result<Option<BaselineFile>>,
+) -> Result<bool> {
+    let old = BaselineFile::read(path).map_err(|e| match e {
+        Error::Baseline(m) => Error::Baseline(format!(
+            "{m}\n({what} merges into the existing file: move {} away to start from scratch)",
+            path.display()
+        )),
+        other => other,
+    })?;
+    match update(old)? {
+        Some(new) => {
+            new.write_atomic(path)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// After `record` ran: writes each baseline file (merged with the old one, atomically). Refuses when a
+/// selected scenario has no trustworthy measurement, rather than write a partial baseline.
+pub fn write_baselines(
+    ws: &Workspace,
+    packages: &[PerfPackage],
+    args: &crate::cli::RecordArgs,
+    report: &RunResults,
+    ui: &Ui,
+) -> Result<()> {
+    let (filter, allow_drop) = (args.filter.as_deref(), args.allow_drop);
+    let unmeasured: Vec<String> = report
+        .scenarios
+        .iter()
+        .filter(|s| !matches!(s.verdict, Verdict::Pass | Verdict::Fail) || s.result.is_none())
+        .map(|s| format!("`{}` ({})", s.id, s.verdict.as_str()))
+        .collect();
+    if !unmeasured.is_empty() {
+        return Err(Error::Baseline(format!(
+            "the baseline was not written: {} could not be measured; fix {} and record again",
+            unmeasured.join(", "),
+            if unmeasured.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    let commit = report.environment.git_commit.clone();
+    let selected_pkgs: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    for (path, pkgs) in targets(ws, packages, args.baseline_file.as_deref()) {
+        let mut new = BaselineFile::new(
+            report.environment.clone(),
+            commit.clone(),
+            report.started_unix_ms,
+        );
+        for s in report
+            .scenarios
+            .iter()
+            .filter(|s| pkgs.contains(&s.package))
+        {
+            let rounds = s.all_rounds();
+            let load = s
+                .spec
+                .as_ref()
+                .map(|sp| describe_load(&sp.load))
+                .unwrap_or_default();
+            new.insert(
+                &Measured {
+                    id: s.id.clone(),
+                    spec_hash: spec_hash(&s.spec_parts),
+                    spec_parts: s.spec_parts.clone(),
+                    rounds,
+                },
+                load,
+            );
+        }
+        let selected = |id: &str| {
+            let pkg = id.split("::").next().unwrap_or_default();
+            pkgs.iter().any(|p| p == pkg)
+                && selected_pkgs.contains(&pkg)
+                && crate::cli::matches_filter(filter, id)
+        };
+        let recorded = new.scenarios.len();
+        let mut dropped = Vec::new();
+        rewrite(&path, "record", |old| {
+            let (merged, d) = merge_recording(old.as_ref(), new, selected, allow_drop, &path)?;
+            dropped = d;
+            Ok(Some(merged))
+        })?;
+        let rounds = report
+            .scenarios
+            .iter()
+            .map(|s| s.all_rounds().len())
+            .max()
+            .unwrap_or(0);
+        ui.status(
+            "Recorded",
+            &format!(
+                "{recorded} scenario{} × {rounds} round{} to {}{}",
+                if recorded == 1 { "" } else { "s" },
+                if rounds == 1 { "" } else { "s" },
+                path.display(),
+                if dropped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (dropped: {})", dropped.join(", "))
+                }
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Merges a new recording into the old file: selected scenarios are replaced, unselected ones kept.
+/// Scenarios of the old file that were selected (`selected(id)`) but not measured now would be dropped:
+/// refused unless `allow_drop`, naming them.
+pub fn merge_recording(
+    old: Option<&BaselineFile>,
+    mut new: BaselineFile,
+    selected: impl Fn(&str) -> bool,
+    allow_drop: bool,
+    path: &Path,
+) -> Result<(BaselineFile, Vec<String>)> {
+    let mut dropped = Vec::new();
+    if let Some(old) = old {
+        // A re-recording keeps the machine's calibration, which `record` does not measure.
+        if new.calibration.is_none() {
+            new.calibration = old.calibration.clone();
+        }
+        for (id, summary) in &old.scenarios {
+            if new.scenarios.contains_key(id) {
+                continue;
+            }
+            if selected(id) {
+                dropped.push(id.clone());
+            } else {
+                new.scenarios.insert(id.clone(), summary.clone());
+                if let Some(r) = old.rounds.get(id) {
+                    new.rounds.insert(id.clone(), r.clone());
+                }
+            }
+        }
+    }
+    if !dropped.is_empty() && !allow_drop {
+        return Err(Error::Baseline(format!(
+            "{} holds scenario{} {} that this run did not record (removed, renamed, or failed to run); \
+             the file was left unchanged. If they are gone on purpose, run `cargo perfgate record --allow-drop`",
+            path.display(),
+            if dropped.len() == 1 { "" } else { "s" },
+            dropped
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok((new, dropped))
+}
+
+/// After `calibrate` ran: the noise floors into each baseline file (or `--baseline-file`), keeping
+/// the floors of scenarios this run did not measure when they were taken on this machine. A file that
+/// does not exist yet is created with the floors only.
+#[allow(clippy::too_many_arguments)]
+pub fn write_calibration(
+    ws: &Workspace,
+    baseline_file: Option<&Path>,
+    measured: &BTreeMap<String, NoiseFloor>,
+    machine: &Fingerprint,
+    head_commit: Option<String>,
+    pairs: usize,
+    budget_secs: f64,
+    now_unix_ms: u64,
+    ui: &Ui,
+) -> Result<()> {
+    for (path, pkgs) in targets(ws, &ws.packages, baseline_file) {
+        let mine: BTreeMap<String, NoiseFloor> = measured
+            .iter()
+            .filter(|(id, _)| {
+                pkgs.iter()
+                    .any(|p| id.split("::").next() == Some(p.as_str()))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        rewrite(&path, "calibrate", |old| {
+            let mut file = old.unwrap_or_else(|| {
+                BaselineFile::new(machine.clone(), head_commit.clone(), now_unix_ms)
+            });
+            let mut scenarios = file
+                .calibration
+                .take()
+                .filter(|c| same_machine(&c.machine, machine))
+                .map(|c| c.scenarios)
+                .unwrap_or_default();
+            scenarios.extend(mine);
+            file.calibration = Some(Calibration {
+                machine: machine.clone(),
+                recorded_unix_ms: now_unix_ms,
+                pairs,
+                budget_secs,
+                scenarios,
+            });
+            Ok(Some(file))
+        })?;
+        ui.status(
+            "Calibrated",
+            &format!("noise floors written to {}", path.display()),
+        );
+    }
+    Ok(())
+}

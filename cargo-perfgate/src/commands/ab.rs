@@ -1,0 +1,124 @@
+//! `cargo perfgate --ab` (or `ab = "auto"`): HEAD against the merge-base, both measured here.
+
+use std::time::Instant;
+
+use crate::ab::{self, paired, Sampling};
+use crate::baseline::git;
+use crate::baseline::lookup::Baselines;
+use crate::cli::{CommonArgs, RunArgs};
+use crate::commands::{conclude, Clock, Measured};
+use crate::discover::Discovered;
+use crate::error::{Error, Result};
+use crate::gate::GateOptions;
+use crate::load::{rundir, PreparedPackage, RunOptions};
+use crate::machine::Fingerprint;
+use crate::results::ScenarioRun;
+use crate::ui::{progress, Ui};
+
+/// `cargo perfgate --ab` (or `ab = "auto"`): HEAD against the merge-base, both measured here.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    common: &CommonArgs,
+    args: &RunArgs,
+    found: &Discovered,
+    runs: &[PreparedPackage<'_>],
+    baselines: &Baselines,
+    why: &str,
+    (clock, mut build_secs): (Clock, f64),
+    ui: &Ui,
+) -> Result<i32> {
+    if args.load.target_url.is_some() {
+        return Err(Error::Usage(
+            "--ab builds and starts the merge-base's service next to HEAD's; it cannot drive a --target-url"
+                .into(),
+        ));
+    }
+    let root = found.root();
+    let repo = git::open(root).ok_or_else(|| {
+        Error::Baseline(format!(
+            "{} is not in a git repository: --ab measures the merge-base of HEAD and the base branch, which \
+             needs git history. Run it in a git checkout",
+            root.display()
+        ))
+    })?;
+    // The merge-base the baseline lookup resolved: one resolution per run.
+    let Some(git::Source::Commit { commit, how }) = baselines.source.clone() else {
+        return Err(Error::Usage(
+            "--ab cannot be combined with --baseline-file".into(),
+        ));
+    };
+    let short = commit.to_string()[..10].to_string();
+    ui.status(
+        "A/B",
+        &format!("HEAD against {short} ({how}), both measured on this machine ({why})"),
+    );
+    let t = Instant::now();
+    let base = ab::base::prepare_base(common, found, runs, &repo, commit, ui)?;
+    build_secs += t.elapsed().as_secs_f64();
+    let base_runs: Vec<PreparedPackage<'_>> = runs
+        .iter()
+        .zip(&base.packages)
+        .zip(&base.exes)
+        .map(|((r, pkg), exes)| PreparedPackage {
+            pkg,
+            scenarios: r.scenarios.clone(),
+            service_exes: exes.clone(),
+        })
+        .collect();
+
+    let (run_id, run_dir) = rundir::new_run_dir(&found.ws)?;
+    let environment = Fingerprint::collect(root);
+    let sampling = Sampling {
+        budget: args.gate.budget.unwrap_or(ab::DEFAULT_BUDGET),
+        min_pairs: args
+            .gate
+            .rounds
+            .map_or(ab::DEFAULT_MIN_PAIRS, |n| n as usize)
+            .max(2),
+        fixed_pairs: None,
+        alpha: GateOptions::default().alpha,
+        floors: ab::floors(baselines, &environment),
+    };
+    let opts = RunOptions::one_round(&args.load);
+    let load_started = Instant::now();
+    progress::set_scenario_dir(&run_dir.join("scenarios"));
+    let paired = paired::run_paired(
+        runs,
+        &base_runs,
+        &run_dir,
+        &opts,
+        &sampling,
+        &commit.to_string(),
+        ui,
+    );
+    progress::cleanup(&run_dir.join("scenarios"));
+    // The worktree goes before the results are shown: nothing of it outlives the run.
+    if let Err(e) = base.checkout.remove() {
+        ui.warn(&format!("removing the merge-base's worktree: {e}"));
+    }
+    let _ = std::fs::remove_file(ab::base::ab_dirs(&found.ws.perfgate_dir()).0.join("base"));
+    let scenarios: Vec<ScenarioRun> = paired?.into_iter().map(|p| p.report).collect();
+    let load_secs = load_started.elapsed().as_secs_f64();
+
+    let gate = ab::summary(&scenarios, &short, &how, sampling.budget);
+    let measured = Measured {
+        run_id,
+        run_dir,
+        clock,
+        target_url: None,
+        build_secs,
+        load_secs,
+        scenarios,
+        environment,
+        gate: Some(gate),
+    };
+    conclude(
+        common,
+        &args.outputs,
+        found,
+        measured,
+        args.gate.strict,
+        ui,
+        |_| Ok(()),
+    )
+}

@@ -1,0 +1,127 @@
+//! `cargo perfgate compare BASE HEAD`: the file gate over two files offline, as a table, with the exit
+//! code of a run. BASE is a results.json or a baseline file; HEAD a results.json (or a baseline file).
+
+use std::path::Path;
+
+use crate::baseline::BaselineFile;
+use crate::cli::{CommonArgs, CompareArgs, MessageFormat};
+use crate::commands::{print_stdout, stdout_color};
+use crate::error::{Error, Result};
+use crate::gate::file::judge;
+use crate::gate::GateFlags;
+use crate::report::table::{gate_line, render_regressions};
+use crate::results::{self, RunResults, ScenarioRun, RESULTS_SCHEMA_VERSION};
+use crate::slo::{self, Evidence, Verdict};
+use crate::ui::Ui;
+
+pub fn run(common: &CommonArgs, args: &CompareArgs, _ui: &Ui) -> Result<i32> {
+    let (text, code) = compare(args, common.message_format, stdout_color())?;
+    print_stdout(&text)?;
+    Ok(code)
+}
+
+/// The comparison as text (table or JSON) and its exit code.
+pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result<(String, i32)> {
+    let base_report = read_document(&args.base)?;
+    let base = results::measurements(
+        &base_report.scenarios,
+        &base_report.environment,
+        &args.base.display().to_string(),
+    );
+    let mut report = read_document(&args.head)?;
+    let head = results::measurements(
+        &report.scenarios,
+        &report.environment,
+        &args.head.display().to_string(),
+    );
+    if head.scenarios.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no measured scenario to compare",
+            args.head.display()
+        )));
+    }
+    let flags = GateFlags {
+        strict: args.strict,
+        allow_other_machine: args.allow_other_machine,
+    };
+    let (mut decisions, summary) = judge(&base, &head, flags);
+    report
+        .scenarios
+        .retain(|s| head.scenarios.contains_key(&s.id));
+    for s in &mut report.scenarios {
+        s.regressions = decisions.remove(&s.id).unwrap_or_default();
+        // Only the regression checks decide here; the SLOs were the other run's business.
+        s.verdict = slo::verdict(&Evidence {
+            regressions: &s.regressions,
+            ..Default::default()
+        });
+    }
+    let code = slo::exit_code(
+        report.scenarios.iter().map(|s| s.verdict),
+        Some(&summary),
+        flags.strict,
+    );
+    report.gate = Some(summary);
+    report.exit_code = code;
+    let text = match format {
+        MessageFormat::Json => {
+            serde_json::to_string_pretty(&report).map_err(|e| Error::io("serialising", e.into()))?
+                + "\n"
+        }
+        MessageFormat::Human => {
+            let mut out = render_regressions(&report, color);
+            if let Some(l) = gate_line(&report) {
+                out.push_str(&l);
+                out.push('\n');
+            }
+            out
+        }
+    };
+    Ok((text, code))
+}
+
+/// A side of `compare`: a results file, or a baseline file seen as a run of its rounds.
+fn read_document(path: &Path) -> Result<RunResults> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let origin = path.display().to_string();
+    if text.trim_start().starts_with('{') {
+        return RunResults::parse(&text, &origin);
+    }
+    let file = BaselineFile::parse(&text, &origin)?;
+    let scenarios = file
+        .scenarios
+        .iter()
+        .map(|(id, s)| ScenarioRun {
+            package: id.split("::").next().unwrap_or_default().to_string(),
+            id: id.clone(),
+            test_name: String::new(),
+            spec: None,
+            result: None,
+            resources: None,
+            checks: Vec::new(),
+            verdict: Verdict::Pass,
+            error: None,
+            log: None,
+            wall_secs: 0.0,
+            rounds: file.rounds_of(id),
+            spec_parts: s.spec_parts.clone(),
+            regressions: Vec::new(),
+            ab: None,
+        })
+        .collect();
+    Ok(RunResults {
+        schema_version: RESULTS_SCHEMA_VERSION,
+        perfgate_version: file.perfgate_version.clone(),
+        run_id: origin,
+        started_unix_ms: file.recorded_unix_ms,
+        environment: file.machine.clone(),
+        target_url: None,
+        build_secs: 0.0,
+        load_secs: 0.0,
+        total_secs: 0.0,
+        scenarios,
+        exit_code: 0,
+        gate: None,
+    })
+}

@@ -1,0 +1,338 @@
+//! Building the scenario binaries and the services with cargo.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::{Artifact, Message, PackageId};
+
+use crate::cli::CommonArgs;
+use crate::discover::workspace::cargo;
+use crate::discover::PerfPackage;
+use crate::error::{Error, Result};
+use crate::procs::ChildGuard;
+
+/// A test executable cargo built (one per test target of a package).
+#[derive(Debug, Clone)]
+pub struct TestBinary {
+    pub package_id: PackageId,
+    pub target: String,
+    pub exe: PathBuf,
+}
+
+/// Runs `cmd` (a cargo command with `--message-format=json-render-diagnostics`): cargo's diagnostics go
+/// through to stderr, so the user sees compile errors as usual, and the artifacts are collected from stdout.
+fn run_cargo_json(
+    mut cmd: Command,
+    verbose: bool,
+) -> Result<(Vec<Artifact>, std::process::ExitStatus)> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if verbose {
+        eprintln!("     Running `{}`", display_command(&cmd));
+    }
+    // Guarded: an error below (or Ctrl-C) still stops and reaps cargo.
+    let mut child = ChildGuard::spawn(&mut cmd)
+        .map_err(|e| Error::io(format!("running `{}`", display_command(&cmd)), e))?;
+    let stdout = child.child_mut().stdout.take().expect("stdout is piped");
+    let mut artifacts = Vec::new();
+    for msg in Message::parse_stream(BufReader::new(stdout)) {
+        match msg {
+            Ok(Message::CompilerArtifact(a)) => artifacts.push(a),
+            Ok(_) => {}
+            Err(e) => return Err(Error::io("reading cargo's output", e)),
+        }
+    }
+    let status = child.wait(std::time::Duration::from_millis(50))?;
+    Ok((artifacts, status))
+}
+
+pub fn display_command(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        let a = a.to_string_lossy();
+        if a.contains([' ', '"', '\'']) {
+            s.push_str(&format!(" '{a}'"));
+        } else {
+            s.push(' ');
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+fn cargo_command(common: &CommonArgs, sub: &str) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.arg(sub);
+    if let Some(m) = &common.manifest_path {
+        cmd.arg("--manifest-path").arg(m);
+    }
+    cmd.args(common.feature_flags());
+    if common.quiet {
+        cmd.arg("--quiet");
+    } else if common.verbose > 1 {
+        // -vv: cargo's own verbose output (the rustc command lines) too.
+        cmd.arg("--verbose");
+    }
+    if let Some(c) = common.color {
+        cmd.arg("--color").arg(match c {
+            crate::cli::ColorWhen::Auto => "auto",
+            crate::cli::ColorWhen::Always => "always",
+            crate::cli::ColorWhen::Never => "never",
+        });
+    }
+    cmd
+}
+
+/// `cargo test --no-run` for the packages: their test executables (`profile.test`), by package.
+pub fn build_tests(
+    common: &CommonArgs,
+    packages: &[PerfPackage],
+    profile: &TestProfile,
+) -> Result<Vec<TestBinary>> {
+    let mut cmd = cargo_command(common, "test");
+    cmd.args(["--no-run", "--message-format=json-render-diagnostics"]);
+    for p in packages {
+        cmd.arg("-p").arg(&p.name);
+    }
+    cmd.args(profile.cargo_args());
+    let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
+    if !status.success() {
+        return Err(Error::Build(format!(
+            "`cargo test --no-run` for {} failed ({status}); cargo's errors are above",
+            packages
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(test_binaries(artifacts, packages))
+}
+
+/// The test executables among the artifacts, of the selected packages only.
+pub fn test_binaries(artifacts: Vec<Artifact>, packages: &[PerfPackage]) -> Vec<TestBinary> {
+    artifacts
+        .into_iter()
+        .filter(|a| a.profile.test && packages.iter().any(|p| p.id == a.package_id))
+        .filter_map(|a| {
+            Some(TestBinary {
+                exe: a.executable?.into_std_path_buf(),
+                target: a.target.name,
+                package_id: a.package_id,
+            })
+        })
+        .collect()
+}
+
+/// `cargo build --release -p <pkg> --bin <bin>`: the service as the user deploys it.
+pub fn build_service_bin(common: &CommonArgs, pkg: &PerfPackage, bin: &str) -> Result<PathBuf> {
+    build_service_bin_in(common, pkg, bin, None)
+}
+
+/// The same, with a target directory of its own when given (`--ab` builds the merge-base's service
+/// in `target/perfgate/ab-target`, so the two builds never evict each other's artifacts).
+pub fn build_service_bin_in(
+    common: &CommonArgs,
+    pkg: &PerfPackage,
+    bin: &str,
+    target_dir: Option<&Path>,
+) -> Result<PathBuf> {
+    if !pkg.bins.iter().any(|b| b == bin) {
+        return Err(Error::Config {
+            manifest: pkg.manifest_path.clone(),
+            msg: missing_bin_message(pkg, bin),
+        });
+    }
+    let mut cmd = cargo_command(common, "build");
+    cmd.args([
+        "--release",
+        "--message-format=json-render-diagnostics",
+        "-p",
+        &pkg.name,
+        "--bin",
+        bin,
+    ]);
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
+    if !status.success() {
+        return Err(Error::Build(format!(
+            "building the service binary `{bin}` of package `{}` failed ({status}); cargo's errors are above",
+            pkg.name
+        )));
+    }
+    // Matched by manifest path, not package id: a checkout elsewhere (the merge-base's) has other ids.
+    // Only `-p <pkg> --bin <bin>` was asked for, so a single non-test bin of that name is the one even
+    // when the path is spelled differently (a symlink on the way).
+    let bins: Vec<Artifact> = artifacts
+        .into_iter()
+        .filter(|a| a.target.name == bin && !a.profile.test && a.executable.is_some())
+        .collect();
+    let chosen = match bins
+        .iter()
+        .position(|a| a.manifest_path.as_std_path() == pkg.manifest_path)
+    {
+        Some(i) => Some(&bins[i]),
+        None if bins.len() == 1 => bins.first(),
+        None => None,
+    };
+    chosen
+        .and_then(|a| a.executable.clone())
+        .map(|p| p.into_std_path_buf())
+        .ok_or_else(|| Error::Build(missing_bin_message(pkg, bin)))
+}
+
+pub fn missing_bin_message(pkg: &PerfPackage, bin: &str) -> String {
+    let bins = if pkg.bins.is_empty() {
+        "it has no binary target".to_string()
+    } else {
+        format!("its binary targets: {}", pkg.bins.join(", "))
+    };
+    format!("the service binary `{bin}` is not a binary target of package `{}` ({bins}); set `bin` to one of them", pkg.name)
+}
+
+/// The profile that builds the scenario binaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestProfile {
+    Release,
+    /// perfgate's own profile, defined on the command line.
+    Own,
+}
+
+/// Name of perfgate's own profile. Not `perfgate`: cargo puts a profile's output in `target/<profile>/`,
+/// which is where the runs' results go.
+pub const OWN_PROFILE: &str = "perfgate-build";
+
+impl TestProfile {
+    /// Choose from the workspace's `[profile.release]` (the root manifest; profiles elsewhere are ignored
+    /// by cargo) and the `CARGO_PROFILE_RELEASE_*` variables.
+    ///
+    /// Fat LTO and one codegen unit make a release build of a real service take minutes, and test
+    /// targets cannot use `panic = "abort"`, so with any of those a `--release` test build recompiles
+    /// every dependency a second time. Then the scenarios use an optimised profile without them; the
+    /// service itself is still built with the user's release profile (what they deploy).
+    pub fn choose(root_manifest: &str, env: impl Fn(&str) -> Option<String>) -> TestProfile {
+        let release = root_manifest
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("profile")?.get("release")?.as_table().cloned())
+            .unwrap_or_default();
+        let lto = release.get("lto").map(|v| match v {
+            toml::Value::Boolean(b) => *b,
+            toml::Value::String(s) => s != "off" && s != "false",
+            _ => true,
+        });
+        let lto = env("CARGO_PROFILE_RELEASE_LTO")
+            .map(|s| s != "off" && s != "false")
+            .or(lto);
+        let cgu1 = env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS")
+            .map(|s| s.trim() == "1")
+            .or_else(|| {
+                release
+                    .get("codegen-units")
+                    .and_then(|v| v.as_integer())
+                    .map(|n| n == 1)
+            });
+        let abort = env("CARGO_PROFILE_RELEASE_PANIC")
+            .or_else(|| {
+                release
+                    .get("panic")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .is_some_and(|p| p == "abort");
+        if lto.unwrap_or(false) || cgu1.unwrap_or(false) || abort {
+            TestProfile::Own
+        } else {
+            TestProfile::Release
+        }
+    }
+
+    pub fn cargo_args(&self) -> Vec<String> {
+        match self {
+            TestProfile::Release => vec!["--release".into()],
+            TestProfile::Own => {
+                let mut v = Vec::new();
+                for c in [
+                    format!("profile.{OWN_PROFILE}.inherits=\"release\""),
+                    format!("profile.{OWN_PROFILE}.lto=false"),
+                    format!("profile.{OWN_PROFILE}.codegen-units=16"),
+                    format!("profile.{OWN_PROFILE}.panic=\"unwind\""),
+                ] {
+                    v.push("--config".into());
+                    v.push(c);
+                }
+                v.push("--profile".into());
+                v.push(OWN_PROFILE.into());
+                v
+            }
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TestProfile::Release => "release profile",
+            TestProfile::Own => {
+                "profile perfgate-build: release without the workspace's LTO, codegen-units = 1 or panic = abort"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_follows_the_release_profile() {
+        let none = |_: &str| None;
+        assert_eq!(
+            TestProfile::choose("[package]\nname = \"x\"\n", none),
+            TestProfile::Release
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\ndebug = true\n", none),
+            TestProfile::Release
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\nlto = false\n", none),
+            TestProfile::Release
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\nlto = \"off\"\n", none),
+            TestProfile::Release
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\nlto = \"fat\"\n", none),
+            TestProfile::Own
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\nlto = true\n", none),
+            TestProfile::Own
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\ncodegen-units = 1\n", none),
+            TestProfile::Own
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\ncodegen-units = 4\n", none),
+            TestProfile::Release
+        );
+        assert_eq!(
+            TestProfile::choose("[profile.release]\npanic = \"abort\"\n", none),
+            TestProfile::Own
+        );
+        let env = |k: &str| (k == "CARGO_PROFILE_RELEASE_LTO").then(|| "off".to_string());
+        assert_eq!(
+            TestProfile::choose("[profile.release]\nlto = \"fat\"\n", env),
+            TestProfile::Release
+        );
+        let args = TestProfile::Own.cargo_args();
+        assert!(args.contains(&"--profile".to_string()) && args.contains(&OWN_PROFILE.to_string()));
+        assert!(args.iter().any(|a| a.ends_with("panic=\"unwind\"")));
+        assert_eq!(TestProfile::Release.cargo_args(), ["--release"]);
+    }
+}

@@ -1,0 +1,440 @@
+//! The load run: each scenario in its own process, one at a time, against its package's service,
+//! for one or more rounds, each round with its own results file and log in the run directory.
+//! `window.rs` says how long a round takes, `rundir.rs` where its files go.
+
+pub mod rundir;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use perfgate_runtime::format::{ScenarioResult, ScenarioSpec};
+
+use crate::cli::{CommonArgs, LoadArgs};
+use crate::discover::build::build_service_bin;
+use crate::discover::config::Restart;
+use crate::discover::{Discovered, PerfPackage, Scenario};
+use crate::error::{Error, Result};
+use crate::gate::RoundStats;
+use crate::procs::{self, ChildGuard};
+use crate::protocol::{self, Mode, ReadError};
+use crate::results::ScenarioRun;
+use crate::service::pool::{service_for, Services};
+use crate::service::sample::ResourceSampler;
+use crate::slo::{self, Evidence, Verdict};
+use crate::text::{describe_duration, describe_load};
+use crate::ui::{progress, Ui, CYAN, GREEN, RED, YELLOW};
+use window::{spec_parts, Window};
+
+/// Lines of a log quoted under an error.
+pub const TAIL_LINES: usize = 15;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub target_url: Option<String>,
+    pub duration: Option<Duration>,
+    pub warmup: Option<Duration>,
+    /// Rounds per scenario (0 is taken as 1): the regression gate compares rounds, not single runs.
+    pub rounds: usize,
+    /// A baseline comparison follows the runs, so a scenario's own line cannot say "pass" yet.
+    pub gate_follows: bool,
+    /// Numbering of this call's rounds starts after this many (`--ab` runs one round per call, and
+    /// each must keep its own results file and log).
+    pub first_round: usize,
+}
+
+impl RunOptions {
+    /// One round against services perfgate starts (the paired modes run a round per call).
+    pub fn one_round(load: &LoadArgs) -> RunOptions {
+        RunOptions {
+            gate_follows: true,
+            duration: load.duration,
+            warmup: load.warmup,
+            rounds: 1,
+            ..Default::default()
+        }
+    }
+}
+
+/// A package ready to run: its scenarios (described) and its services' executables.
+#[derive(Clone)]
+pub struct PreparedPackage<'a> {
+    pub pkg: &'a PerfPackage,
+    pub scenarios: Vec<Scenario>,
+    /// Built executables by service name (empty with `--target-url`).
+    pub service_exes: BTreeMap<String, PathBuf>,
+}
+
+/// The line that says a scenario starts, and its live progress bar.
+pub fn announce_start(ui: &Ui, s: &Scenario, spec: &ScenarioSpec, opts: &RunOptions) {
+    if ui.quiet {
+        return;
+    }
+    let window = Window::for_run(spec, opts);
+    ui.styled(
+        CYAN,
+        "Running",
+        &format!(
+            "{} ({}, {})",
+            s.id,
+            describe_load(&spec.load),
+            describe_duration(&window.applied(spec))
+        ),
+    );
+    if progress::enabled(ui.quiet) {
+        progress::begin(&s.id, &s.file_stem(), window.load_time(), opts.rounds);
+    }
+}
+
+/// One line per finished scenario. With a baseline comparison still to come, a scenario whose
+/// SLOs held is only "measured": the gate may fail it, and the table gives the final verdict.
+pub fn announce_done(ui: &Ui, r: &ScenarioRun, gate_follows: bool) {
+    progress::end();
+    let (style, word) = match r.verdict {
+        Verdict::Pass if gate_follows => (GREEN, "measured"),
+        Verdict::Pass => (GREEN, r.verdict.as_str()),
+        Verdict::Invalid => (YELLOW, r.verdict.as_str()),
+        Verdict::Fail | Verdict::Error => (RED, r.verdict.as_str()),
+    };
+    ui.styled(style, word, &format!("{} in {:.1}s", r.id, r.wall_secs));
+}
+
+/// Runs every scenario of every package; the reports come back in order. Only an interruption (or an
+/// I/O failure of the run directory) stops the run: a scenario's failure is in its report.
+pub fn run_all(
+    runs: &[PreparedPackage<'_>],
+    run_dir: &Path,
+    opts: &RunOptions,
+    ui: &Ui,
+) -> Result<Vec<ScenarioRun>> {
+    let mut reports = Vec::new();
+    let scenario_dir = run_dir.join("scenarios");
+    std::fs::create_dir_all(&scenario_dir)
+        .map_err(|e| Error::io(format!("creating {}", scenario_dir.display()), e))?;
+    let mut services = Services::new(run_dir);
+    for run in runs {
+        for scenario in &run.scenarios {
+            if procs::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            let report = run_scenario(run, scenario, &scenario_dir, opts, &mut services, ui)?;
+            announce_done(ui, &report, opts.gate_follows);
+            reports.push(report);
+        }
+        services.stop_all(&run.pkg.name, ui);
+    }
+    Ok(reports)
+}
+
+/// A scenario's report before anything was measured (an error until a round says otherwise).
+pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
+    ScenarioRun {
+        package: scenario.package.clone(),
+        id: scenario.id.clone(),
+        test_name: scenario.test_name.clone(),
+        spec: Some(spec.clone()),
+        result: None,
+        resources: None,
+        checks: Vec::new(),
+        verdict: Verdict::Error,
+        error: None,
+        log: None,
+        wall_secs: 0.0,
+        rounds: Vec::new(),
+        spec_parts: BTreeMap::new(),
+        regressions: Vec::new(),
+        ab: None,
+    }
+}
+
+pub fn run_scenario(
+    run: &PreparedPackage<'_>,
+    scenario: &Scenario,
+    scenario_dir: &Path,
+    opts: &RunOptions,
+    services: &mut Services<'_>,
+    ui: &Ui,
+) -> Result<ScenarioRun> {
+    let spec = scenario
+        .spec
+        .clone()
+        .expect("scenarios are described before they run");
+    let started = Instant::now();
+    let mut report = empty_report(scenario, &spec);
+    announce_start(ui, scenario, &spec, opts);
+
+    // The service: given, already running, or started now.
+    let mut svc_name = None;
+    let base_url = match &opts.target_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let cfg = match service_for(run.pkg, &spec) {
+                Ok(c) => c,
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    return Ok(finish(report, started));
+                }
+            };
+            let exe = &run.service_exes[&cfg.name];
+            match services.ensure(run.pkg, cfg, exe, &scenario.id, ui)? {
+                Ok(svc) => {
+                    svc_name = Some((cfg.name.clone(), cfg.restart));
+                    svc.base_url()
+                }
+                Err(why) => {
+                    report.error = Some(why);
+                    return Ok(finish(report, started));
+                }
+            }
+        }
+    };
+
+    let sampler = svc_name
+        .as_ref()
+        .and_then(|(n, _)| services.get_mut(n))
+        .map(|svc| ResourceSampler::start(svc.pid()));
+    // Every round against the same service; a round that errors or kills the service ends the scenario.
+    let rounds = opts.rounds.max(1);
+    let mut results = Vec::new();
+    let mut error = None;
+    let mut died = None;
+    for round in 1..=rounds {
+        if round > 1 {
+            if procs::interrupted() {
+                drop(sampler.and_then(ResourceSampler::finish));
+                return Err(Error::Interrupted);
+            }
+            ui.status("Round", &format!("{round}/{rounds} of {}", scenario.id));
+        }
+        let outcome = match execute(
+            scenario,
+            &spec,
+            &base_url,
+            scenario_dir,
+            opts,
+            opts.first_round + round,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                drop(sampler.and_then(ResourceSampler::finish));
+                return Err(e);
+            }
+        };
+        if report.log.is_none() {
+            report.log = Some(outcome.log.clone());
+        }
+        // Did the service survive the load?
+        if let Some((name, _)) = &svc_name {
+            let svc = services.get_mut(name).expect("started above");
+            if let Some(cause) = svc.exited() {
+                let tail = svc.log_tail(TAIL_LINES);
+                died = Some(format!(
+                    "service `{name}` died during the scenario: it {cause}; the last lines of {}:\n{tail}",
+                    svc.log_path().display()
+                ));
+                // Dropping it reaps it; the next scenario starts a fresh one.
+                services.remove(name);
+            }
+        }
+        results.extend(outcome.result);
+        if outcome.error.is_some() || died.is_some() {
+            error = outcome.error;
+            break;
+        }
+    }
+    report.resources = sampler.and_then(ResourceSampler::finish);
+    if let Some((name, Restart::PerTest)) = &svc_name {
+        if let Some(svc) = services.remove(name) {
+            if let Err(e) = svc.stop() {
+                ui.warn(&format!("stopping service `{name}`: {e}"));
+            }
+        }
+    }
+
+    report.checks = slo::median_checks(&spec, &results);
+    report.verdict = slo::verdict(&Evidence {
+        error: error.is_some(),
+        service_died: died.is_some(),
+        invalid: results.iter().any(|r| r.invalid.is_some()),
+        checks: &report.checks,
+        regressions: &[],
+    });
+    report.error = match (error, died) {
+        (Some(e), Some(d)) => Some(format!("{d}\n{e}")),
+        (e, d) => d.or(e),
+    };
+    report.spec_parts = spec_parts(&spec, &run.pkg.root, Window::for_run(&spec, opts));
+    if results.len() > 1 {
+        report.rounds = results.iter().map(RoundStats::from).collect();
+    }
+    report.result = results.into_iter().next();
+    report.wall_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn finish(mut report: ScenarioRun, started: Instant) -> ScenarioRun {
+    report.verdict = Verdict::Error;
+    report.wall_secs = started.elapsed().as_secs_f64();
+    report
+}
+
+struct RoundOutcome {
+    result: Option<ScenarioResult>,
+    /// Why nothing trustworthy was measured.
+    error: Option<String>,
+    log: PathBuf,
+}
+
+/// Runs the scenario's process and reads its results. `Err` only when interrupted.
+fn execute(
+    scenario: &Scenario,
+    spec: &ScenarioSpec,
+    base_url: &str,
+    dir: &Path,
+    opts: &RunOptions,
+    round: usize,
+) -> Result<RoundOutcome> {
+    let stem = match round {
+        0 | 1 => scenario.file_stem(),
+        n => format!("{}.round{n}", scenario.file_stem()),
+    };
+    let out_path = dir.join(format!("{stem}.json"));
+    let log_path = dir.join(format!("{stem}.log"));
+    let mut outcome = RoundOutcome {
+        result: None,
+        error: None,
+        log: log_path.clone(),
+    };
+    let log = match std::fs::File::create(&log_path) {
+        Ok(f) => f,
+        Err(e) => {
+            outcome.error = Some(format!("could not create {}: {e}", log_path.display()));
+            return Ok(outcome);
+        }
+    };
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Error::io(format!("opening {}", log_path.display()), e))?;
+    let mode = Mode::Run {
+        base_url,
+        duration: opts.duration,
+        warmup: opts.warmup,
+    };
+    let mut cmd = protocol::scenario_command(
+        &scenario.exe,
+        &scenario.cwd,
+        &scenario.test_name,
+        &out_path,
+        mode,
+    );
+    cmd.stdout(log).stderr(log_err);
+    let mut child = match ChildGuard::spawn(&mut cmd) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(Error::Interrupted),
+        Err(e) => {
+            outcome.error = Some(format!("could not run {}: {e}", scenario.exe.display()));
+            return Ok(outcome);
+        }
+    };
+    let limit = window::deadline(spec, opts);
+    let tail = || {
+        let t = protocol::scenario_log_tail(&log_path, TAIL_LINES);
+        if t.is_empty() {
+            format!("(its output, {}, is empty)", log_path.display())
+        } else {
+            format!("the last lines of {}:\n{t}", log_path.display())
+        }
+    };
+    match child.wait_timeout(Duration::from_millis(20), Some(limit))? {
+        None => {
+            let _ = child.terminate(Duration::from_secs(2));
+            outcome.error = Some(format!(
+                "the scenario did not finish within {:.0?} and was killed; {}",
+                limit,
+                tail()
+            ));
+            return Ok(outcome);
+        }
+        Some(status) if !status.success() => {
+            outcome.error = Some(format!(
+                "the scenario binary {}; {}",
+                procs::describe_exit(status),
+                tail()
+            ));
+            return Ok(outcome);
+        }
+        Some(_) => {}
+    }
+    match protocol::read_result(&out_path) {
+        Ok(r) => outcome.result = Some(r),
+        Err(ReadError::Missing) => {
+            outcome.error = Some(format!(
+                "the scenario exited successfully but wrote no results file ({}); was the test renamed or \
+                 filtered out since it was listed, or is its perfgate-runtime too old? {}",
+                out_path.display(),
+                tail()
+            ));
+        }
+        Err(ReadError::Invalid(e)) => outcome.error = Some(format!("{e}; {}", tail())),
+    }
+    if let Some(r) = &outcome.result {
+        if r.iterations.count == 0 && r.invalid.is_none() {
+            outcome.error = Some(format!(
+                "the scenario recorded no iteration in its measured window; {}",
+                tail()
+            ));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Service configuration and builds, checked for every package before anything slow happens.
+/// The packages of a run ready to load: their scenarios and their services built (none with
+/// `--target-url`). Every scenario's service is resolved before anything is built, so a bad
+/// declaration is said before a long build. Returns the seconds the builds took too.
+pub fn prepare<'a>(
+    common: &CommonArgs,
+    load: &LoadArgs,
+    found: &'a Discovered,
+    ui: &Ui,
+) -> Result<(Vec<PreparedPackage<'a>>, f64)> {
+    let mut build_secs = 0.0;
+    let mut runs = Vec::new();
+    for pkg in &found.ws.packages {
+        let scenarios: Vec<Scenario> = found
+            .scenarios
+            .iter()
+            .filter(|s| s.package == pkg.name)
+            .cloned()
+            .collect();
+        if scenarios.is_empty() {
+            continue;
+        }
+        let mut service_exes = BTreeMap::new();
+        if load.target_url.is_none() {
+            // Every scenario must have a service to run against; building only the ones used.
+            let mut needed = BTreeMap::new();
+            for s in &scenarios {
+                let cfg = service_for(pkg, s.spec.as_ref().expect("described"))?;
+                needed.insert(cfg.name.clone(), cfg.bin.clone());
+            }
+            let t = Instant::now();
+            for (name, bin) in needed {
+                ui.status(
+                    "Building",
+                    &format!("service `{name}` (bin `{bin}` of {}, release)", pkg.name),
+                );
+                service_exes.insert(name, build_service_bin(common, pkg, &bin)?);
+            }
+            build_secs += t.elapsed().as_secs_f64();
+        }
+        runs.push(PreparedPackage {
+            pkg,
+            scenarios,
+            service_exes,
+        });
+    }
+
+    Ok((runs, build_secs))
+}

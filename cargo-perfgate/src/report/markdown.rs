@@ -1,0 +1,202 @@
+//! The verdict table in GitHub-flavoured Markdown (`--markdown FILE`, `$GITHUB_STEP_SUMMARY`, PR comments).
+
+use std::fmt::Write as _;
+
+use perfgate_runtime::format::format_ms;
+
+use crate::gate::Outcome;
+use crate::report::table::summary_line;
+use crate::results::RunResults;
+use crate::slo::Verdict;
+use crate::text::{decision_value, describe_change, format_tolerance, outcome_str};
+
+fn verdict_md(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "✅ pass",
+        Verdict::Fail => "❌ **FAIL**",
+        Verdict::Invalid => "⚠️ **INVALID**",
+        Verdict::Error => "❌ **ERROR**",
+    }
+}
+
+/// A code span (entities are not decoded inside one, so only pipes and backticks are dealt with).
+fn code(s: &str) -> String {
+    let s = s.replace('|', "\\|").replace(['\n', '\r'], " ");
+    if s.contains('`') {
+        format!("`` {s} ``")
+    } else {
+        format!("`{s}`")
+    }
+}
+
+/// Text safe inside a table cell or a list item: no pipes, no newlines, no stray HTML.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
+}
+
+pub fn render(report: &RunResults, run_url: Option<&str>) -> String {
+    let mut m = String::new();
+    let headline = match report.exit_code {
+        0 => "✅ passed",
+        1 => "❌ failed",
+        3 => "⚠️ inconclusive",
+        130 => "⚠️ interrupted",
+        _ => "❌ error",
+    };
+    let _ = writeln!(m, "### perfgate: {headline}\n");
+    m.push_str(
+        "| scenario | iterations | rate/s | p50 | p99 | errors | CPU | peak RSS | verdict |\n",
+    );
+    m.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    for s in &report.scenarios {
+        let mut row = vec![code(&s.id)];
+        match &s.result {
+            Some(r) => {
+                let it = &r.iterations;
+                row.push(it.count.to_string());
+                row.push(format!("{:.1}", it.throughput));
+                row.push(format_ms(it.latency.p50_ms));
+                row.push(format_ms(it.latency.p99_ms));
+                row.push(format!("{:.2}%", it.error_rate() * 100.0));
+            }
+            None => row.extend((0..5).map(|_| "-".to_string())),
+        }
+        match &s.resources {
+            Some(res) => {
+                row.push(format!("{:.2} cores", res.cpu_util));
+                row.push(format!(
+                    "{:.1} MiB",
+                    res.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+                ));
+            }
+            None => row.extend(["-".to_string(), "-".to_string()]),
+        }
+        row.push(verdict_md(s.verdict).to_string());
+        let _ = writeln!(m, "| {} |", row.join(" | "));
+    }
+
+    let mut problems = Vec::new();
+    for s in &report.scenarios {
+        let at = s
+            .spec
+            .as_ref()
+            .map(|sp| format!(" ({})", code(&format!("{}:{}", sp.file, sp.line))))
+            .unwrap_or_default();
+        for c in s.checks.iter().filter(|c| !c.passed) {
+            problems.push(format!(
+                "- {}: SLO {} breached — {}{at}",
+                code(&s.id),
+                code(&c.description),
+                cell(&c.message)
+            ));
+        }
+        if let Some(e) = &s.error {
+            let mut lines = e.trim_end().lines();
+            let first = lines.next().unwrap_or_default();
+            let mut item = format!("- {}: {}{at}", code(&s.id), cell(first));
+            // The rest (a log's last lines) as a code block inside the item.
+            let rest: Vec<&str> = lines.collect();
+            if !rest.is_empty() {
+                item.push_str("\n  ~~~text");
+                for l in rest {
+                    item.push_str("\n  ");
+                    item.push_str(&l.replace("~~~", "~ ~ ~"));
+                }
+                item.push_str("\n  ~~~");
+            }
+            problems.push(item);
+        }
+        if s.verdict == Verdict::Invalid {
+            if let Some(reason) = s.result.as_ref().and_then(|r| r.invalid.as_deref()) {
+                problems.push(format!(
+                    "- {}: invalid measurement, neither pass nor fail: {}",
+                    code(&s.id),
+                    cell(reason)
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        m.push('\n');
+        for p in problems {
+            let _ = writeln!(m, "{p}");
+        }
+    }
+
+    let decisions: Vec<_> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.regressions.iter().map(move |d| (s, d)))
+        .collect();
+    if !decisions.is_empty() {
+        m.push_str("\n#### Against the baseline\n\n");
+        m.push_str("| scenario | metric | baseline | current | change [interval] | tolerance | outcome |\n");
+        m.push_str("| --- | --- | ---: | ---: | ---: | ---: | --- |\n");
+        for (s, d) in &decisions {
+            let outcome = match d.outcome {
+                Outcome::Pass => "✅ pass".to_string(),
+                Outcome::Fail => "❌ **regression**".to_string(),
+                o => format!("⚠️ {}", outcome_str(o)),
+            };
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                code(&s.id),
+                code(&d.check_name()),
+                decision_value(d.metric, d.baseline),
+                decision_value(d.metric, d.current),
+                describe_change(d),
+                format_tolerance(d),
+                outcome
+            );
+        }
+        // Same-machine A/B: how many pairs each scenario took and why sampling stopped.
+        let mut ab_lines = String::new();
+        for s in &report.scenarios {
+            if let Some(ab) = &s.ab {
+                let _ = writeln!(
+                    ab_lines,
+                    "- {} measured against {} on this machine: {} pair{} of rounds (ABBA); {}",
+                    code(&s.id),
+                    code(ab.base_commit.get(..10).unwrap_or(&ab.base_commit)),
+                    ab.pairs,
+                    if ab.pairs == 1 { "" } else { "s" },
+                    cell(&ab.stopped)
+                );
+            }
+        }
+        if !ab_lines.is_empty() {
+            m.push('\n');
+            m.push_str(&ab_lines);
+        }
+        let notes: Vec<_> = decisions
+            .iter()
+            .filter(|(_, d)| d.outcome != Outcome::Pass && !d.note.is_empty())
+            .collect();
+        if !notes.is_empty() {
+            m.push('\n');
+            for (s, d) in notes {
+                let _ = writeln!(
+                    m,
+                    "- {} {}: {}",
+                    code(&s.id),
+                    code(&d.check_name()),
+                    cell(&d.note)
+                );
+            }
+        }
+    }
+
+    let mut foot = vec![summary_line(report)];
+    if let Some(c) = &report.environment.git_commit {
+        foot.push(format!("commit {}", code(&c[..c.len().min(12)])));
+    }
+    if let Some(u) = run_url {
+        foot.push(format!("[run]({u})"));
+    }
+    let _ = writeln!(m, "\n<sub>{}</sub>", foot.join(" · "));
+    m
+}
