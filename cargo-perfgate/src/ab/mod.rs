@@ -28,34 +28,7 @@ use crate::machine::{describe_machine, same_machine, Fingerprint};
 use crate::results::ScenarioRun;
 use crate::slo::Verdict;
 
-pub use paired::{Paired, Sampling};
-
-/// Time the whole `--ab` load may take unless `--budget` says otherwise.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
-
-/// Pairs before the first look unless `--rounds` says otherwise: fewer cannot decide anything at the
-/// per-look level (a paired t with 5 degrees of freedom), more waste time on clear cases.
-pub const DEFAULT_MIN_PAIRS: usize = 6;
-
-/// Pairs per scenario at most, whatever the budget: beyond this the round-to-round drift, not the
-/// sample size, limits what can be resolved.
-pub const MAX_PAIRS: usize = 100;
-
-/// What one side of the comparison is.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Side {
-    Base,
-    Head,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Base => "base",
-            Side::Head => "head",
-        }
-    }
-}
+pub use paired::{Paired, Sampling, Side, DEFAULT_BUDGET, DEFAULT_MIN_PAIRS, MAX_PAIRS};
 
 /// Why this run measures the merge-base on this machine, or None for the baseline file's gate.
 pub fn reason(

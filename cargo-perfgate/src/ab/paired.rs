@@ -7,18 +7,44 @@ use std::time::{Duration, Instant};
 
 use perfgate_runtime::format::{LoadModel, ScenarioResult, ScenarioSpec};
 
-use super::{Side, MAX_PAIRS};
 use crate::discover::Scenario;
 use crate::error::{Error, Result};
 use crate::gate::sequential::{self, Look, Plan, Stop};
 use crate::gate::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
-use crate::load::window::{round_estimate, spec_parts, Window};
+use crate::load::window::{round_estimate, spec_parts};
 use crate::load::{self, PreparedPackage, RunOptions};
 use crate::procs;
 use crate::results::{AbRounds, ScenarioRun};
 use crate::service::pool::Services;
 use crate::slo::{self, Evidence, Verdict};
 use crate::ui::Ui;
+
+/// Time the whole `--ab` load may take unless `--budget` says otherwise.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
+
+/// Pairs before the first look unless `--rounds` says otherwise: fewer cannot decide anything at the
+/// per-look level (a paired t with 5 degrees of freedom), more waste time on clear cases.
+pub const DEFAULT_MIN_PAIRS: usize = 6;
+
+/// Pairs per scenario at most, whatever the budget: beyond this the round-to-round drift, not the
+/// sample size, limits what can be resolved.
+pub const MAX_PAIRS: usize = 100;
+
+/// What one side of the comparison is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    Base,
+    Head,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Base => "base",
+            Side::Head => "head",
+        }
+    }
+}
 
 /// How the paired rounds of a run are sampled.
 #[derive(Clone, Debug)]
@@ -134,7 +160,7 @@ fn run_one(
         .expect("scenarios are described before they run");
     let started = Instant::now();
     load::announce_start(ui, scenario, &spec, opts);
-    let estimate = round_estimate(&spec, opts);
+    let estimate = round_estimate(opts.window(&spec));
     let (plan, max_pairs) = match sampling.fixed_pairs {
         Some(n) => (None, n),
         None => {
@@ -396,7 +422,7 @@ fn assemble(
             report.log = r.log;
         }
     }
-    report.spec_parts = spec_parts(spec, head_root, Window::for_run(spec, opts));
+    report.spec_parts = spec_parts(spec, head_root, opts.window(spec));
     report.rounds = to_rounds(&head.results);
     report.result = report.result.or_else(|| head.results.first().cloned());
     ab.base_rounds = to_rounds(&base.results);

@@ -8,7 +8,7 @@ use cargo_metadata::{Artifact, Message, PackageId};
 
 use crate::cli::CommonArgs;
 use crate::discover::workspace::cargo;
-use crate::discover::PerfPackage;
+use crate::discover::workspace::PerfPackage;
 use crate::error::{Error, Result};
 use crate::procs::ChildGuard;
 

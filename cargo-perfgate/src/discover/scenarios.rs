@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use perfgate_runtime::format::{self, ScenarioSpec};
 
 use crate::discover::build::TestBinary;
-use crate::discover::PerfPackage;
+use crate::discover::workspace::PerfPackage;
 use crate::error::{Error, Result};
 use crate::protocol::{self, Mode, ReadError};
 

@@ -45,6 +45,11 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// A scenario's window under these options.
+    pub fn window(&self, spec: &ScenarioSpec) -> Window {
+        Window::of(spec, self.duration, self.warmup)
+    }
+
     /// One round against services perfgate starts (the paired modes run a round per call).
     pub fn one_round(load: &LoadArgs) -> RunOptions {
         RunOptions {
@@ -71,7 +76,7 @@ pub fn announce_start(ui: &Ui, s: &Scenario, spec: &ScenarioSpec, opts: &RunOpti
     if ui.quiet {
         return;
     }
-    let window = Window::for_run(spec, opts);
+    let window = opts.window(spec);
     ui.styled(
         CYAN,
         "Running",
@@ -264,7 +269,7 @@ pub fn run_scenario(
         (Some(e), Some(d)) => Some(format!("{d}\n{e}")),
         (e, d) => d.or(e),
     };
-    report.spec_parts = spec_parts(&spec, &run.pkg.root, Window::for_run(&spec, opts));
+    report.spec_parts = spec_parts(&spec, &run.pkg.root, opts.window(&spec));
     if results.len() > 1 {
         report.rounds = results.iter().map(RoundStats::from).collect();
     }
@@ -337,7 +342,7 @@ fn execute(
             return Ok(outcome);
         }
     };
-    let limit = window::deadline(spec, opts);
+    let limit = window::deadline(spec, opts.window(spec));
     let tail = || {
         let t = protocol::scenario_log_tail(&log_path, TAIL_LINES);
         if t.is_empty() {

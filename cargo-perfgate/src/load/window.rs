@@ -10,7 +10,6 @@ use perfgate_runtime::format::ScenarioSpec;
 use sha2::{Digest, Sha256};
 
 use crate::gate::spec::hex;
-use crate::load::RunOptions;
 
 /// A scenario's measured duration and warmup as the engine will run them: the overrides of the
 /// command line (or a tier), else what the scenario declares.
@@ -27,10 +26,6 @@ impl Window {
             duration_ms: duration.map_or(spec.duration_ms, ms),
             warmup_ms: warmup.map_or(spec.warmup_ms, ms),
         }
-    }
-
-    pub fn for_run(spec: &ScenarioSpec, opts: &RunOptions) -> Window {
-        Window::of(spec, opts.duration, opts.warmup)
     }
 
     /// The load's time: warmup and measured window.
@@ -50,16 +45,14 @@ impl Window {
 
 /// The longest a round may take before it is considered hung: its load time, twice, plus a request
 /// timeout and a minute for starting and writing results.
-pub fn deadline(spec: &ScenarioSpec, opts: &RunOptions) -> Duration {
-    Window::for_run(spec, opts).load_time() * 2
-        + Duration::from_millis(spec.timeout_ms)
-        + Duration::from_secs(60)
+pub fn deadline(spec: &ScenarioSpec, window: Window) -> Duration {
+    window.load_time() * 2 + Duration::from_millis(spec.timeout_ms) + Duration::from_secs(60)
 }
 
 /// The time a round likely takes before any was measured: its load plus process start and results
 /// (about half a second on a small machine).
-pub fn round_estimate(spec: &ScenarioSpec, opts: &RunOptions) -> Duration {
-    Window::for_run(spec, opts).load_time() + Duration::from_millis(500)
+pub fn round_estimate(window: Window) -> Duration {
+    window.load_time() + Duration::from_millis(500)
 }
 
 /// The parts of a scenario that make two measurements comparable, each as a short string: the load model
@@ -117,15 +110,11 @@ mod tests {
     fn deadlines_follow_overrides() {
         let sp = crate::slo::tests::spec(vec![]);
         assert_eq!(
-            deadline(&sp, &RunOptions::default()),
+            deadline(&sp, Window::of(&sp, None, None)),
             Duration::from_secs(22 + 10 + 60)
         );
-        let opts = RunOptions {
-            duration: Some(Duration::from_secs(1)),
-            warmup: Some(Duration::ZERO),
-            ..Default::default()
-        };
-        assert_eq!(deadline(&sp, &opts), Duration::from_secs(2 + 10 + 60));
+        let w = Window::of(&sp, Some(Duration::from_secs(1)), Some(Duration::ZERO));
+        assert_eq!(deadline(&sp, w), Duration::from_secs(2 + 10 + 60));
     }
 
     #[test]

@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 
 use perfgate_runtime::format::{decode_histogram, format_ms, LatencySummary, ScenarioResult};
 
-use super::escape_xml as esc;
 use crate::report::table::summary_line;
 use crate::results::{RunResults, ScenarioRun};
 use crate::slo::Verdict;
+use crate::text::escape_xml as esc;
 use crate::text::{decision_value, describe_change, format_tolerance, outcome_str};
 use crate::text::{describe_duration, describe_load};
 

@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use super::escape_xml as esc;
 use crate::gate::Outcome;
 use crate::results::{RunResults, ScenarioRun};
 use crate::slo::Verdict;
 use crate::text::describe_decision;
+use crate::text::escape_xml as esc;
 
 enum Status {
     Pass,
