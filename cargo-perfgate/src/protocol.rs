@@ -12,13 +12,15 @@ use serde::de::DeserializeOwned;
 
 use crate::files::tail_lines;
 
-/// Clears the caller's `PERFGATE_*` variables, so only what perfgate sets reaches a scenario.
+/// Clears the caller's `PERFGATE_*` variables, so only what perfgate sets reaches a scenario, and
+/// the secrets no child gets.
 pub fn clean_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("PERFGATE_") {
             cmd.env_remove(k);
         }
     }
+    crate::secret::scrub(cmd);
 }
 
 /// `<exe> --list --format terse --ignored`: every test of the binary, marked or not.
