@@ -61,7 +61,7 @@ use perfgate_runtime::format::Metric;
 use serde::{Deserialize, Serialize};
 
 use super::dist::t_quantile_upper;
-use super::stats::decide_paired_checked;
+use super::stats::{decide_paired_checked, OUTLIER_SHARE};
 use super::{Decision, GateOptions, Outcome, ScenarioPair};
 
 /// At most this many looks: each one costs a share of alpha, and beyond ~8 the extra chances to stop
@@ -494,7 +494,9 @@ pub(crate) fn floor_of(metric: Metric, sd: f64, pairs: usize, alpha_look: f64) -
     let df = n - 1.0;
     // A level of 0 (no alpha left) would be an infinite quantile.
     let alpha_look = alpha_look.clamp(1e-12, 0.5);
-    let k = t_quantile_upper(alpha_look, df) + t_quantile_upper(FLOOR_POWER_MISS, df);
+    // The t-test of a check is held to the part of the level not spent on setting pairs aside.
+    let k = t_quantile_upper(alpha_look * (1.0 - OUTLIER_SHARE), df)
+        + t_quantile_upper(FLOOR_POWER_MISS, df);
     let x = k * sd / n.sqrt();
     if metric == Metric::Throughput {
         -(-x).exp_m1()
@@ -879,7 +881,8 @@ mod tests {
         assert_eq!(floors.pairs_in_budget, 60);
         let sd = floors.sd["p99"];
         assert_eq!(floors.pairs["p99"], 20);
-        let k = t_quantile_upper(p.alpha_final(), 59.0) + t_quantile_upper(0.05, 59.0);
+        let k = t_quantile_upper(p.alpha_final() * (1.0 - OUTLIER_SHARE), 59.0)
+            + t_quantile_upper(0.05, 59.0);
         let expect = (k * sd / 60f64.sqrt()).exp_m1();
         assert!((floors.floor["p99"] - expect).abs() < 1e-12);
         assert!(floors.floor["p99"] > 0.0 && floors.floor["p99"] < 0.05);

@@ -175,37 +175,98 @@ enum Evidence {
     Errors(ErrorTest),
 }
 
-/// A t-test on log values, oriented so that larger `w` is worse.
+/// A t-test on log values, oriented so that larger `w` is worse, on all rounds and on the rounds
+/// kept after setting aside the most disturbed ones (see the module comment).
 struct RatioTest {
-    /// Estimated log ratio current/baseline (`d`), times +1 when higher is worse, −1 otherwise.
-    w: f64,
+    /// `fits[0]` on every round; `fits[k]` with the first k rounds (pairs) of the outlier sequence
+    /// set aside, usable at levels of at least its `gate`.
+    fits: Vec<Fit>,
     /// The tolerance's boundary on the same scale: ln(1 + t), or −ln(1 − t) for throughput.
     boundary: f64,
+    higher_is_worse: bool,
+    design: Design,
+    /// The share of each level spent on setting rounds aside (0: the plain t-test).
+    share: f64,
+    /// The fit the estimate, the spread and the rounds-needed note come from: the one with the most
+    /// rounds set aside at the run's `alpha`.
+    chosen: usize,
+}
+
+/// The t-interval on one set of rounds.
+#[derive(Clone, Debug)]
+struct Fit {
+    /// Estimated log ratio current/baseline, times +1 when higher is worse, −1 otherwise.
+    w: f64,
     se: f64,
     df: f64,
     /// Per-round spread (sd of log values, or of the pairs' log ratios), for the rounds-needed note.
     sd: f64,
-    higher_is_worse: bool,
-    design: Design,
+    /// Mean log values of the kept rounds of each side (their geometric means).
+    mean_b: f64,
+    mean_c: f64,
+    /// Rounds set aside on each side (pairs in the paired design: both counts are the pairs).
+    aside_b: usize,
+    aside_c: usize,
+    /// The largest factor by which a round set aside was off the others (1 when none is).
+    worst: f64,
+    /// The smallest level at which the fit may be used: 0 for all rounds; with k rounds set aside,
+    /// the Bonferroni p-value of the k-th outlier test divided by the share of the level it may spend
+    /// on it (`share / L` for each of the L planned steps).
+    gate: f64,
 }
 
 impl RatioTest {
+    /// The fits usable at `level`.
+    fn usable(&self, level: f64) -> impl Iterator<Item = &Fit> {
+        self.fits.iter().filter(move |f| f.gate <= level)
+    }
+
+    /// The level each fit's own t-test is held to.
+    fn t_level(&self, level: f64) -> f64 {
+        level * (1.0 - self.share)
+    }
+
+    /// p-value of H0 "the change is within the tolerance": the smallest level at which some usable
+    /// fit's t-test at `(1 − share) × level` rejects it.
     fn p_fail(&self) -> f64 {
-        t_sf((self.w - self.boundary) / self.se, self.df)
+        self.p_min(|f| t_sf((f.w - self.boundary) / f.se, f.df))
     }
 
+    /// p-value of H0 "the change is beyond the tolerance".
     fn p_pass(&self) -> f64 {
-        t_cdf((self.w - self.boundary) / self.se, self.df)
+        self.p_min(|f| t_cdf((f.w - self.boundary) / f.se, f.df))
     }
 
-    /// The end of the interval on the worse side, as a relative change.
+    fn p_min(&self, p: impl Fn(&Fit) -> f64) -> f64 {
+        self.fits
+            .iter()
+            .map(|f| f.gate.max(p(f) / (1.0 - self.share)))
+            .fold(1.0, f64::min)
+    }
+
+    /// The end of the interval on the worse side, as a relative change: the highest lower bound of
+    /// the fits usable at `level`.
     fn worse_end(&self, level: f64) -> f64 {
-        self.to_change(self.w - t_quantile_upper(level, self.df) * self.se)
+        let q = |f: &Fit| t_quantile_upper(self.t_level(level), f.df);
+        let w = self
+            .usable(level)
+            .map(|f| f.w - q(f) * f.se)
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.to_change(w)
     }
 
-    /// The end on the better side.
+    /// The end on the better side: the lowest upper bound.
     fn better_end(&self, level: f64) -> f64 {
-        self.to_change(self.w + t_quantile_upper(level, self.df) * self.se)
+        let q = |f: &Fit| t_quantile_upper(self.t_level(level), f.df);
+        let w = self
+            .usable(level)
+            .map(|f| f.w + q(f) * f.se)
+            .fold(f64::INFINITY, f64::min);
+        self.to_change(w)
+    }
+
+    fn fit(&self) -> &Fit {
+        &self.fits[self.chosen]
     }
 
     fn to_change(&self, w: f64) -> f64 {
@@ -214,9 +275,10 @@ impl RatioTest {
     }
 
     fn se_for(&self, n: f64) -> f64 {
+        let sd = self.fit().sd;
         match self.design {
-            Design::Independent => self.sd * (2.0 / n).sqrt(),
-            Design::Paired => self.sd / n.sqrt(),
+            Design::Independent => sd * (2.0 / n).sqrt(),
+            Design::Paired => sd / n.sqrt(),
         }
     }
 
@@ -230,7 +292,8 @@ impl RatioTest {
     /// Rounds per side (pairs in the paired design) at which the interval, at `level`, would likely
     /// clear the tolerance if the estimate stays where it is (the width scales as 1/√n).
     fn rounds_needed(&self, level: f64) -> Option<u64> {
-        let gap = (self.w - self.boundary).abs();
+        let gap = (self.fit().w - self.boundary).abs();
+        let level = self.t_level(level);
         let decides = |n: u64| {
             let n = n as f64;
             t_quantile_upper(level, self.df_for(n)) * self.se_for(n) < gap
@@ -253,6 +316,34 @@ impl RatioTest {
             }
         }
         Some(hi)
+    }
+
+    /// "; set aside as disturbed: 1 of 12 A/B pairs (up to ×2.1 off the others)", or nothing.
+    fn aside_note(&self, rounds_b: usize, rounds_c: usize) -> String {
+        let f = self.fit();
+        if f.aside_b + f.aside_c == 0 {
+            return String::new();
+        }
+        let what = match self.design {
+            Design::Paired => format!("{} of {rounds_c} A/B pairs", f.aside_c),
+            Design::Independent => {
+                let side = |k: usize, n: usize, name: &str| {
+                    (k > 0).then(|| format!("{k} of {n} {name} rounds"))
+                };
+                [
+                    side(f.aside_b, rounds_b, "baseline"),
+                    side(f.aside_c, rounds_c, "current"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" and ")
+            }
+        };
+        format!(
+            "; set aside as disturbed: {what} (up to ×{:.2} off the others)",
+            f.worst
+        )
     }
 }
 
@@ -427,7 +518,7 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Checked {
             decision.note = note;
         }
         Evidence::Ratio(r) => {
-            sd = Some(r.sd);
+            sd = Some(r.fit().sd);
             let (worse, better) = (r.worse_end(level), r.better_end(alpha));
             let (low, high) = if r.higher_is_worse {
                 (worse, better)
@@ -461,7 +552,7 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Checked {
                 );
             } else {
                 decision.outcome = Outcome::Inconclusive;
-                let leaning_fail = r.w > r.boundary;
+                let leaning_fail = r.fit().w > r.boundary;
                 let needed = r.rounds_needed(if leaning_fail { level } else { alpha });
                 rounds_needed = needed;
                 let unit = match r.design {
@@ -471,7 +562,7 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Checked {
                 let budget = match needed {
                     Some(n) => format!(
                         "about {n} {unit} would likely decide it (round-to-round noise ±{:.1}%)",
-                        r.sd * 100.0
+                        r.fit().sd * 100.0
                     ),
                     None => "the change sits at the tolerance: more rounds would hardly settle it"
                         .to_string(),
@@ -482,6 +573,8 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Checked {
                     signed_pct(high)
                 );
             }
+            let aside = r.aside_note(decision.rounds_baseline, decision.rounds_current);
+            decision.note.push_str(&aside);
         }
         Evidence::Errors(e) => {
             let (low, high) = (e.worse_end(level), e.better_end(alpha));
@@ -754,33 +847,15 @@ fn ratio_check(
     let log = |s: &&Stats| metric.value(s).max(MIN_MS).ln();
     let yb: Vec<f64> = b.iter().map(log).collect();
     let yc: Vec<f64> = c.iter().map(log).collect();
-    let (mb, mc) = (mean(&yb), mean(&yc));
-    decision.baseline = Some(mb.exp());
-    decision.current = Some(mc.exp());
-    let (d, sd, se, df) = match design {
-        Design::Independent => {
-            let df = (yb.len() + yc.len()) as f64 - 2.0;
-            let ss = sum_sq(&yb, mb) + sum_sq(&yc, mc);
-            let sd = if df > 0.0 { (ss / df).sqrt() } else { 0.0 };
-            let sd = sd.max(RESOLUTION);
-            let se = sd * (1.0 / yb.len() as f64 + 1.0 / yc.len() as f64).sqrt();
-            (mc - mb, sd, se, df)
-        }
-        Design::Paired => {
-            let diffs: Vec<f64> = yc.iter().zip(&yb).map(|(c, b)| c - b).collect();
-            let d = mean(&diffs);
-            let df = diffs.len() as f64 - 1.0;
-            let sd = if df > 0.0 {
-                (sum_sq(&diffs, d) / df).sqrt()
-            } else {
-                0.0
-            };
-            let sd = sd.max(RESOLUTION);
-            (d, sd, sd / (diffs.len() as f64).sqrt(), df)
-        }
+    let full_df = match design {
+        Design::Independent => (yb.len() + yc.len()) as f64 - 2.0,
+        Design::Paired => yb.len() as f64 - 1.0,
     };
-    decision.change = Some(d.exp_m1());
-    if df < 1.0 {
+    if full_df < 1.0 {
+        let d = mean(&yc) - mean(&yb);
+        decision.baseline = Some(mean(&yb).exp());
+        decision.current = Some(mean(&yc).exp());
+        decision.change = Some(d.exp_m1());
         let need = match design {
             Design::Independent => "at least 3 rounds in all",
             Design::Paired => "at least 2 A/B pairs",
@@ -800,15 +875,229 @@ fn ratio_check(
     } else {
         f64::INFINITY
     };
+    let share = outlier_share();
+    let fits = fits(design, &yb, &yc, higher_is_worse, share);
+    // The estimate: the most rounds set aside at the run's alpha, the loosest level any of this
+    // check's decisions is taken at.
+    let chosen = (0..fits.len())
+        .rev()
+        .find(|&k| fits[k].gate <= opts.alpha)
+        .unwrap_or(0);
+    let f = &fits[chosen];
+    decision.baseline = Some(f.mean_b.exp());
+    decision.current = Some(f.mean_c.exp());
+    decision.change = Some((f.mean_c - f.mean_b).exp_m1());
     Evidence::Ratio(RatioTest {
-        w: if higher_is_worse { d } else { -d },
+        fits,
         boundary,
+        higher_is_worse,
+        design,
+        share,
+        chosen,
+    })
+}
+
+/// The share of a check's level spent on setting disturbed rounds aside (see the module comment).
+pub(crate) const OUTLIER_SHARE: f64 = 0.1;
+
+/// At most this fraction of the rounds (pairs) is set aside, and never so many that fewer than 3
+/// pairs, or 4 rounds in all, remain.
+const MAX_ASIDE: f64 = 0.3;
+
+#[cfg(test)]
+thread_local! {
+    static PLAIN_T: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the plain t-intervals (no round set aside, no share spent on it) on this thread:
+/// the method before, for the simulated comparison.
+#[cfg(test)]
+pub(crate) fn with_plain_t<R>(f: impl FnOnce() -> R) -> R {
+    PLAIN_T.with(|p| p.set(true));
+    let out = f();
+    PLAIN_T.with(|p| p.set(false));
+    out
+}
+
+fn outlier_share() -> f64 {
+    #[cfg(test)]
+    if PLAIN_T.with(|p| p.get()) {
+        return 0.0;
+    }
+    OUTLIER_SHARE
+}
+
+/// The planned length of the outlier sequence for `n` pairs (paired) or `n` rounds in all
+/// (independent): fixed by the counts alone, before any value is seen, since it splits the share.
+fn planned_steps(design: Design, n: usize) -> usize {
+    let keep = match design {
+        Design::Paired => 3,
+        Design::Independent => 4,
+    };
+    ((MAX_ASIDE * n as f64).ceil() as usize).min(n.saturating_sub(keep))
+}
+
+/// The fit on every round, then one per step of the outlier sequence with the rounds set aside so far.
+fn fits(design: Design, yb: &[f64], yc: &[f64], higher_is_worse: bool, share: f64) -> Vec<Fit> {
+    let (points, groups): (Vec<(usize, f64)>, usize) = match design {
+        Design::Paired => (yc.iter().zip(yb).map(|(c, b)| (0, c - b)).collect(), 1),
+        Design::Independent => (
+            yb.iter()
+                .map(|&y| (0, y))
+                .chain(yc.iter().map(|&y| (1, y)))
+                .collect(),
+            2,
+        ),
+    };
+    let steps = if share > 0.0 {
+        planned_steps(design, points.len())
+    } else {
+        0
+    };
+    let mut kept = vec![true; points.len()];
+    let mut out = vec![fit(design, yb, yc, &kept, higher_is_worse)];
+    let mut worst: f64 = 0.0;
+    for step in outlier_sequence(&points, groups, steps) {
+        kept[step.index] = false;
+        worst = worst.max(step.residual);
+        let mut f = fit(design, yb, yc, &kept, higher_is_worse);
+        f.worst = worst.exp();
+        f.gate = step.p * steps as f64 / share;
+        out.push(f);
+    }
+    out
+}
+
+/// The t-interval on the kept rounds: `kept` indexes the pairs (paired), or the baseline rounds then
+/// the current ones (independent).
+fn fit(design: Design, yb: &[f64], yc: &[f64], kept: &[bool], higher_is_worse: bool) -> Fit {
+    let pick = |v: &[f64], keep: &[bool]| -> Vec<f64> {
+        v.iter()
+            .zip(keep)
+            .filter(|(_, &k)| k)
+            .map(|(&y, _)| y)
+            .collect()
+    };
+    let (kb, kc) = match design {
+        Design::Paired => (pick(yb, kept), pick(yc, kept)),
+        Design::Independent => (pick(yb, &kept[..yb.len()]), pick(yc, &kept[yb.len()..])),
+    };
+    let (mb, mc) = (mean(&kb), mean(&kc));
+    let (d, sd, se, df) = match design {
+        Design::Independent => {
+            let df = (kb.len() + kc.len()) as f64 - 2.0;
+            let sd = (sum_sq(&kb, mb) + sum_sq(&kc, mc)) / df;
+            let sd = sd.sqrt().max(RESOLUTION);
+            let se = sd * (1.0 / kb.len() as f64 + 1.0 / kc.len() as f64).sqrt();
+            (mc - mb, sd, se, df)
+        }
+        Design::Paired => {
+            let diffs: Vec<f64> = kc.iter().zip(&kb).map(|(c, b)| c - b).collect();
+            let d = mean(&diffs);
+            let df = diffs.len() as f64 - 1.0;
+            let sd = (sum_sq(&diffs, d) / df).sqrt().max(RESOLUTION);
+            (d, sd, sd / (diffs.len() as f64).sqrt(), df)
+        }
+    };
+    Fit {
+        w: if higher_is_worse { d } else { -d },
         se,
         df,
         sd,
-        higher_is_worse,
-        design,
-    })
+        mean_b: mb,
+        mean_c: mc,
+        aside_b: yb.len() - kb.len(),
+        aside_c: yc.len() - kc.len(),
+        worst: 1.0,
+        gate: 0.0,
+    }
+}
+
+/// One step of the outlier sequence.
+struct Step {
+    /// The point set aside (index into the points).
+    index: usize,
+    /// Its Bonferroni p-value: the chance, were every kept round a plain normal draw, that some
+    /// kept round would lie this far off the others.
+    p: f64,
+    /// How far it lay off the mean of the others of its group, in log terms.
+    residual: f64,
+}
+
+/// The generalised extreme studentised deviate sequence: at each of `steps` steps, the kept point
+/// furthest from the others of its group, in units of the spread of all other kept points (its
+/// studentised deleted residual, exactly Student's t with `m − 1 − groups` degrees of freedom for a
+/// point fixed in advance, m points kept), Bonferroni-corrected over the points it was the largest
+/// of; then it is set aside and the next step looks at the rest. Setting the most extreme point
+/// aside first and testing each step on the rest is what keeps one outlier from hiding another.
+/// `points`: (group, value), groups numbered from 0.
+fn outlier_sequence(points: &[(usize, f64)], groups: usize, steps: usize) -> Vec<Step> {
+    // Centred per group, so that sums of squares do not cancel.
+    let centre: Vec<f64> = (0..groups)
+        .map(|g| {
+            let v: Vec<f64> = points.iter().filter(|p| p.0 == g).map(|p| p.1).collect();
+            if v.is_empty() {
+                0.0
+            } else {
+                mean(&v)
+            }
+        })
+        .collect();
+    let points: Vec<(usize, f64)> = points.iter().map(|&(g, y)| (g, y - centre[g])).collect();
+    let mut kept = vec![true; points.len()];
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        let (mut count, mut sum, mut sq) =
+            (vec![0usize; groups], vec![0.0; groups], vec![0.0; groups]);
+        for (&(g, y), _) in points.iter().zip(&kept).filter(|(_, &k)| k) {
+            count[g] += 1;
+            sum[g] += y;
+            sq[g] += y * y;
+        }
+        let ss = |n: usize, s: f64, q: f64| {
+            if n == 0 {
+                0.0
+            } else {
+                (q - s * s / n as f64).max(0.0)
+            }
+        };
+        let ss_all: f64 = (0..groups).map(|g| ss(count[g], sum[g], sq[g])).sum();
+        let m: usize = count.iter().sum();
+        // Without the point: m − 1 values around `groups` means.
+        let df = m as f64 - 1.0 - groups as f64;
+        if df < 1.0 {
+            break;
+        }
+        let mut eligible = 0;
+        let mut best: Option<(usize, f64, f64)> = None;
+        for (i, &(g, y)) in points.iter().enumerate() {
+            // A group's last round has no others to be compared with.
+            if !kept[i] || count[g] < 2 {
+                continue;
+            }
+            eligible += 1;
+            let n = (count[g] - 1) as f64;
+            let s = sum[g] - y;
+            let rest = ss_all - ss(count[g], sum[g], sq[g]) + ss(count[g] - 1, s, sq[g] - y * y);
+            // Never below the histograms' resolution: identical rounds are no licence to set one aside.
+            let sd = (rest.max(0.0) / df).sqrt().max(RESOLUTION);
+            let residual = (y - s / n).abs();
+            let t = residual / (sd * (1.0 + 1.0 / n).sqrt());
+            if best.is_none_or(|b| t > b.1) {
+                best = Some((i, t, residual));
+            }
+        }
+        let Some((index, t, residual)) = best else {
+            break;
+        };
+        kept[index] = false;
+        out.push(Step {
+            index,
+            p: (2.0 * eligible as f64 * t_sf(t, df)).min(1.0),
+            residual,
+        });
+    }
+    out
 }
 
 fn mean(v: &[f64]) -> f64 {
