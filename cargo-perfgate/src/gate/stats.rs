@@ -216,18 +216,33 @@ struct Fit {
 }
 
 impl RatioTest {
-    /// The fits usable at `level`.
-    fn usable(&self, level: f64) -> impl Iterator<Item = &Fit> {
-        self.fits.iter().filter(move |f| f.gate <= level)
-    }
-
     /// The level each fit's own t-test is held to.
     fn t_level(&self, level: f64) -> f64 {
         level * (1.0 - self.share)
     }
 
-    /// p-value of H0 "the change is within the tolerance": the smallest level at which some usable
-    /// fit's t-test at `(1 − share) × level` rejects it.
+    /// The fit a test at each level uses, as (from level, up to level, fit): the one with the most
+    /// rounds set aside among those whose gate the level reaches (all rounds below the lowest gate).
+    fn regimes(&self) -> Vec<(f64, f64, usize)> {
+        let mut starts: Vec<f64> = self.fits.iter().map(|f| f.gate).collect();
+        starts.sort_by(f64::total_cmp);
+        starts.dedup();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(j, &from)| {
+                let to = starts.get(j + 1).copied().unwrap_or(f64::INFINITY);
+                let k = (0..self.fits.len())
+                    .rev()
+                    .find(|&k| self.fits[k].gate <= from)
+                    .unwrap_or(0);
+                (from, to, k)
+            })
+            .collect()
+    }
+
+    /// p-value of H0 "the change is within the tolerance": the smallest level at which the fit that
+    /// level uses rejects it with its t-test at `(1 − share) × level`.
     fn p_fail(&self) -> f64 {
         self.p_min(|f| t_sf((f.w - self.boundary) / f.se, f.df))
     }
@@ -238,29 +253,45 @@ impl RatioTest {
     }
 
     fn p_min(&self, p: impl Fn(&Fit) -> f64) -> f64 {
-        self.fits
-            .iter()
-            .map(|f| f.gate.max(p(f) / (1.0 - self.share)))
+        self.regimes()
+            .into_iter()
+            .map(|(from, to, k)| {
+                let at = from.max(p(&self.fits[k]) / (1.0 - self.share));
+                if at < to {
+                    at
+                } else {
+                    1.0
+                }
+            })
             .fold(1.0, f64::min)
     }
 
-    /// The end of the interval on the worse side, as a relative change: the highest lower bound of
-    /// the fits usable at `level`.
+    /// The end of the interval on the worse side, as a relative change: the highest lower bound that
+    /// any level up to `level` gives (so that it lies beyond the tolerance exactly when
+    /// `p_fail() ≤ level`).
     fn worse_end(&self, level: f64) -> f64 {
-        let q = |f: &Fit| t_quantile_upper(self.t_level(level), f.df);
         let w = self
-            .usable(level)
-            .map(|f| f.w - q(f) * f.se)
+            .regimes()
+            .into_iter()
+            .filter(|r| r.0 <= level)
+            .map(|(_, to, k)| {
+                let f = &self.fits[k];
+                f.w - t_quantile_upper(self.t_level(to.min(level)), f.df) * f.se
+            })
             .fold(f64::NEG_INFINITY, f64::max);
         self.to_change(w)
     }
 
     /// The end on the better side: the lowest upper bound.
     fn better_end(&self, level: f64) -> f64 {
-        let q = |f: &Fit| t_quantile_upper(self.t_level(level), f.df);
         let w = self
-            .usable(level)
-            .map(|f| f.w + q(f) * f.se)
+            .regimes()
+            .into_iter()
+            .filter(|r| r.0 <= level)
+            .map(|(_, to, k)| {
+                let f = &self.fits[k];
+                f.w + t_quantile_upper(self.t_level(to.min(level)), f.df) * f.se
+            })
             .fold(f64::INFINITY, f64::min);
         self.to_change(w)
     }
@@ -895,6 +926,23 @@ fn ratio_check(
         share,
         chosen,
     })
+}
+
+/// The p-values (Fail, Pass) of a latency check on A/B pairs whose log ratios head/base are `diffs`,
+/// against a tolerance of `boundary` on the log scale: the per-check test alone, for simulations.
+#[cfg(test)]
+pub(crate) fn paired_p_values(diffs: &[f64], boundary: f64) -> (f64, f64) {
+    let zeros = vec![0.0; diffs.len()];
+    let share = outlier_share();
+    let r = RatioTest {
+        fits: fits(Design::Paired, &zeros, diffs, true, share),
+        boundary,
+        higher_is_worse: true,
+        design: Design::Paired,
+        share,
+        chosen: 0,
+    };
+    (r.p_fail(), r.p_pass())
 }
 
 /// The share of a check's level spent on setting disturbed rounds aside (see the module comment).
