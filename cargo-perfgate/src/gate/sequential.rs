@@ -37,7 +37,9 @@
 //! # Noise floor
 //! `cargo perfgate calibrate` runs the same build on both sides; [`noise_floor`] turns those A/A pairs
 //! into, per check, the smallest change the budget's pairs could tell apart from none with ~95%
-//! power at the last look's level: `(t_{alpha_look} + t_{0.05}) × sd / √pairs` in log terms. A
+//! power at the last look's level: `(t_{0.9 alpha_look} + t_{0.05}) × sd / √pairs` in log terms (a
+//! check's t-test gets 90% of its level, the rest pays for setting disturbed pairs aside; `sd` is
+//! that of the pairs kept, so a disturbed calibration pair does not raise the floor). A
 //! declared tolerance below it cannot be certified within the budget (an unchanged scenario would not
 //! Pass), so [`decide_look`] holds such a check to the floor instead and says so in its note.
 //!
@@ -487,7 +489,7 @@ pub fn noise_floor(
     out
 }
 
-/// `(t_{alpha_look} + t_{0.05}) × sd / √n` on the log scale (n − 1 degrees of freedom, as the last
+/// `(t_{0.9 alpha_look} + t_{0.05}) × sd / √n` on the log scale (n − 1 degrees of freedom, as the last
 /// look's paired interval has), as a relative slowdown, or a relative drop for throughput.
 pub(crate) fn floor_of(metric: Metric, sd: f64, pairs: usize, alpha_look: f64) -> f64 {
     let n = pairs.max(2) as f64;
