@@ -145,8 +145,8 @@
 //! # Simulated calibration
 //! 3 current vs 5 baseline rounds, 17 checks per run, tolerance 10%, 200 runs per row (details and
 //! the full table in `sim.rs`): runs with any Fail 0% unchanged, 0% at +5%, 1.5% at exactly +10%;
-//! the iteration's p99 Fails in 10.5% of runs at +15%, 40% at +20%, 89% at +25%, 98% at +30% (some
-//! check Fails in 53%, 96.5%, 100%, 100%). Detecting a 15% slowdown against a 10% tolerance in 95%
+//! the iteration's p99 Fails in 10% of runs at +15%, 38% at +20%, 87.5% at +25%, 98% at +30% (some
+//! check Fails in 50%, 96%, 100%, 100%). Detecting a 15% slowdown against a 10% tolerance in 95%
 //! of runs takes 20–25 rounds a side for a p99 of 2000-request rounds with ~4% round-to-round noise
 //! (89.5% at 20 vs 20): no honest method does it with 3 vs 5 rounds.
 
