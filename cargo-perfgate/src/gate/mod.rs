@@ -2,8 +2,8 @@
 //! outcomes and false alarms controlled across every check of a run (see DESIGN-NOTES "The gate").
 //!
 //! This file holds the types the rest of the crate (baseline, reports) uses; `stats.rs` the method
-//! (why a t-interval on log round values and not a bootstrap, and how rounds disturbed by a neighbour
-//! are set aside: see its module comment), `dist.rs` the distributions it needs.
+//! (why a t-interval on log round values and not a bootstrap: see its module comment), `dist.rs` the
+//! distributions it needs.
 
 use std::collections::BTreeMap;
 
