@@ -90,6 +90,31 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A check not compared (yet): no values, no interval; `note` says why.
+    pub fn not_comparable(
+        scenario: &str,
+        request: Option<String>,
+        metric: Metric,
+        tolerance: f64,
+        note: String,
+    ) -> Decision {
+        Decision {
+            scenario: scenario.to_string(),
+            request,
+            metric,
+            outcome: Outcome::NotComparable,
+            baseline: None,
+            current: None,
+            change: None,
+            change_low: None,
+            change_high: None,
+            tolerance,
+            rounds_baseline: 0,
+            rounds_current: 0,
+            note,
+        }
+    }
+
     /// `pay.p99`, or `p99` for the whole iteration.
     pub fn check_name(&self) -> String {
         match &self.request {

@@ -860,21 +860,8 @@ fn check(
     metric: Metric,
     tolerance: f64,
 ) -> Pending {
-    let mut decision = Decision {
-        scenario: pair.scenario.to_string(),
-        request: s.request(),
-        metric,
-        outcome: Outcome::NotComparable,
-        baseline: None,
-        current: None,
-        change: None,
-        change_low: None,
-        change_high: None,
-        tolerance,
-        rounds_baseline: 0,
-        rounds_current: 0,
-        note: String::new(),
-    };
+    let mut decision =
+        Decision::not_comparable(pair.scenario, s.request(), metric, tolerance, String::new());
     let (b, c) = match rounds(pair, design, s) {
         Ok(bc) => bc,
         Err(why) => {
