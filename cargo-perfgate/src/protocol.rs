@@ -11,6 +11,7 @@ use perfgate_runtime::format::{self, ScenarioResult, ScenarioSpec};
 use serde::de::DeserializeOwned;
 
 use crate::files::tail_lines;
+use crate::gate::RoundStats;
 
 /// Clears the caller's `PERFGATE_*` variables, so only what perfgate sets reaches a scenario, and
 /// the secrets no child gets.
@@ -95,9 +96,16 @@ pub enum ReadError {
     Invalid(String),
 }
 
-/// Reads a scenario's results file (schema checked first).
+/// Reads a scenario's results file (schema checked first, then every number).
 pub fn read_result(path: &Path) -> Result<ScenarioResult, ReadError> {
-    read_json(path, "results", true)
+    let r: ScenarioResult = read_json(path, "results", true)?;
+    RoundStats::from(&r).validate().map_err(|e| {
+        ReadError::Invalid(format!(
+            "the scenario wrote impossible results in {} ({e})",
+            path.display()
+        ))
+    })?;
+    Ok(r)
 }
 
 /// Reads a scenario's spec file (schema checked first).
