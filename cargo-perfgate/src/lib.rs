@@ -10,6 +10,7 @@ pub mod build;
 pub mod check;
 pub mod cli;
 pub mod compare;
+pub mod cost;
 pub mod discover;
 pub mod error;
 pub mod gate;
