@@ -3,3 +3,9 @@
 
 pub mod callgrind;
 pub mod dhat;
+pub mod idle;
+pub mod valgrind;
+pub mod window;
+
+pub use valgrind::{CostError, CostRun, Tool, Valgrind};
+pub use window::{Window, WindowFiles};
