@@ -22,6 +22,8 @@
 pub mod callgrind;
 pub mod dhat;
 pub mod idle;
+#[cfg(test)]
+mod live;
 pub mod valgrind;
 pub mod window;
 
