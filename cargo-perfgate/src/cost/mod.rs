@@ -13,11 +13,12 @@
 //!
 //! Measured on predict-service (POST /predict, ~97k instructions per request; GET /items/{id},
 //! ~13k), 200 iterations after 50 of warm-up, 3 runs on a shared 2-core machine and 3 with both
-//! cores busy: instructions spread 0.003% and 0.03%, syscalls and allocations identical. Without
-//! the CPU pin and the idle wait the same runs spread 0.7–1.4% (instructions) and 3–12%
-//! (syscalls). What remains: hash tables seeded at random per process (probe lengths), and work
-//! the service does per wall-clock second (hyper re-renders its Date header: ~640 instructions a
-//! second of window, more when the machine is slow).
+//! cores busy: instructions spread 0.003% (predict) and at most 0.03% (items); syscalls and
+//! allocations identical. Without the CPU pin and the idle wait the same runs spread up to 1.4%
+//! (instructions) and 12% (syscalls). What remains: hash tables seeded at random per process
+//! (probe lengths), and work the service does per wall-clock second (hyper re-renders its Date
+//! header: ~640 instructions per second of window, so more per iteration when the machine is
+//! slow). Opening a window costs a constant few hundred instructions (see [`window`]).
 
 pub mod callgrind;
 pub mod dhat;

@@ -236,7 +236,7 @@ impl CostRun {
     /// Restricts the spawned process to one CPU. Runtimes that size their thread pools by the
     /// CPUs they may use (tokio, rayon: `available_parallelism`) then start one worker, which
     /// removes the work-stealing and malloc-arena variation that otherwise moves the counts
-    /// by up to 1.5% between runs.
+    /// by up to 1.4% between runs.
     pub fn pin(&self, cmd: &mut Command) {
         if let Some(cpu) = self.cpu {
             pin_to_cpu(cmd, cpu);
