@@ -9,6 +9,7 @@ pub mod ab;
 pub mod baseline;
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod discover;
 pub mod error;
 pub mod files;
