@@ -163,10 +163,16 @@ pub fn try_reap(child: &mut Child) -> std::io::Result<Option<ExitStatus>> {
 
 /// Stops the child's whole process group: SIGTERM, up to `grace` for the leader to exit, SIGKILL; then
 /// reaps the leader and kills whatever else is left in the group. Returns the leader's exit status.
+///
+/// Descendants that left the group (a server whose workers call `setsid`, as PostgreSQL's do) are
+/// listed before the SIGTERM, left to the leader to stop during the grace, and SIGKILLed if they
+/// outlive it.
 pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
     let pgid = child.id() as i32;
+    let tree = descendants(child.id());
     if let Some(status) = try_reap(child)? {
         signal_group(pgid, libc::SIGKILL);
+        kill_survivors(&tree);
         return Ok(status);
     }
     signal_group(pgid, libc::SIGTERM);
@@ -175,6 +181,7 @@ pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStat
         if let Some(status) = try_reap(child)? {
             // Grandchildren that ignored SIGTERM would otherwise be orphans.
             signal_group(pgid, libc::SIGKILL);
+            kill_survivors(&tree);
             return Ok(status);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -183,6 +190,8 @@ pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStat
     let mut reg = registry();
     let status = child.wait()?;
     reg.remove(&pgid);
+    drop(reg);
+    kill_survivors(&tree);
     Ok(status)
 }
 
@@ -273,6 +282,92 @@ impl Drop for ChildGuard {
         if let Some(child) = self.child.as_mut() {
             // Already exited: just reaps it (and any leftover group members get SIGKILL).
             let _ = terminate(child, Duration::from_secs(2));
+        }
+    }
+}
+
+/// Direct children of `pid`: the union of `/proc/<pid>/task/*/children` (a child belongs to the thread
+/// that forked it). Kernels without that file fall back to scanning every process's parent pid.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut have_children_file = false;
+    for task in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(task.path().join("children")) {
+            have_children_file = true;
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    if !have_children_file {
+        out = children_by_scan(pid);
+    }
+    out
+}
+
+fn children_by_scan(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = s
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
+            ppid == Some(pid)
+        })
+        .collect()
+}
+
+/// A process of a tree at the time it was listed: its pid and start time (clock ticks after boot), so a
+/// pid the kernel reused since is never signalled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Member {
+    pid: u32,
+    started: u64,
+}
+
+/// The start time (field 22 of `/proc/<pid>/stat`) of a live, non-zombie process.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    // After the command name, index 0 is field 3 (state), so field 22 is index 19.
+    fields.get(19)?.parse().ok()
+}
+
+/// Every descendant of `root` (not `root` itself), found down `/proc`'s child lists.
+fn descendants(root: u32) -> Vec<Member> {
+    let mut out = Vec::new();
+    let mut stack = children(root);
+    let mut seen = BTreeSet::new();
+    // Bounded: each pid is visited once, and /proc holds finitely many.
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(started) = start_time(pid) {
+            out.push(Member { pid, started });
+        }
+        stack.extend(children(pid));
+    }
+    out
+}
+
+/// SIGKILL to the members still alive as the same process (same start time, not a zombie).
+fn kill_survivors(members: &[Member]) {
+    for m in members {
+        if start_time(m.pid) == Some(m.started) {
+            // SAFETY: kill(2) has no memory-safety preconditions; the start time was just checked.
+            unsafe {
+                libc::kill(m.pid as libc::pid_t, libc::SIGKILL);
+            }
         }
     }
 }
@@ -415,6 +510,45 @@ mod tests {
         assert!(registered(guard.id()));
         let status = guard.terminate(Duration::from_secs(2)).unwrap();
         assert!(describe_exit(status).contains("signal 15"));
+    }
+
+    #[test]
+    fn terminate_kills_descendants_that_left_the_group() {
+        // The grandchild starts a session of its own (as PostgreSQL's workers do): the group's
+        // signals no longer reach it, and the shell that started it exits on SIGTERM.
+        let mut child = spawn(
+            Command::new("sh")
+                .args(["-c", "setsid sleep 30 & echo $!; wait"])
+                .stdout(std::process::Stdio::piped()),
+        )
+        .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let escaped: i32 = line.trim().parse().unwrap();
+        // setsid execs when it is not a group leader: the pid is the sleeper's, in a new session.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // SAFETY: getsid has no preconditions.
+        while unsafe { libc::getsid(escaped) } != escaped && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            unsafe { libc::getsid(escaped) },
+            escaped,
+            "not in a session of its own"
+        );
+        terminate(&mut child, Duration::from_secs(2)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(escaped) && !is_zombie(escaped) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !alive(escaped) || is_zombie(escaped),
+            "the process {escaped} that left the group survived"
+        );
     }
 
     #[test]
