@@ -372,6 +372,12 @@ fn kill_survivors(members: &[Member]) {
     }
 }
 
+/// Whether `pid` is a live process (not a zombie): for tests that check nothing was left running.
+#[cfg(test)]
+pub fn running(pid: u32) -> bool {
+    start_time(pid).is_some()
+}
+
 /// Human cause of an exit: "exited with status 3", "killed by signal 9 (SIGKILL)".
 pub fn describe_exit(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -433,19 +439,7 @@ mod tests {
     #[test]
     fn terminate_kills_the_whole_group_even_when_sigterm_is_ignored() {
         // The shell ignores SIGTERM and starts a grandchild that ignores it too.
-        let mut child = spawn(
-            Command::new("sh")
-                .args(["-c", "trap '' TERM; sleep 30 & echo $!; wait"])
-                .stdout(std::process::Stdio::piped()),
-        )
-        .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let grandchild: i32 = line.trim().parse().unwrap();
+        let (mut child, grandchild) = spawn_reporting("trap '' TERM; sleep 30 & echo $!; wait");
         let started = Instant::now();
         let status = terminate(&mut child, Duration::from_millis(200)).unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
@@ -455,15 +449,34 @@ mod tests {
             describe_exit(status)
         );
         assert!(!registered(child.id()));
-        // The grandchild was reparented and reaped by init (or a subreaper): give it a moment.
+        assert!(gone(grandchild), "grandchild {grandchild} survived");
+    }
+
+    /// `sh -c script` whose first line of output is a pid: the child and that pid.
+    fn spawn_reporting(script: &str) -> (Child, i32) {
+        let mut child = spawn(
+            Command::new("sh")
+                .args(["-c", script])
+                .stdout(std::process::Stdio::piped()),
+        )
+        .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        (child, line.trim().parse().unwrap())
+    }
+
+    /// Whether `pid` is gone (or a zombie) within 5 s: a killed orphan is reaped by init or a
+    /// subreaper, which takes a moment.
+    fn gone(pid: i32) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(grandchild) && !is_zombie(grandchild) && Instant::now() < deadline {
+        while alive(pid) && !is_zombie(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(
-            !alive(grandchild) || is_zombie(grandchild),
-            "grandchild {grandchild} survived"
-        );
+        !alive(pid) || is_zombie(pid)
     }
 
     fn is_zombie(pid: i32) -> bool {
@@ -516,19 +529,7 @@ mod tests {
     fn terminate_kills_descendants_that_left_the_group() {
         // The grandchild starts a session of its own (as PostgreSQL's workers do): the group's
         // signals no longer reach it, and the shell that started it exits on SIGTERM.
-        let mut child = spawn(
-            Command::new("sh")
-                .args(["-c", "setsid sleep 30 & echo $!; wait"])
-                .stdout(std::process::Stdio::piped()),
-        )
-        .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let escaped: i32 = line.trim().parse().unwrap();
+        let (mut child, escaped) = spawn_reporting("setsid sleep 30 & echo $!; wait");
         // setsid execs when it is not a group leader: the pid is the sleeper's, in a new session.
         let deadline = Instant::now() + Duration::from_secs(5);
         // SAFETY: getsid has no preconditions.
@@ -541,12 +542,8 @@ mod tests {
             "not in a session of its own"
         );
         terminate(&mut child, Duration::from_secs(2)).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(escaped) && !is_zombie(escaped) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         assert!(
-            !alive(escaped) || is_zombie(escaped),
+            gone(escaped),
             "the process {escaped} that left the group survived"
         );
     }

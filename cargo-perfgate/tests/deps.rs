@@ -353,45 +353,38 @@ fn a_dependency_that_never_gets_ready_or_fails_its_setup_is_exit_2_with_its_log_
     let tmp = tmpdir();
     let f = Fixture::new("basic", "deps-fail");
     let original = std::fs::read_to_string(f.manifest()).unwrap();
-    with_dep(
-        &f,
-        &original,
-        r#"command = "sh -c 'echo recovering the write-ahead log on {port}; exec sleep 60'"
+    let cases = [
+        (
+            r#"command = "sh -c 'echo recovering the write-ahead log on {port}; exec sleep 60'"
 ready = { command = "false" }
 startup_timeout = "1s""#,
-    );
-    let out = run(f
-        .perfgate(&["health", "--duration", "1s"])
-        .env("TMPDIR", tmp.path()));
-    assert_eq!(out.code(), Some(2), "{}", out.show());
-    let all = out.all();
-    assert!(
-        all.contains("dependency `db` did not start: it never became ready")
-            && all.contains("`false` did not exit 0")
-            && all.contains("recovering the write-ahead log on"),
-        "{}",
-        out.show()
-    );
-    assert_nothing_left(tmp.path(), &out);
-
-    with_dep(
-        &f,
-        &original,
-        r#"command = "sh -c 'exec sleep 60'"
+            [
+                "dependency `db` did not start: it never became ready",
+                "`false` did not exit 0",
+                "recovering the write-ahead log on",
+            ],
+        ),
+        (
+            r#"command = "sh -c 'exec sleep 60'"
 ready = { command = "true" }
 setup = ["sh -c 'echo ERROR: could not open file data/seed.sql >&2; exit 3'"]"#,
-    );
-    let out = run(f
-        .perfgate(&["health", "--duration", "1s"])
-        .env("TMPDIR", tmp.path()));
-    assert_eq!(out.code(), Some(2), "{}", out.show());
-    let all = out.all();
-    assert!(
-        all.contains("its setup step 1 of 1")
-            && all.contains("exited with status 3")
-            && all.contains("ERROR: could not open file data/seed.sql"),
-        "{}",
-        out.show()
-    );
-    assert_nothing_left(tmp.path(), &out);
+            [
+                "dependency `db` did not start: its setup step 1 of 1",
+                "exited with status 3",
+                "ERROR: could not open file data/seed.sql",
+            ],
+        ),
+    ];
+    for (dep, expected) in cases {
+        with_dep(&f, &original, dep);
+        let out = run(f
+            .perfgate(&["health", "--duration", "1s"])
+            .env("TMPDIR", tmp.path()));
+        assert_eq!(out.code(), Some(2), "{}", out.show());
+        let all = out.all();
+        for e in expected {
+            assert!(all.contains(e), "`{e}` is missing\n{}", out.show());
+        }
+        assert_nothing_left(tmp.path(), &out);
+    }
 }

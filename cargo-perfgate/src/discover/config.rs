@@ -454,7 +454,7 @@ fn parse_command(key: &str, v: &Value) -> std::result::Result<Vec<String>, Strin
             ))
         }
     };
-    if words.first().is_none_or(|w| w.is_empty()) {
+    if words.first().map_or(true, |w| w.is_empty()) {
         return Err(format!("`{key}` is an empty command"));
     }
     Ok(words)

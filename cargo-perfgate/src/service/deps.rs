@@ -331,14 +331,7 @@ mod tests {
         }
     }
 
-    fn alive(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
-    }
+    use crate::procs::running as alive;
 
     #[test]
     fn starts_waits_sets_up_and_stops_leaving_nothing() {

@@ -481,15 +481,7 @@ mod tests {
         }
     }
 
-    fn alive(pid: u32) -> bool {
-        // A reaped process is gone from /proc; an unreaped one would be a zombie (state Z).
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
-    }
+    use crate::procs::running as alive;
 
     fn sh() -> PathBuf {
         PathBuf::from("/bin/sh")

@@ -353,6 +353,20 @@ pub struct Proc {
 
 pub fn our_processes() -> Vec<Proc> {
     let needle = format!("FIXTURE_RUN_TOKEN={}", run_token());
+    live_processes(|p| p.environ.contains(&needle))
+}
+
+/// Live processes whose working directory is under `dir`: a server that rewrote its environment (as
+/// PostgreSQL's workers do with their process titles) cannot be found by [`run_token`], but it runs in
+/// its data directory.
+pub fn processes_in(dir: &Path) -> Vec<Proc> {
+    live_processes(|p| {
+        std::fs::read_link(format!("/proc/{}/cwd", p.pid)).is_ok_and(|cwd| cwd.starts_with(dir))
+    })
+}
+
+/// Every live (not zombie) process of the machine that `keep` selects.
+fn live_processes(keep: impl Fn(&Proc) -> bool) -> Vec<Proc> {
     let mut found = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return found;
@@ -365,16 +379,14 @@ pub fn our_processes() -> Vec<Proc> {
         let live = stat
             .rsplit_once(')')
             .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'));
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        if !live {
             continue;
-        };
-        let environ: Vec<String> = env
+        }
+        let environ: Vec<String> = std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap_or_default()
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
-        if !live || !environ.contains(&needle) {
-            continue;
-        }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| {
                 String::from_utf8_lossy(&b)
@@ -383,47 +395,13 @@ pub fn our_processes() -> Vec<Proc> {
                     .to_string()
             })
             .unwrap_or_default();
-        found.push(Proc {
+        let p = Proc {
             pid,
             cmdline,
             environ,
-        });
-    }
-    found
-}
-
-/// Live processes whose working directory is under `dir`: a server that rewrote its environment (as
-/// PostgreSQL's workers do with their process titles) cannot be found by [`run_token`], but it runs in
-/// its data directory.
-pub fn processes_in(dir: &Path) -> Vec<Proc> {
-    let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
         };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let live = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'));
-        let in_dir =
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir));
-        if live && in_dir {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| {
-                    String::from_utf8_lossy(&b)
-                        .replace('\0', " ")
-                        .trim()
-                        .to_string()
-                })
-                .unwrap_or_default();
-            found.push(Proc {
-                pid,
-                cmdline,
-                environ: Vec::new(),
-            });
+        if keep(&p) {
+            found.push(p);
         }
     }
     found

@@ -18,7 +18,8 @@ use crate::AppState;
 /// How checkout reads and writes an order's lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LineQueries {
-    /// One query per step for all the lines (`= ANY($1)`, `unnest`): a constant number of round trips.
+    /// One query locks all the lines' products (`= ANY($1)`), one writes the order, its lines and the
+    /// stock (`unnest`): four round trips with the transaction's, whatever the order's size.
     Batched,
     /// A read, an insert and an update per line, in a loop: the N+1 pattern, 3 round trips per line.
     PerLine,
@@ -67,16 +68,6 @@ pub async fn checkout(
     let lines = normalise(&cart.lines)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let customer = tx
-        .prepare_cached("SELECT name FROM customers WHERE id = $1")
-        .await?;
-    if tx.query_opt(&customer, &[&cart.customer_id]).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_such_customer",
-            format!("no customer {}", cart.customer_id),
-        ));
-    }
     let (order_id, total) = match state.line_queries {
         LineQueries::Batched => batched(&tx, cart.customer_id, &lines).await?,
         LineQueries::PerLine => per_line(&tx, cart.customer_id, &lines).await?,
@@ -110,6 +101,14 @@ fn normalise(lines: &[CartLine]) -> Result<Vec<(i64, i32)>, ApiError> {
         *merged.entry(l.product_id).or_insert(0) += l.qty;
     }
     Ok(merged.into_iter().collect())
+}
+
+fn unknown_customer(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_customer",
+        format!("no customer {id}"),
+    )
 }
 
 fn unknown_product(id: i64) -> ApiError {
@@ -154,28 +153,32 @@ async fn batched(
         prices.push(price);
         total += i64::from(price) * i64::from(qty);
     }
-    let order = tx
+    // The order, its lines and the stock in one statement: its parts see one snapshot, and the
+    // customer's existence is the order's row.
+    let write = tx
         .prepare_cached(
-            "INSERT INTO orders (customer_id, status, total_cents) VALUES ($1, 'paid', $2) RETURNING id",
+            "WITH o AS (
+                 INSERT INTO orders (customer_id, status, total_cents)
+                 SELECT id, 'paid', $2 FROM customers WHERE id = $1 RETURNING id
+             ), l AS (
+                 INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price_cents)
+                 SELECT o.id, l.n::int, l.id, l.qty, l.price
+                 FROM o, unnest($3::bigint[], $4::int[], $5::int[]) WITH ORDINALITY AS l(id, qty, price, n)
+             ), s AS (
+                 UPDATE products p SET stock = p.stock - l.qty, popularity = p.popularity + l.qty
+                 FROM unnest($3::bigint[], $4::int[]) AS l(id, qty)
+                 WHERE p.id = l.id AND EXISTS (SELECT 1 FROM o)
+             )
+             SELECT id FROM o",
         )
         .await?;
-    let order_id: i64 = tx.query_one(&order, &[&customer, &total]).await?.get(0);
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO order_lines (order_id, line_no, product_id, qty, unit_price_cents)
-             SELECT $1, l.n::int, l.id, l.qty, l.price
-             FROM unnest($2::bigint[], $3::int[], $4::int[]) WITH ORDINALITY AS l(id, qty, price, n)",
-        )
-        .await?;
-    tx.execute(&insert, &[&order_id, &ids, &qtys, &prices])
-        .await?;
-    let take = tx
-        .prepare_cached(
-            "UPDATE products p SET stock = p.stock - l.qty, popularity = p.popularity + l.qty
-             FROM unnest($1::bigint[], $2::int[]) AS l(id, qty) WHERE p.id = l.id",
-        )
-        .await?;
-    tx.execute(&take, &[&ids, &qtys]).await?;
+    let Some(row) = tx
+        .query_opt(&write, &[&customer, &total, &ids, &qtys, &prices])
+        .await?
+    else {
+        return Err(unknown_customer(customer));
+    };
+    let order_id: i64 = row.get(0);
     Ok((order_id, total))
 }
 
@@ -184,6 +187,12 @@ async fn per_line(
     customer: i64,
     lines: &[(i64, i32)],
 ) -> Result<(i64, i64), ApiError> {
+    let known = tx
+        .prepare_cached("SELECT 1 FROM customers WHERE id = $1")
+        .await?;
+    if tx.query_opt(&known, &[&customer]).await?.is_none() {
+        return Err(unknown_customer(customer));
+    }
     let order = tx
         .prepare_cached(
             "INSERT INTO orders (customer_id, status, total_cents) VALUES ($1, 'paid', 0) RETURNING id",

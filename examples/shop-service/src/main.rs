@@ -73,20 +73,19 @@ fn parse_args() -> Result<Args, String> {
             .map_err(|_| format!("not a port number: {p:?}"))?,
         None => 8080,
     };
-    let database_url = database_url
-        .ok_or("no database: set DATABASE_URL or pass --database-url postgres://…")?;
+    let database_url =
+        database_url.ok_or("no database: set DATABASE_URL or pass --database-url postgres://…")?;
     let pool = match pool {
-        Some(p) => p
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or(format!("the pool size must be a positive number, not {p:?}"))?,
+        Some(p) => p.parse::<usize>().ok().filter(|&n| n > 0).ok_or(format!(
+            "the pool size must be a positive number, not {p:?}"
+        ))?,
         None => 8,
     };
     let line_queries = match line_queries.as_deref() {
         None | Some("") => checkout::DEFAULT_LINE_QUERIES,
-        Some(v) => LineQueries::parse(v)
-            .ok_or(format!("line queries must be `batched` or `per-line`, not {v:?}"))?,
+        Some(v) => LineQueries::parse(v).ok_or(format!(
+            "line queries must be `batched` or `per-line`, not {v:?}"
+        ))?,
     };
     Ok(Args {
         addr: SocketAddr::new(host, port),
