@@ -85,18 +85,31 @@ fn kill_all(sig: i32) {
     }
 }
 
+/// Descendants of the registered groups' leaders that were listed when the user interrupted, before
+/// anything was signalled: once a leader dies, its children are re-parented and no longer found under it.
+fn escapees() -> MutexGuard<'static, Vec<Member>> {
+    static ESCAPEES: Mutex<Vec<Member>> = Mutex::new(Vec::new());
+    ESCAPEES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// SIGTERM to every registered group; then, after `grace`, SIGKILL to the groups the main thread has
-/// not reaped by then.
+/// not reaped by then, and to the descendants that left them.
 fn terminate_all(grace: Duration) {
-    kill_all(libc::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if registry().is_empty() {
-            return;
+    {
+        // Listed and signalled under the registry's lock, so `terminate` in the main thread either
+        // lists a live tree itself or finds this list filled.
+        let reg = registry();
+        escapees().extend(reg.iter().flat_map(|pgid| descendants(*pgid as u32)));
+        for pgid in reg.iter() {
+            signal_group(*pgid, libc::SIGTERM);
         }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && !registry().is_empty() {
         std::thread::sleep(Duration::from_millis(20));
     }
     kill_all(libc::SIGKILL);
+    kill_survivors(&escapees());
 }
 
 /// Sends `sig` to the process group `pgid`. Errors (the group is already gone) are irrelevant here.
@@ -169,7 +182,13 @@ pub fn try_reap(child: &mut Child) -> std::io::Result<Option<ExitStatus>> {
 /// outlive it.
 pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
     let pgid = child.id() as i32;
-    let tree = descendants(child.id());
+    let tree = {
+        let _reg = registry();
+        let mut tree = descendants(child.id());
+        // On an interrupt the watcher may have signalled the leader first; it listed the tree then.
+        tree.extend(escapees().iter().copied());
+        tree
+    };
     if let Some(status) = try_reap(child)? {
         signal_group(pgid, libc::SIGKILL);
         kill_survivors(&tree);

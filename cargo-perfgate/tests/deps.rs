@@ -13,8 +13,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use common::{assert_no_leftovers, git, processes_in, run, serial, Fixture, Output};
+use common::{
+    assert_no_leftovers, git, our_processes, processes_in, run, serial, Fixture, Output, Running,
+};
 
 /// Short windows: the tests check the lifecycle and the verdicts, not the figures.
 const WINDOW: [&str; 4] = ["--duration", "2s", "--warmup", "500ms"];
@@ -83,7 +86,13 @@ fn tmpdir() -> tempfile::TempDir {
 /// workers rewrite their environment but run in their data directory), no temporary cluster.
 fn assert_nothing_left(tmp: &Path, out: &Output) {
     assert_no_leftovers();
-    let procs = processes_in(tmp);
+    // A process being killed gets a second to go.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut procs = processes_in(tmp);
+    while !procs.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        procs = processes_in(tmp);
+    }
     assert!(
         procs.is_empty(),
         "processes outlived the run in {}: {:?}\n{}",
@@ -387,4 +396,50 @@ setup = ["sh -c 'echo ERROR: could not open file data/seed.sql >&2; exit 3'"]"#,
         }
         assert_nothing_left(tmp.path(), &out);
     }
+}
+
+#[test]
+fn ctrl_c_stops_a_dependency_and_the_workers_that_left_its_group() {
+    let _turn = serial();
+    let tmp = tmpdir();
+    let f = Fixture::new("basic", "deps-ctrl-c");
+    let original = std::fs::read_to_string(f.manifest()).unwrap();
+    // Like PostgreSQL: a worker in a session of its own (out of reach of the group's signals) that
+    // ignores SIGTERM, working in the dependency's directory.
+    with_dep(
+        &f,
+        &original,
+        r#"command = ["sh", "-c", "cd {dir}; setsid sh -c 'trap \"\" TERM; while :; do sleep 0.2; done' & exec sleep 60"]
+ready = { command = "true" }"#,
+    );
+    let mut running = Running::spawn(
+        f.perfgate(&["health", "--duration", "30s"])
+            .env("TMPDIR", tmp.path()),
+    );
+    let deadline = Instant::now() + common::RUN_TIMEOUT;
+    while !our_processes()
+        .iter()
+        .any(|p| p.environ.iter().any(|v| v == "PERFGATE_MODE=run"))
+    {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            panic!(
+                "ended ({status}) before the scenario ran: {}",
+                running.wait(Duration::ZERO).show()
+            );
+        }
+        assert!(Instant::now() < deadline, "the scenario never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !processes_in(tmp.path()).is_empty(),
+        "the dependency's worker is not running"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(running.child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let out = running.wait(Duration::from_secs(30));
+    assert_eq!(out.code(), Some(130), "{}", out.show());
+    assert_nothing_left(tmp.path(), &out);
 }
