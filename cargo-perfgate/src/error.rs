@@ -30,9 +30,11 @@ pub enum Error {
     Build(String),
     #[error("{0}")]
     Discovery(String),
-    #[error("service `{name}` did not start: {cause}\n{log_tail}")]
-    ServiceStart {
-        name: String,
+    /// A service or a dependency that did not start, never got ready, or whose setup failed.
+    #[error("{what} did not start: {cause}\n{log_tail}")]
+    Start {
+        /// "service `api`", "dependency `db`"
+        what: String,
         cause: String,
         log_tail: String,
     },
@@ -65,7 +67,7 @@ impl Error {
             | Error::Config { .. }
             | Error::Build(_)
             | Error::Discovery(_)
-            | Error::ServiceStart { .. }
+            | Error::Start { .. }
             | Error::Scenario(_)
             | Error::Baseline(_)
             | Error::Corrupt(_)

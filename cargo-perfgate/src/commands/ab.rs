@@ -33,6 +33,7 @@ pub fn run(
                 .into(),
         ));
     }
+    ab::require_own_deps(runs, "--ab")?;
     let root = found.root();
     let repo = git::open(root).ok_or_else(|| {
         Error::Baseline(format!(

@@ -27,6 +27,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
     let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
     let (runs, _) = load::prepare(common, &args.load, &found, ui)?;
+    ab::require_own_deps(&runs, "calibrate")?;
     // The same build on both sides: two instances of each service, each with its own `Services`.
     let twins = runs.clone();
     let (_, run_dir) = rundir::new_run_dir(&found.ws)?;

@@ -339,7 +339,7 @@ pub fn run_scenario(
         (Some(e), Some(d)) => Some(format!("{d}\n{e}")),
         (e, d) => d.or(e),
     };
-    report.spec_parts = spec_parts(&spec, &run.pkg.root, opts.window(&spec));
+    report.spec_parts = spec_parts(&spec, run.pkg, opts.window(&spec));
     if results.len() > 1 {
         report.rounds = results.iter().map(RoundStats::from).collect();
     }
