@@ -34,8 +34,13 @@ pub mod env {
     /// Overrides of the declared measured duration and warmup, in milliseconds (tiers, tests).
     pub const DURATION_MS: &str = "PERFGATE_DURATION_MS";
     pub const WARMUP_MS: &str = "PERFGATE_WARMUP_MS";
-    /// `1`: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    /// `1`: speak HTTP/2 instead of HTTP/1.1: with prior knowledge (h2c) over `http://`, agreed
+    /// by ALPN over `https://`.
     pub const HTTP2: &str = "PERFGATE_HTTP2";
+    /// A PEM file of CA certificates trusted for `https://` besides the platform's store (the
+    /// CLI's `--ca-cert`). A certificate that verifies against neither is a connect error: there is
+    /// no way to accept any certificate.
+    pub const CA_CERT: &str = "PERFGATE_CA_CERT";
 }
 
 /// What a `#[perf_test]` declares. Durations are milliseconds.

@@ -7,8 +7,6 @@
 //! checked out of the pool. Message framing follows RFC 9112.
 
 use std::io::{self, IoSlice};
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use hyper::header::{
@@ -17,10 +15,10 @@ use hyper::header::{
 };
 use hyper::http::response::Parts;
 use hyper::{HeaderMap, Method, StatusCode, Version};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::error::{ErrorKind, ExchangeError};
+use crate::http::stream::Stream;
 
 /// Largest response head (status line and header fields) accepted; also bounds a trailer section.
 const MAX_HEAD: usize = 64 * 1024;
@@ -109,26 +107,16 @@ pub(crate) struct Failure {
 }
 
 /// An HTTP/1.1 connection. If an [`exchange`](Conn::exchange) does not complete (an error, or its
-/// future dropped), the stream is at an unknown point of a message: drop the connection.
-pub(crate) struct Conn {
-    stream: TcpStream,
+/// future dropped), the stream is at an unknown point of a message: drop the connection. Generic over
+/// the stream so that the fuzz harness can feed it from memory; the pool's is a [`Stream`].
+pub(crate) struct Conn<S = Stream> {
+    stream: S,
     read_buf: BytesMut,
     write_buf: Vec<u8>,
     /// Whether any byte of the current request was written, and any byte of a response read.
     wrote: bool,
     received: bool,
 }
-
-/// A waker that does nothing: the liveness check polls readiness once and never waits.
-struct Noop;
-
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-    fn wake_by_ref(self: &Arc<Self>) {}
-}
-
-/// `Waker::noop` is newer than the crate's MSRV; one shared instance costs nothing per check.
-static NOOP: LazyLock<Waker> = LazyLock::new(|| Waker::from(Arc::new(Noop)));
 
 fn other(message: impl Into<String>) -> ExchangeError {
     (ErrorKind::Other, message.into())
@@ -138,35 +126,22 @@ fn closed_early() -> ExchangeError {
     other("connection closed before the response was complete")
 }
 
-impl Conn {
+impl Conn<Stream> {
+    /// Whether an idle connection still looks usable (see [`Stream::is_open`]).
+    pub(crate) fn is_open(&mut self) -> bool {
+        self.stream.is_open()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Wraps a connected stream (the caller has set TCP_NODELAY on it).
-    pub(crate) fn new(stream: TcpStream) -> Conn {
+    pub(crate) fn new(stream: S) -> Conn<S> {
         Conn {
             stream,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_buf: Vec::with_capacity(512),
             wrote: false,
             received: false,
-        }
-    }
-
-    /// Whether an idle connection still looks usable. No syscall while the runtime has seen nothing
-    /// arrive on it since the last response was read (tokio clears the read readiness on a short
-    /// read); otherwise one non-blocking read tells whether the peer closed it, reset it or sent
-    /// something unasked, all of which make it unusable. A close the runtime has not yet seen is
-    /// left to the pool's retry rule.
-    pub(crate) fn is_open(&self) -> bool {
-        let mut cx = Context::from_waker(&NOOP);
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            // Something arrived (or the last read filled the buffer exactly, which leaves the
-            // readiness set): a read that finds nothing also clears it.
-            Poll::Ready(Ok(())) => {
-                let mut byte = [0u8; 1];
-                let found = self.stream.try_read(&mut byte);
-                matches!(found, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
         }
     }
 
@@ -254,7 +229,8 @@ impl Conn {
             self.wrote = true;
             done += n;
         }
-        Ok(())
+        // A TLS stream may hold the end of the request in its session when the socket was full.
+        self.stream.flush().await
     }
 
     /// Reads more into the read buffer, making room for about `hint` bytes; false at EOF.
@@ -631,7 +607,7 @@ pub(super) mod tests {
     use super::*;
     use std::future::Future;
     use std::time::Duration;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// Every test is bounded in time: a framing bug must fail, not hang.
     pub(in crate::http) async fn bounded<T>(f: impl Future<Output = T>) -> T {
@@ -649,11 +625,11 @@ pub(super) mod tests {
     async fn connect(addr: &str) -> Conn {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        Conn::new(stream)
+        Conn::new(Stream::Plain(stream))
     }
 
     /// Reads one request (head, and a body of its Content-Length) off the server's side.
-    pub(in crate::http) async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    pub(in crate::http) async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
         let mut got = Vec::new();
         let mut byte = [0u8; 1];
         while !got.ends_with(b"\r\n\r\n") {
