@@ -41,6 +41,11 @@ pub mod env {
     /// CLI's `--ca-cert`). A certificate that verifies against neither is a connect error: there is
     /// no way to accept any certificate.
     pub const CA_CERT: &str = "PERFGATE_CA_CERT";
+    /// The most bytes of response bodies the load generator buffers at once, across all its
+    /// requests (the CLI's `--max-body-memory`; default 256 MiB). A response that would go over it
+    /// fails as an `other` error that names the bound; the run goes on. Bodies of at most 16 KiB
+    /// are not counted (they are bounded by the requests in flight).
+    pub const MAX_BODY_BYTES: &str = "PERFGATE_MAX_BODY_BYTES";
 }
 
 /// What a `#[perf_test]` declares. Durations are milliseconds.

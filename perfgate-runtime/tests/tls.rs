@@ -65,6 +65,26 @@ fn https_targets_verify_against_the_given_ca_or_fail_to_connect() {
         connections.len()
     );
 
+    // An absolute https:// URL to another host than the base URL's goes through hyper, with the
+    // same trust.
+    let absolute = format!("{url}/other");
+    let r = run_scenario(&closed(1, 300), "http://127.0.0.1:9", move |ctx: Ctx| {
+        let absolute = absolute.clone();
+        async move {
+            ctx.get(absolute).send().await?.expect_status(200)?;
+            Ok(())
+        }
+    })
+    .unwrap();
+    assert!(r.iterations.count >= 5, "{}", r.iterations.count);
+    assert_eq!(
+        r.iterations.errors.total(),
+        0,
+        "{:?}",
+        r.iterations.error_samples
+    );
+    seen.lock().unwrap().clear();
+
     // HTTP/2, agreed by ALPN, with the same CA.
     std::env::set_var(env::HTTP2, "1");
     let r = run(&url);
@@ -89,12 +109,24 @@ fn https_targets_verify_against_the_given_ca_or_fail_to_connect() {
     assert!(r.iterations.count >= 10, "{}", r.iterations.count);
     assert_eq!(r.iterations.errors.connect, r.iterations.count);
     let sample = &r.iterations.error_samples[0];
-    eprintln!("without the CA: {sample}");
     assert!(
         sample.contains("does not verify") && sample.contains("--ca-cert"),
         "{sample}"
     );
     assert!(seen.lock().unwrap().is_empty());
+    // The same through hyper's client to another host.
+    let absolute = format!("{url}/other");
+    let r = run_scenario(&closed(1, 300), "http://127.0.0.1:9", move |ctx: Ctx| {
+        let absolute = absolute.clone();
+        async move {
+            ctx.get(absolute).send().await?;
+            Ok(())
+        }
+    })
+    .unwrap();
+    assert_eq!(r.iterations.errors.connect, r.iterations.count);
+    let sample = &r.iterations.error_samples[0];
+    assert!(sample.contains("--ca-cert"), "{sample}");
 
     // A CA file that is not one is a setup error before any load.
     let junk = dir.join("junk.pem");

@@ -39,7 +39,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
     self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, SCHEMA_VERSION,
 };
-use crate::http::{Tls, Transport};
+use crate::http::{Bodies, Tls, Transport, DEFAULT_MAX_BUFFERED};
 use crate::record::{Recorder, LATE_THRESHOLD};
 
 /// A worker's view of the scenario.
@@ -313,9 +313,23 @@ fn transport_from_env(https: bool) -> std::result::Result<Transport, String> {
     if checked {
         tls.check()?;
     }
+    let max_buffered = match var(format::env::MAX_BODY_BYTES) {
+        None => DEFAULT_MAX_BUFFERED,
+        Some(v) => v
+            .to_str()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                format!(
+                    "{}={v:?} is not a positive number of bytes",
+                    format::env::MAX_BODY_BYTES
+                )
+            })?,
+    };
     Ok(Transport {
         http2: var(format::env::HTTP2).is_some_and(|v| v == "1" || v == "true"),
         tls,
+        bodies: Bodies::new(max_buffered),
     })
 }
 

@@ -7,6 +7,7 @@
 //! checked out of the pool. Message framing follows RFC 9112.
 
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use hyper::header::{
@@ -18,14 +19,13 @@ use hyper::{HeaderMap, Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::error::{ErrorKind, ExchangeError};
+use crate::http::budget::{too_long_body, Bodies, Held, MAX_BODY};
 use crate::http::stream::Stream;
 
 /// Largest response head (status line and header fields) accepted; also bounds a trailer section.
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in one response head (hyper's default too).
 const MAX_HEADERS: usize = 100;
-/// Largest body accepted, declared or received: a peer must not make us allocate without bound.
-const MAX_BODY: u64 = 1 << 30;
 /// Most interim (1xx) responses before the final one: a peer must not keep us looping.
 const MAX_INTERIM: usize = 32;
 /// Longest chunk-size line, extensions included.
@@ -146,7 +146,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Sends the request and reads the whole response.
-    pub(crate) async fn exchange(&mut self, req: &Request<'_>) -> Result<Response, Failure> {
+    /// The body is counted against `bodies` (the process's bound on buffered bodies).
+    pub(crate) async fn exchange(
+        &mut self,
+        req: &Request<'_>,
+        bodies: &Arc<Bodies>,
+    ) -> Result<Response, Failure> {
         debug_assert!(
             self.read_buf.is_empty(),
             "an idle connection holds no bytes"
@@ -155,7 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.received = false;
         let body = self.encode(req);
         let result = match self.write_request(body).await {
-            Ok(()) => self.read_response(req).await,
+            Ok(()) => self.read_response(req, bodies).await,
             Err(e) => Err(other(format!("writing the request: {e}"))),
         };
         result.map_err(|error| Failure {
@@ -249,7 +254,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn read_response(&mut self, req: &Request<'_>) -> Result<Response, ExchangeError> {
+    async fn read_response(
+        &mut self,
+        req: &Request<'_>,
+        bodies: &Arc<Bodies>,
+    ) -> Result<Response, ExchangeError> {
         let mut interim = 0;
         let head = loop {
             match self.take_head()? {
@@ -291,6 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
 
         // RFC 9112 §6.3, in its order.
+        let mut held = Held::default();
         let body = if *req.method == Method::HEAD
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
@@ -303,19 +313,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 reusable = false;
             }
             if last_token_is(headers.get_all(TRANSFER_ENCODING), b"chunked") {
-                self.read_chunked().await?
+                self.read_chunked(bodies, &mut held).await?
             } else {
                 reusable = false;
-                self.read_to_eof().await?
+                self.read_to_eof(bodies, &mut held).await?
             }
         } else if let Some(n) = content_length(headers.get_all(CONTENT_LENGTH)).map_err(other)? {
             if n > MAX_BODY {
                 return Err(too_long_body());
             }
+            held.grow_to(bodies, n)?;
             self.read_exact(n as usize).await?
         } else {
             reusable = false;
-            self.read_to_eof().await?
+            self.read_to_eof(bodies, &mut held).await?
         };
         // Bytes past the response's end: the next response could not be told from them.
         if !self.read_buf.is_empty() {
@@ -329,7 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let (parts, ()) = response.into_parts();
         Ok(Response {
             parts,
-            body,
+            body: held.attach(body),
             reusable,
         })
     }
@@ -418,17 +429,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(self.read_buf.split_to(n).freeze())
     }
 
-    async fn read_to_eof(&mut self) -> Result<Bytes, ExchangeError> {
+    async fn read_to_eof(
+        &mut self,
+        bodies: &Arc<Bodies>,
+        held: &mut Held,
+    ) -> Result<Bytes, ExchangeError> {
         while self.fill(0).await? {
             if self.read_buf.len() as u64 > MAX_BODY {
                 return Err(too_long_body());
             }
+            held.grow_to(bodies, self.read_buf.len() as u64)?;
         }
         Ok(self.read_buf.split().freeze())
     }
 
     /// Decodes a chunked body (RFC 9112 §7.1): extensions ignored, trailer fields read and dropped.
-    async fn read_chunked(&mut self) -> Result<Bytes, ExchangeError> {
+    async fn read_chunked(
+        &mut self,
+        bodies: &Arc<Bodies>,
+        held: &mut Held,
+    ) -> Result<Bytes, ExchangeError> {
         let mut body = BytesMut::new();
         loop {
             let end = self
@@ -442,6 +462,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if body.len() as u64 + size > MAX_BODY {
                 return Err(too_long_body());
             }
+            held.grow_to(bodies, body.len() as u64 + size)?;
             let mut left = size as usize;
             body.reserve(left.min(MAX_RESERVE));
             while left > 0 {
@@ -512,10 +533,6 @@ struct Head {
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
-}
-
-fn too_long_body() -> ExchangeError {
-    other("response body exceeds 1 GiB")
 }
 
 fn put_field(w: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -605,6 +622,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::http::budget::DEFAULT_MAX_BUFFERED;
     use std::future::Future;
     use std::time::Duration;
     use tokio::net::{TcpListener, TcpStream};
@@ -682,6 +700,14 @@ pub(super) mod tests {
     }
 
     async fn send(conn: &mut Conn, req: &Req) -> Result<Response, Failure> {
+        send_within(conn, req, &Bodies::new(DEFAULT_MAX_BUFFERED)).await
+    }
+
+    async fn send_within(
+        conn: &mut Conn,
+        req: &Req,
+        bodies: &Arc<Bodies>,
+    ) -> Result<Response, Failure> {
         let host = HeaderValue::from_static("svc:8080");
         let ua = HeaderValue::from_static("perfgate/test");
         let request = Request::new(&req.method, req.target, &host, &ua, &req.headers, &req.body)
@@ -689,7 +715,7 @@ pub(super) mod tests {
                 error,
                 retryable: false,
             })?;
-        conn.exchange(&request).await
+        conn.exchange(&request, bodies).await
     }
 
     async fn one(reply: &[u8], req: Req) -> Result<Response, Failure> {
@@ -792,6 +818,44 @@ pub(super) mod tests {
             // The trailers were consumed: the next response parses from its first byte.
             let r = send(&mut conn, &get()).await.ok().unwrap();
             assert_eq!(&r.body[..], b"next");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_bound_fail_in_every_framing() {
+        bounded(async {
+            let kib = |n: usize| vec![b'x'; n * 1024];
+            let mut length = b"HTTP/1.1 200 OK\r\nContent-Length: 122880\r\n\r\n".to_vec();
+            length.extend(kib(120));
+            let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..3 {
+                chunked.extend_from_slice(b"a000\r\n");
+                chunked.extend(kib(40));
+                chunked.extend_from_slice(b"\r\n");
+            }
+            chunked.extend_from_slice(b"0\r\n\r\n");
+            let mut to_eof = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+            to_eof.extend(kib(120));
+            for reply in [length, chunked, to_eof] {
+                let bodies = Bodies::new(100 * 1024);
+                let addr = canned(vec![reply.clone()]).await;
+                let failed = send_within(&mut connect(&addr).await, &get(), &bodies).await;
+                let e = error(failed);
+                assert!(e.contains("bound of 100 KiB"), "{e}");
+                assert_eq!(bodies.used(), 0);
+                // Within a larger bound the same reply passes, counted until the body is dropped.
+                let bodies = Bodies::new(200 * 1024);
+                let addr = canned(vec![reply]).await;
+                let r = send_within(&mut connect(&addr).await, &get(), &bodies)
+                    .await
+                    .ok()
+                    .unwrap();
+                assert_eq!(r.body.len(), 120 * 1024);
+                assert_eq!(bodies.used(), 120 * 1024);
+                drop(r);
+                assert_eq!(bodies.used(), 0);
+            }
         })
         .await;
     }

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::error::{lock, ErrorKind, ExchangeError};
+use crate::http::budget::Bodies;
 use crate::http::h1;
 use crate::http::stream::Stream;
 use crate::http::tls::{Alpn, Tls};
@@ -32,6 +33,8 @@ pub(super) struct Pool {
     addr: String,
     /// Set for `https://`: every connection speaks TLS.
     tls: Option<Arc<Tls>>,
+    /// The process's bound on buffered response bodies.
+    bodies: Arc<Bodies>,
     /// Sent unless the scenario's headers carry their own.
     host: HeaderValue,
     user_agent: &'static HeaderValue,
@@ -46,6 +49,7 @@ impl Pool {
         connect_timeout: Duration,
         user_agent: &'static HeaderValue,
         tls: &Arc<Tls>,
+        bodies: &Arc<Bodies>,
     ) -> Option<Pool> {
         let uri: Uri = base_url.parse().ok()?;
         let (scheme, port, tls) = match uri.scheme_str() {
@@ -65,6 +69,7 @@ impl Pool {
             scheme,
             addr,
             tls,
+            bodies: bodies.clone(),
             user_agent,
             connect_timeout,
             idle: Mutex::new(Vec::new()),
@@ -122,7 +127,7 @@ impl Pool {
         // At most two passes: a reused connection that failed before any response byte (the
         // service had closed it) gets the request once more on a new connection, if that is safe.
         loop {
-            match conn.exchange(&request).await {
+            match conn.exchange(&request, &self.bodies).await {
                 Ok(response) => {
                     // Only a complete exchange returns its connection: one whose future was
                     // dropped mid-way (a timeout) is dropped with it.
@@ -180,6 +185,7 @@ fn origin_form(uri: &Uri) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::budget::DEFAULT_MAX_BUFFERED;
     use crate::http::h1::tests::{bounded, listen, read_request};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncWriteExt as _;
@@ -192,6 +198,7 @@ mod tests {
             Duration::from_secs(2),
             &USER_AGENT,
             &Arc::new(Tls::new(None)),
+            &Bodies::new(DEFAULT_MAX_BUFFERED),
         )
         .expect("an http:// base URL")
     }

@@ -170,21 +170,21 @@ const CA_HINT: &str =
     "if it is signed by a private CA, pass that CA's certificate (PEM) with --ca-cert FILE \
      (PERFGATE_CA_CERT)";
 
-/// The rustls error somewhere in an error's chain (hyper and tokio-rustls wrap it).
+/// The rustls error somewhere in an error's chain (hyper, hyper-rustls and tokio-rustls wrap it,
+/// in `io::Error`s whose `source` skips the error they wrap, hence the look inside them).
 fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(e);
     while let Some(e) = next {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(tls) = e
+        next = match e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(tls);
-        }
-        next = e.source();
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
