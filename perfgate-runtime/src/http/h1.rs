@@ -32,7 +32,7 @@ const MAX_INTERIM: usize = 32;
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Spare room in the read buffer below which it grows before a read, and how much it grows by.
 const MIN_SPARE: usize = 1024;
-const READ_CHUNK: usize = 8 * 1024;
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
 /// Most the read buffer grows by at once for a declared length: the rest comes as data arrives.
 const MAX_RESERVE: usize = 1 << 20;
 
@@ -134,6 +134,12 @@ impl Conn<Stream> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// What the read buffer has allocated (the fuzz harness checks it stays bounded).
+    #[cfg(any(test, feature = "fuzz"))]
+    pub(crate) fn read_capacity(&self) -> usize {
+        self.read_buf.capacity()
+    }
+
     /// Wraps a connected stream (the caller has set TCP_NODELAY on it).
     pub(crate) fn new(stream: S) -> Conn<S> {
         Conn {

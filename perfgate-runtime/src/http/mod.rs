@@ -4,6 +4,8 @@
 //! general client. `https://` speaks TLS on each of these paths ([`tls`], [`stream`]).
 
 mod budget;
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) mod fuzz;
 mod h1;
 mod pool;
 mod stream;

@@ -25,7 +25,7 @@ impl Wake for Noop {
 }
 
 /// `Waker::noop` is newer than the crate's MSRV; one shared instance costs nothing per check.
-static NOOP: LazyLock<Waker> = LazyLock::new(|| Waker::from(Arc::new(Noop)));
+pub(crate) static NOOP: LazyLock<Waker> = LazyLock::new(|| Waker::from(Arc::new(Noop)));
 
 impl Stream {
     fn tcp(&self) -> &TcpStream {
