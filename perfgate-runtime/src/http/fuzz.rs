@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::http::budget::{Bodies, MAX_BODY};
 use crate::http::h1::{self, Conn, READ_CHUNK};
-use crate::http::stream::NOOP;
+use crate::http::stream::noop_waker;
 
 /// Bytes served in pieces whose sizes a small generator picks from `seed` (1 = byte by byte).
 struct Mem<'a> {
@@ -83,7 +83,8 @@ struct Parsed {
 
 /// Polls `f` once: with a stream that is never pending, the exchange must be complete.
 fn once<T>(f: impl Future<Output = T>) -> T {
-    let mut cx = Context::from_waker(&NOOP);
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
     match pin!(f).as_mut().poll(&mut cx) {
         Poll::Ready(v) => v,
         Poll::Pending => panic!("the parser waited with every byte available (a loop?)"),

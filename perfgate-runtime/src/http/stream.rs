@@ -3,8 +3,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -16,16 +15,15 @@ pub(crate) enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// A waker that does nothing: the liveness check polls readiness once and never waits.
-struct Noop;
-
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-    fn wake_by_ref(self: &Arc<Self>) {}
+/// A waker that does nothing: the liveness check polls readiness once and never waits. A vtable of
+/// no-ops (`Waker::noop` is newer than the crate's MSRV): nothing allocated, nothing to free.
+pub(crate) fn noop_waker() -> Waker {
+    const RAW: RawWaker = RawWaker::new(std::ptr::null(), &VTABLE);
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(|_| RAW, |_| {}, |_| {}, |_| {});
+    // SAFETY: no function of the vtable reads the data pointer, so a null one is valid, and a clone
+    // is the same no-op waker.
+    unsafe { Waker::from_raw(RAW) }
 }
-
-/// `Waker::noop` is newer than the crate's MSRV; one shared instance costs nothing per check.
-pub(crate) static NOOP: LazyLock<Waker> = LazyLock::new(|| Waker::from(Arc::new(Noop)));
 
 impl Stream {
     fn tcp(&self) -> &TcpStream {
@@ -41,7 +39,8 @@ impl Stream {
     /// something unasked, all of which make it unusable. A close the runtime has not yet seen is
     /// left to the pool's retry rule.
     pub(crate) fn is_open(&mut self) -> bool {
-        let mut cx = Context::from_waker(&NOOP);
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
         match self.tcp().poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
