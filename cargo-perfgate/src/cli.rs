@@ -165,6 +165,13 @@ pub struct LoadArgs {
     /// Override every scenario's warmup (e.g. `0s`, `1s`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// For `https://` targets, trust the CA certificate(s) in this PEM file besides the system's.
+    #[arg(long, value_name = "FILE", value_parser = parse_ca_cert)]
+    pub ca_cert: Option<PathBuf>,
+    /// The most bytes of response bodies the load generator holds at once, over all its requests
+    /// (e.g. `512MiB`, `2GiB`); a response that would go over it is an error [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body_memory: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -314,6 +321,8 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--target-url",
     "--duration",
     "--warmup",
+    "--ca-cert",
+    "--max-body-memory",
     "--junit",
     "--markdown",
     "--prometheus",
@@ -368,6 +377,54 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
                 perfgate_units::DURATION_FORM
             )
         })
+}
+
+/// `--ca-cert FILE`: an existing file that holds a PEM certificate, made absolute (the scenario
+/// binaries run in their package's directory).
+fn parse_ca_cert(s: &str) -> Result<PathBuf, String> {
+    let path = std::path::absolute(s).map_err(|e| format!("`{s}`: {e}"))?;
+    let text = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("`{s}` does not exist"),
+        _ => format!("cannot read `{s}`: {e}"),
+    })?;
+    if !text
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(format!(
+            "`{s}` holds no PEM certificate (-----BEGIN CERTIFICATE-----): give the CA's \
+             certificate in PEM"
+        ));
+    }
+    Ok(path)
+}
+
+/// A size in bytes with its unit: `512MiB`, `2GiB`, `64KiB`, `1GB`, `1000000B`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = (&t[..split], t[split..].trim());
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size; write a number and a unit: B, KiB, MiB, GiB (or KB, MB, GB), \
+                 e.g. 512MiB"
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{s}` is not a positive size that fits in 64 bits"))
 }
 
 /// Whether a scenario named `package::scenario` is selected by `filter` (a substring).
@@ -651,6 +708,50 @@ mod tests {
         assert!(matches_filter(None, "shop::checkout"));
         assert!(matches_filter(Some("shop::check"), "shop::checkout"));
         assert!(!matches_filter(Some("pay"), "shop::checkout"));
+    }
+
+    #[test]
+    fn sizes_and_ca_files() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("64kib"), Ok(64 << 10));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("100B"), Ok(100));
+        for bad in ["256", "MiB", "0MiB", "1.5GiB", "-1MiB", "99999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = tmp.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let flag = ca.to_str().unwrap();
+        let cli = parse(&[
+            "cargo-perfgate",
+            "--ca-cert",
+            flag,
+            "--max-body-memory",
+            "1GiB",
+        ]);
+        match cli.action() {
+            Command::Run(r) => {
+                assert_eq!(r.load.ca_cert.as_deref(), Some(ca.as_path()));
+                assert_eq!(r.load.max_body_memory, Some(1 << 30));
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = tmp.path().join("missing.pem");
+        let e = Cli::parse_args(["cargo-perfgate", "--ca-cert", missing.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        std::fs::write(&ca, "a key, not a certificate").unwrap();
+        let e = Cli::parse_args(["cargo-perfgate", "--ca-cert", flag])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub mod slo;
 pub mod text;
 pub mod ui;
 
+/// The file parsers' entry points for the fuzz targets (`fuzz/`). Not a stable API.
+#[cfg(any(test, feature = "fuzz"))]
+#[doc(hidden)]
+pub mod fuzz;
+
 use std::ffi::OsString;
 
 use cli::{Cli, ColorWhen, Command};

@@ -40,11 +40,14 @@ pub enum Mode<'a> {
     /// Write the scenario's spec; send nothing.
     Describe,
     /// Drive the service at `base_url` and write a [`ScenarioResult`]; the overrides replace the
-    /// declared measured window.
+    /// declared measured window. `ca_cert`: a PEM file of CAs trusted for `https://`;
+    /// `max_body_bytes`: the generator's bound on buffered response bodies.
     Run {
         base_url: &'a str,
         duration: Option<Duration>,
         warmup: Option<Duration>,
+        ca_cert: Option<&'a Path>,
+        max_body_bytes: Option<u64>,
     },
 }
 
@@ -72,6 +75,8 @@ pub fn scenario_command(
             base_url,
             duration,
             warmup,
+            ca_cert,
+            max_body_bytes,
         } => {
             cmd.env(format::env::MODE, "run")
                 .env(format::env::BASE_URL, base_url);
@@ -80,6 +85,12 @@ pub fn scenario_command(
             }
             if let Some(w) = warmup {
                 cmd.env(format::env::WARMUP_MS, w.as_millis().to_string());
+            }
+            if let Some(ca) = ca_cert {
+                cmd.env(format::env::CA_CERT, ca);
+            }
+            if let Some(n) = max_body_bytes {
+                cmd.env(format::env::MAX_BODY_BYTES, n.to_string());
             }
         }
     }

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{lock, Error, ErrorKind, Result};
-use crate::http::{build_client, HttpClient};
+use crate::http::{build_client, HttpClient, Transport};
 use crate::record::Recorder;
 
 /// What the iterations of one worker share (one per worker thread, so its reference count and its
@@ -28,16 +28,16 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// `timeout`: the scenario's per-request timeout, also the connect timeout; `http2`: speak
-    /// HTTP/2 with prior knowledge to the service.
+    /// `timeout`: the scenario's per-request timeout, also the connect timeout; `transport`: how
+    /// the client speaks (HTTP/2, TLS).
     pub(crate) fn new(
         base_url: &str,
         timeout: Duration,
-        http2: bool,
+        transport: &Transport,
         recorder: Arc<Recorder>,
     ) -> Self {
         Run {
-            client: build_client(base_url, timeout, http2),
+            client: build_client(base_url, timeout, transport),
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             recorder,
@@ -107,7 +107,7 @@ impl Ctx {
     }
 
     /// A request with any method. `path` is relative to the base URL (`/items/42`), or an absolute
-    /// `http://` URL.
+    /// `http://` or `https://` URL.
     pub fn request(&self, method: Method, path: impl AsRef<str>) -> RequestBuilder {
         RequestBuilder {
             ctx: self.clone(),

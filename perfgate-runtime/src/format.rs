@@ -34,8 +34,18 @@ pub mod env {
     /// Overrides of the declared measured duration and warmup, in milliseconds (tiers, tests).
     pub const DURATION_MS: &str = "PERFGATE_DURATION_MS";
     pub const WARMUP_MS: &str = "PERFGATE_WARMUP_MS";
-    /// `1`: speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    /// `1`: speak HTTP/2 instead of HTTP/1.1: with prior knowledge (h2c) over `http://`, agreed
+    /// by ALPN over `https://`.
     pub const HTTP2: &str = "PERFGATE_HTTP2";
+    /// A PEM file of CA certificates trusted for `https://` besides the platform's store (the
+    /// CLI's `--ca-cert`). A certificate that verifies against neither is a connect error: there is
+    /// no way to accept any certificate.
+    pub const CA_CERT: &str = "PERFGATE_CA_CERT";
+    /// The most bytes of response bodies the load generator buffers at once, across all its
+    /// requests (the CLI's `--max-body-memory`; default 256 MiB). A response that would go over it
+    /// fails as an `other` error that names the bound; the run goes on. Bodies of at most 16 KiB
+    /// are not counted (they are bounded by the requests in flight).
+    pub const MAX_BODY_BYTES: &str = "PERFGATE_MAX_BODY_BYTES";
 }
 
 /// What a `#[perf_test]` declares. Durations are milliseconds.

@@ -27,7 +27,9 @@
 //! The client sends what the scenario asks for, plus `Host`, `User-Agent: perfgate/<version>` and
 //! the body's `Content-Length`: no `Accept-Encoding` or other defaults that would change what the
 //! service does. Connections are kept alive and pooled; HTTP/1.1, or HTTP/2 (prior knowledge) with
-//! `PERFGATE_HTTP2=1`.
+//! `PERFGATE_HTTP2=1`. `https://` speaks TLS (rustls) with the system's trust roots plus
+//! `PERFGATE_CA_CERT`; response bodies buffered at once are bounded by `PERFGATE_MAX_BODY_BYTES`
+//! (see [`format::env`]).
 
 pub mod format;
 
@@ -54,6 +56,13 @@ pub use error::{Error, ErrorKind, Result};
 pub use hyper::{HeaderMap, Method};
 #[cfg(feature = "engine")]
 pub use perfgate_macros::perf_test;
+
+/// The parsers' entry points for the fuzz targets (`fuzz/`). Not a stable API.
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::http::fuzz::check_h1_response;
+}
 
 /// What `#[perf_test]` expands to call. Not a stable API.
 #[cfg(feature = "engine")]

@@ -633,7 +633,7 @@ fn bad_specs_and_urls_are_setup_errors() {
     assert!(run_scenario(&open(10.0, 100), "not a url", f)
         .unwrap_err()
         .contains("invalid base URL"));
-    assert!(run_scenario(&open(10.0, 100), "https://127.0.0.1:1", f)
+    assert!(run_scenario(&open(10.0, 100), "ftp://127.0.0.1:1", f)
         .unwrap_err()
         .contains("invalid base URL"));
     let closed = spec(

@@ -377,7 +377,7 @@ impl BaselineFile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::baseline::write::merge_recording;
     use crate::gate::spec::spec_hash;
@@ -420,7 +420,7 @@ mod tests {
         }
     }
 
-    fn file(ids: &[&str]) -> BaselineFile {
+    pub(crate) fn file(ids: &[&str]) -> BaselineFile {
         let mut f = BaselineFile::new(Fingerprint::default(), Some("abc".into()), 1);
         for id in ids {
             f.insert(&measured(id, 1000), "open 100/s".into());

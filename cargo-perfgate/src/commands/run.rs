@@ -65,6 +65,8 @@ pub(crate) fn pipeline(
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,
         warmup: args.load.warmup,
+        ca_cert: args.load.ca_cert.clone(),
+        max_body_bytes: args.load.max_body_memory,
         rounds: match (record, args.gate.rounds) {
             (Some(r), _) => r.rounds as usize,
             (None, Some(n)) => n as usize,

@@ -36,6 +36,9 @@ pub struct RunOptions {
     pub target_url: Option<String>,
     pub duration: Option<Duration>,
     pub warmup: Option<Duration>,
+    /// `--ca-cert` and `--max-body-memory`, passed to every scenario binary.
+    pub ca_cert: Option<PathBuf>,
+    pub max_body_bytes: Option<u64>,
     /// Rounds per scenario (0 is taken as 1): the regression gate compares rounds, not single runs.
     pub rounds: usize,
     /// A baseline comparison follows the runs, so a scenario's own line cannot say "pass" yet.
@@ -57,6 +60,8 @@ impl RunOptions {
             gate_follows: true,
             duration: load.duration,
             warmup: load.warmup,
+            ca_cert: load.ca_cert.clone(),
+            max_body_bytes: load.max_body_memory,
             rounds: 1,
             ..Default::default()
         }
@@ -392,6 +397,8 @@ fn execute(
         base_url,
         duration: opts.duration,
         warmup: opts.warmup,
+        ca_cert: opts.ca_cert.as_deref(),
+        max_body_bytes: opts.max_body_bytes,
     };
     let mut cmd = protocol::scenario_command(
         &scenario.exe,

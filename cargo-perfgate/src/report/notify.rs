@@ -5,13 +5,13 @@
 //! put on a command line, and no error message built here contains it. Delivery failure is a warning
 //! for the caller, never a change of verdict.
 //!
-//! `http://` is spoken directly over a `TcpStream` (HTTP/1.1, one request, `Connection: close`), so the
-//! CLI needs no TLS stack. `https://` goes through the system's `curl`, with the URL handed over on its
-//! standard input (a config file), not in its arguments where `ps` would show it; without `curl`,
-//! point `--notify` at an `http://` relay.
+//! One blocking request over a `TcpStream` (HTTP/1.1, `Connection: close`), through rustls for
+//! `https://` (the ring provider and the system's trust roots, as the load generator's TLS), so no
+//! external program sees the URL.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use perfgate_runtime::format::format_value;
@@ -123,9 +123,9 @@ pub fn post(url: &str, body: &serde_json::Value) -> Result<(), NotifyError> {
     let body = serde_json::to_vec(body)
         .map_err(|e| NotifyError(format!("serialising the message: {e}")))?;
     if let Some(rest) = url.strip_prefix("http://") {
-        post_http(rest, &body).map_err(NotifyError)
-    } else if url.starts_with("https://") {
-        post_with_curl(url, &body).map_err(NotifyError)
+        post_to(rest, false, &body).map_err(NotifyError)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        post_to(rest, true, &body).map_err(NotifyError)
     } else {
         Err(NotifyError(
             "the webhook URL must start with http:// or https://".into(),
@@ -133,7 +133,8 @@ pub fn post(url: &str, body: &serde_json::Value) -> Result<(), NotifyError> {
     }
 }
 
-fn post_http(rest: &str, body: &[u8]) -> Result<(), String> {
+/// `rest`: the URL after its scheme.
+fn post_to(rest: &str, tls: bool, body: &[u8]) -> Result<(), String> {
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -141,15 +142,15 @@ fn post_http(rest: &str, body: &[u8]) -> Result<(), String> {
     };
     let path = path.split('#').next().unwrap_or("/").to_string();
     if authority.contains('@') {
-        return Err("credentials in the webhook URL are not supported over http://".into());
+        return Err("credentials in the webhook URL are not supported".into());
     }
-    let host_port = if authority
+    let has_port = authority
         .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.contains(']'))
-    {
+        .is_some_and(|(_, p)| !p.contains(']'));
+    let host_port = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if tls { 443 } else { 80 })
     };
     let addr = host_port
         .to_socket_addrs()
@@ -168,8 +169,45 @@ fn post_http(rest: &str, body: &[u8]) -> Result<(), String> {
         perfgate_runtime::format::PERFGATE_VERSION,
         body.len()
     );
+    if !tls {
+        return exchange(&mut stream, head.as_bytes(), body);
+    }
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(host_port.as_str(), |(h, _)| h);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("the webhook's host is not a TLS server name: {e}"))?;
+    let session = rustls::ClientConnection::new(tls_config()?, name)
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    exchange(
+        &mut rustls::StreamOwned::new(session, stream),
+        head.as_bytes(),
+        body,
+    )
+}
+
+/// rustls with the ring provider (named: the process default may be ambiguous) and the system's
+/// trust roots (its store, `SSL_CERT_FILE`, `SSL_CERT_DIR`).
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Writes the request, then reads the status line and judges it.
+fn exchange(stream: &mut (impl Read + Write), head: &[u8], body: &[u8]) -> Result<(), String> {
     stream
-        .write_all(head.as_bytes())
+        .write_all(head)
         .and_then(|()| stream.write_all(body))
         .and_then(|()| stream.flush())
         .map_err(|e| format!("sending the message: {e}"))?;
@@ -199,41 +237,5 @@ fn post_http(rest: &str, body: &[u8]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("the webhook answered HTTP {code}"))
-    }
-}
-
-fn post_with_curl(url: &str, body: &[u8]) -> Result<(), String> {
-    let mut file = tempfile::NamedTempFile::new().map_err(|e| format!("temporary file: {e}"))?;
-    file.write_all(body)
-        .map_err(|e| format!("temporary file: {e}"))?;
-    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-    let config = format!(
-        "url = {}\nrequest = \"POST\"\nheader = \"Content-Type: application/json\"\ndata-binary = {}\n",
-        quote(url),
-        quote(&format!("@{}", file.path().display()))
-    );
-    let mut child = std::process::Command::new("curl")
-        .args(["--silent", "--fail", "--max-time", "15", "--output", "/dev/null", "--config", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        // curl's messages can quote the URL.
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "https:// webhooks are posted with curl, which could not run ({e}); install curl or \
-                 use an http:// relay"
-            )
-        })?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let wrote = stdin.write_all(config.as_bytes());
-    drop(stdin);
-    let status = child.wait().map_err(|e| format!("waiting for curl: {e}"))?;
-    wrote.map_err(|e| format!("talking to curl: {e}"))?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(22) => Err("the webhook answered with an HTTP error (curl exit 22)".into()),
-        Some(c) => Err(format!("curl failed with exit code {c}")),
-        None => Err("curl was killed".into()),
     }
 }

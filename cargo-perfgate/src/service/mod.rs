@@ -155,7 +155,14 @@ impl Process {
     /// or the user interrupts.
     pub fn wait_ready(&mut self, probe: &Probe<'_>, timeout: Duration, hint: &str) -> Result<()> {
         let what = self.what.clone();
-        wait_until_ready(&what, probe, timeout, hint, || self.exited())
+        wait_until_ready(&what, probe, timeout, hint, || {
+            let cause = self.exited();
+            // Its last lines may still be in the pipe; the error quotes them.
+            if cause.is_some() {
+                self.pump.drain(Duration::from_secs(1));
+            }
+            cause
+        })
     }
 
     pub fn port(&self) -> u16 {

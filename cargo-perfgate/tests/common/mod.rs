@@ -468,3 +468,157 @@ impl Fixture {
         git(&self.root, &["commit", "-q", "-m", "fixture"]);
     }
 }
+
+/// An HTTP/1.1 server over TLS on 127.0.0.1, on threads of this test process: answers every request
+/// `200 ok` on kept-alive connections, with a certificate for 127.0.0.1 signed by a CA made at test
+/// time. Dropping it stops and joins every thread it started.
+pub struct TlsServer {
+    pub port: u16,
+    /// The CA's certificate, PEM.
+    pub ca_pem: String,
+    /// Requests answered, and TLS handshakes that failed (a client that did not trust the CA).
+    pub answered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsServer {
+    pub fn start() -> TlsServer {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        use std::sync::Arc;
+        let (ca_pem, config) = test_certificates();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Polled, so that the acceptor sees `stop` without a connection to wake it.
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let (s, a, r) = (stop.clone(), answered.clone(), refused.clone());
+        let acceptor = std::thread::spawn(move || {
+            let mut connections = Vec::new();
+            while !s.load(std::sync::atomic::Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((tcp, _)) => {
+                        let (s, a, r, config) = (s.clone(), a.clone(), r.clone(), config.clone());
+                        connections.push(std::thread::spawn(move || {
+                            serve_tls_connection(tcp, config, &s, &a, &r)
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for c in connections {
+                let _ = c.join();
+            }
+        });
+        TlsServer {
+            port,
+            ca_pem,
+            answered,
+            refused,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// A CA (its PEM) and a server configuration with a leaf certificate it signed for 127.0.0.1.
+fn test_certificates() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "perfgate e2e CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key.into())
+        .unwrap();
+    (ca_pem, std::sync::Arc::new(config))
+}
+
+/// One connection: requests (a head, and a body of its Content-Length) answered `200 ok` until the
+/// client closes it or the server stops. Reads time out so that `stop` is seen.
+fn serve_tls_connection(
+    tcp: std::net::TcpStream,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    stop: &std::sync::atomic::AtomicBool,
+    answered: &std::sync::atomic::AtomicU64,
+    refused: &std::sync::atomic::AtomicU64,
+) {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::Ordering;
+    let _ = tcp.set_nonblocking(false);
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(50)));
+    let session = rustls::ServerConnection::new(config).unwrap();
+    let mut tls = rustls::StreamOwned::new(session, tcp);
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        match tls.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => {
+                if tls.conn.is_handshaking() {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                }
+                return;
+            }
+        }
+        // Every complete request in what arrived.
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if pending.len() < end + 4 + length {
+                break;
+            }
+            pending.drain(..end + 4 + length);
+            if tls
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .and_then(|()| tls.flush())
+                .is_err()
+            {
+                return;
+            }
+            answered.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}

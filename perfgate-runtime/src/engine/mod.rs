@@ -39,6 +39,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
     self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, SCHEMA_VERSION,
 };
+use crate::http::{Bodies, Tls, Transport, DEFAULT_MAX_BUFFERED};
 use crate::record::{Recorder, LATE_THRESHOLD};
 
 /// A worker's view of the scenario.
@@ -168,11 +169,13 @@ where
     let uri: hyper::Uri = base_url
         .parse()
         .map_err(|e| format!("invalid base URL `{base_url}`: {e}"))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+    let https = uri.scheme_str() == Some("https");
+    if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
         return Err(format!(
-            "invalid base URL `{base_url}`: expected http://host:port"
+            "invalid base URL `{base_url}`: expected http://host:port or https://host:port"
         ));
     }
+    let transport = transport_from_env(https)?;
     quiet_worker_panics();
     // The coordinator's and every worker's: one thread each, I/O and timers.
     let new_runtime = || {
@@ -200,7 +203,6 @@ where
     let warmup = Duration::from_millis(spec.warmup_ms);
     let duration = Duration::from_millis(spec.duration_ms);
     let timeout = Duration::from_millis(spec.timeout_ms);
-    let http2 = std::env::var(format::env::HTTP2).is_ok_and(|v| v == "1" || v == "true");
     // A little slack so the first intended start is not already late while threads spin up.
     let t0 = Instant::now() + Duration::from_millis(10);
     let window = Window {
@@ -230,7 +232,7 @@ where
     let (paced_tx, mut paced_rx) = tokio::sync::mpsc::unbounded_channel::<Paced>();
     let (exited_tx, exited_rx) = std::sync::mpsc::channel::<()>();
     for (k, rt) in runtimes.into_iter().enumerate() {
-        let run = Arc::new(Run::new(base_url, timeout, http2, recorder.clone()));
+        let run = Arc::new(Run::new(base_url, timeout, &transport, recorder.clone()));
         let worker = Arc::new(Worker {
             run,
             f: f.clone(),
@@ -298,6 +300,37 @@ where
         paced,
         total_slots,
     ))
+}
+
+/// How the clients speak, from the protocol's variables. The TLS settings are checked up front
+/// when they will be used (an `https://` service) or were given (a CA file): a bad file is one
+/// setup error, not an error of every request.
+fn transport_from_env(https: bool) -> std::result::Result<Transport, String> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let ca_cert = var(format::env::CA_CERT).map(std::path::PathBuf::from);
+    let checked = https || ca_cert.is_some();
+    let tls = Arc::new(Tls::new(ca_cert));
+    if checked {
+        tls.check()?;
+    }
+    let max_buffered = match var(format::env::MAX_BODY_BYTES) {
+        None => DEFAULT_MAX_BUFFERED,
+        Some(v) => v
+            .to_str()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                format!(
+                    "{}={v:?} is not a positive number of bytes",
+                    format::env::MAX_BODY_BYTES
+                )
+            })?,
+    };
+    Ok(Transport {
+        http2: var(format::env::HTTP2).is_some_and(|v| v == "1" || v == "true"),
+        tls,
+        bodies: Bodies::new(max_buffered),
+    })
 }
 
 fn summarise(

@@ -7,8 +7,7 @@
 //! checked out of the pool. Message framing follows RFC 9112.
 
 use std::io::{self, IoSlice};
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Arc;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use hyper::header::{
@@ -17,24 +16,23 @@ use hyper::header::{
 };
 use hyper::http::response::Parts;
 use hyper::{HeaderMap, Method, StatusCode, Version};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::error::{ErrorKind, ExchangeError};
+use crate::http::budget::{too_long_body, Bodies, Held, MAX_BODY};
+use crate::http::stream::Stream;
 
 /// Largest response head (status line and header fields) accepted; also bounds a trailer section.
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in one response head (hyper's default too).
 const MAX_HEADERS: usize = 100;
-/// Largest body accepted, declared or received: a peer must not make us allocate without bound.
-const MAX_BODY: u64 = 1 << 30;
 /// Most interim (1xx) responses before the final one: a peer must not keep us looping.
 const MAX_INTERIM: usize = 32;
 /// Longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Spare room in the read buffer below which it grows before a read, and how much it grows by.
 const MIN_SPARE: usize = 1024;
-const READ_CHUNK: usize = 8 * 1024;
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
 /// Most the read buffer grows by at once for a declared length: the rest comes as data arrives.
 const MAX_RESERVE: usize = 1 << 20;
 
@@ -109,26 +107,16 @@ pub(crate) struct Failure {
 }
 
 /// An HTTP/1.1 connection. If an [`exchange`](Conn::exchange) does not complete (an error, or its
-/// future dropped), the stream is at an unknown point of a message: drop the connection.
-pub(crate) struct Conn {
-    stream: TcpStream,
+/// future dropped), the stream is at an unknown point of a message: drop the connection. Generic over
+/// the stream so that the fuzz harness can feed it from memory; the pool's is a [`Stream`].
+pub(crate) struct Conn<S = Stream> {
+    stream: S,
     read_buf: BytesMut,
     write_buf: Vec<u8>,
     /// Whether any byte of the current request was written, and any byte of a response read.
     wrote: bool,
     received: bool,
 }
-
-/// A waker that does nothing: the liveness check polls readiness once and never waits.
-struct Noop;
-
-impl Wake for Noop {
-    fn wake(self: Arc<Self>) {}
-    fn wake_by_ref(self: &Arc<Self>) {}
-}
-
-/// `Waker::noop` is newer than the crate's MSRV; one shared instance costs nothing per check.
-static NOOP: LazyLock<Waker> = LazyLock::new(|| Waker::from(Arc::new(Noop)));
 
 fn other(message: impl Into<String>) -> ExchangeError {
     (ErrorKind::Other, message.into())
@@ -138,9 +126,22 @@ fn closed_early() -> ExchangeError {
     other("connection closed before the response was complete")
 }
 
-impl Conn {
+impl Conn<Stream> {
+    /// Whether an idle connection still looks usable (see [`Stream::is_open`]).
+    pub(crate) fn is_open(&mut self) -> bool {
+        self.stream.is_open()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// What the read buffer has allocated (the fuzz harness checks it stays bounded).
+    #[cfg(any(test, feature = "fuzz"))]
+    pub(crate) fn read_capacity(&self) -> usize {
+        self.read_buf.capacity()
+    }
+
     /// Wraps a connected stream (the caller has set TCP_NODELAY on it).
-    pub(crate) fn new(stream: TcpStream) -> Conn {
+    pub(crate) fn new(stream: S) -> Conn<S> {
         Conn {
             stream,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
@@ -150,28 +151,13 @@ impl Conn {
         }
     }
 
-    /// Whether an idle connection still looks usable. No syscall while the runtime has seen nothing
-    /// arrive on it since the last response was read (tokio clears the read readiness on a short
-    /// read); otherwise one non-blocking read tells whether the peer closed it, reset it or sent
-    /// something unasked, all of which make it unusable. A close the runtime has not yet seen is
-    /// left to the pool's retry rule.
-    pub(crate) fn is_open(&self) -> bool {
-        let mut cx = Context::from_waker(&NOOP);
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            // Something arrived (or the last read filled the buffer exactly, which leaves the
-            // readiness set): a read that finds nothing also clears it.
-            Poll::Ready(Ok(())) => {
-                let mut byte = [0u8; 1];
-                let found = self.stream.try_read(&mut byte);
-                matches!(found, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
-    }
-
     /// Sends the request and reads the whole response.
-    pub(crate) async fn exchange(&mut self, req: &Request<'_>) -> Result<Response, Failure> {
+    /// The body is counted against `bodies` (the process's bound on buffered bodies).
+    pub(crate) async fn exchange(
+        &mut self,
+        req: &Request<'_>,
+        bodies: &Arc<Bodies>,
+    ) -> Result<Response, Failure> {
         debug_assert!(
             self.read_buf.is_empty(),
             "an idle connection holds no bytes"
@@ -180,7 +166,7 @@ impl Conn {
         self.received = false;
         let body = self.encode(req);
         let result = match self.write_request(body).await {
-            Ok(()) => self.read_response(req).await,
+            Ok(()) => self.read_response(req, bodies).await,
             Err(e) => Err(other(format!("writing the request: {e}"))),
         };
         result.map_err(|error| Failure {
@@ -254,7 +240,8 @@ impl Conn {
             self.wrote = true;
             done += n;
         }
-        Ok(())
+        // A TLS stream may hold the end of the request in its session when the socket was full.
+        self.stream.flush().await
     }
 
     /// Reads more into the read buffer, making room for about `hint` bytes; false at EOF.
@@ -273,7 +260,11 @@ impl Conn {
         }
     }
 
-    async fn read_response(&mut self, req: &Request<'_>) -> Result<Response, ExchangeError> {
+    async fn read_response(
+        &mut self,
+        req: &Request<'_>,
+        bodies: &Arc<Bodies>,
+    ) -> Result<Response, ExchangeError> {
         let mut interim = 0;
         let head = loop {
             match self.take_head()? {
@@ -315,6 +306,7 @@ impl Conn {
         }
 
         // RFC 9112 §6.3, in its order.
+        let mut held = Held::default();
         let body = if *req.method == Method::HEAD
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
@@ -327,19 +319,20 @@ impl Conn {
                 reusable = false;
             }
             if last_token_is(headers.get_all(TRANSFER_ENCODING), b"chunked") {
-                self.read_chunked().await?
+                self.read_chunked(bodies, &mut held).await?
             } else {
                 reusable = false;
-                self.read_to_eof().await?
+                self.read_to_eof(bodies, &mut held).await?
             }
         } else if let Some(n) = content_length(headers.get_all(CONTENT_LENGTH)).map_err(other)? {
             if n > MAX_BODY {
                 return Err(too_long_body());
             }
+            held.grow_to(bodies, n)?;
             self.read_exact(n as usize).await?
         } else {
             reusable = false;
-            self.read_to_eof().await?
+            self.read_to_eof(bodies, &mut held).await?
         };
         // Bytes past the response's end: the next response could not be told from them.
         if !self.read_buf.is_empty() {
@@ -353,7 +346,7 @@ impl Conn {
         let (parts, ()) = response.into_parts();
         Ok(Response {
             parts,
-            body,
+            body: held.attach(body),
             reusable,
         })
     }
@@ -442,17 +435,26 @@ impl Conn {
         Ok(self.read_buf.split_to(n).freeze())
     }
 
-    async fn read_to_eof(&mut self) -> Result<Bytes, ExchangeError> {
+    async fn read_to_eof(
+        &mut self,
+        bodies: &Arc<Bodies>,
+        held: &mut Held,
+    ) -> Result<Bytes, ExchangeError> {
         while self.fill(0).await? {
             if self.read_buf.len() as u64 > MAX_BODY {
                 return Err(too_long_body());
             }
+            held.grow_to(bodies, self.read_buf.len() as u64)?;
         }
         Ok(self.read_buf.split().freeze())
     }
 
     /// Decodes a chunked body (RFC 9112 §7.1): extensions ignored, trailer fields read and dropped.
-    async fn read_chunked(&mut self) -> Result<Bytes, ExchangeError> {
+    async fn read_chunked(
+        &mut self,
+        bodies: &Arc<Bodies>,
+        held: &mut Held,
+    ) -> Result<Bytes, ExchangeError> {
         let mut body = BytesMut::new();
         loop {
             let end = self
@@ -466,6 +468,7 @@ impl Conn {
             if body.len() as u64 + size > MAX_BODY {
                 return Err(too_long_body());
             }
+            held.grow_to(bodies, body.len() as u64 + size)?;
             let mut left = size as usize;
             body.reserve(left.min(MAX_RESERVE));
             while left > 0 {
@@ -536,10 +539,6 @@ struct Head {
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
-}
-
-fn too_long_body() -> ExchangeError {
-    other("response body exceeds 1 GiB")
 }
 
 fn put_field(w: &mut Vec<u8>, name: &str, value: &[u8]) {
@@ -629,9 +628,10 @@ fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::http::budget::DEFAULT_MAX_BUFFERED;
     use std::future::Future;
     use std::time::Duration;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// Every test is bounded in time: a framing bug must fail, not hang.
     pub(in crate::http) async fn bounded<T>(f: impl Future<Output = T>) -> T {
@@ -649,11 +649,11 @@ pub(super) mod tests {
     async fn connect(addr: &str) -> Conn {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        Conn::new(stream)
+        Conn::new(Stream::Plain(stream))
     }
 
     /// Reads one request (head, and a body of its Content-Length) off the server's side.
-    pub(in crate::http) async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    pub(in crate::http) async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
         let mut got = Vec::new();
         let mut byte = [0u8; 1];
         while !got.ends_with(b"\r\n\r\n") {
@@ -706,6 +706,14 @@ pub(super) mod tests {
     }
 
     async fn send(conn: &mut Conn, req: &Req) -> Result<Response, Failure> {
+        send_within(conn, req, &Bodies::new(DEFAULT_MAX_BUFFERED)).await
+    }
+
+    async fn send_within(
+        conn: &mut Conn,
+        req: &Req,
+        bodies: &Arc<Bodies>,
+    ) -> Result<Response, Failure> {
         let host = HeaderValue::from_static("svc:8080");
         let ua = HeaderValue::from_static("perfgate/test");
         let request = Request::new(&req.method, req.target, &host, &ua, &req.headers, &req.body)
@@ -713,7 +721,7 @@ pub(super) mod tests {
                 error,
                 retryable: false,
             })?;
-        conn.exchange(&request).await
+        conn.exchange(&request, bodies).await
     }
 
     async fn one(reply: &[u8], req: Req) -> Result<Response, Failure> {
@@ -816,6 +824,44 @@ pub(super) mod tests {
             // The trailers were consumed: the next response parses from its first byte.
             let r = send(&mut conn, &get()).await.ok().unwrap();
             assert_eq!(&r.body[..], b"next");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_bound_fail_in_every_framing() {
+        bounded(async {
+            let kib = |n: usize| vec![b'x'; n * 1024];
+            let mut length = b"HTTP/1.1 200 OK\r\nContent-Length: 122880\r\n\r\n".to_vec();
+            length.extend(kib(120));
+            let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..3 {
+                chunked.extend_from_slice(b"a000\r\n");
+                chunked.extend(kib(40));
+                chunked.extend_from_slice(b"\r\n");
+            }
+            chunked.extend_from_slice(b"0\r\n\r\n");
+            let mut to_eof = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+            to_eof.extend(kib(120));
+            for reply in [length, chunked, to_eof] {
+                let bodies = Bodies::new(100 * 1024);
+                let addr = canned(vec![reply.clone()]).await;
+                let failed = send_within(&mut connect(&addr).await, &get(), &bodies).await;
+                let e = error(failed);
+                assert!(e.contains("bound of 100 KiB"), "{e}");
+                assert_eq!(bodies.used(), 0);
+                // Within a larger bound the same reply passes, counted until the body is dropped.
+                let bodies = Bodies::new(200 * 1024);
+                let addr = canned(vec![reply]).await;
+                let r = send_within(&mut connect(&addr).await, &get(), &bodies)
+                    .await
+                    .ok()
+                    .unwrap();
+                assert_eq!(r.body.len(), 120 * 1024);
+                assert_eq!(bodies.used(), 120 * 1024);
+                drop(r);
+                assert_eq!(bodies.used(), 0);
+            }
         })
         .await;
     }

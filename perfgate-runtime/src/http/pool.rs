@@ -1,7 +1,7 @@
 //! The keep-alive pool of one worker's connections to the service.
 
 use std::borrow::Cow;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,9 +10,13 @@ use hyper::http::response::Parts;
 use hyper::http::uri::Authority;
 use hyper::{HeaderMap, Method, Uri};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::error::{lock, ErrorKind, ExchangeError};
+use crate::http::budget::Bodies;
 use crate::http::h1;
+use crate::http::stream::Stream;
+use crate::http::tls::{Alpn, Tls};
 
 /// Connections of one worker to the service. Why not hyper-util's pool: it takes a keyed map and a
 /// lock per request, scans its idle list on every checkout, and races a new connection against every
@@ -23,8 +27,14 @@ use crate::http::h1;
 /// HTTP/1.1 goes through [`h1::Conn`], not hyper: the request's own future does the exchange.
 pub(super) struct Pool {
     authority: Authority,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// `host:port` to connect to.
     addr: String,
+    /// Set for `https://`: every connection speaks TLS.
+    tls: Option<Arc<Tls>>,
+    /// The process's bound on buffered response bodies.
+    bodies: Arc<Bodies>,
     /// Sent unless the scenario's headers carry their own.
     host: HeaderValue,
     user_agent: &'static HeaderValue,
@@ -33,26 +43,33 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    /// None unless `base_url` is `http://host[:port]`.
+    /// None unless `base_url` is `http://host[:port]` or `https://host[:port]`.
     pub(super) fn new(
         base_url: &str,
         connect_timeout: Duration,
         user_agent: &'static HeaderValue,
+        tls: &Arc<Tls>,
+        bodies: &Arc<Bodies>,
     ) -> Option<Pool> {
         let uri: Uri = base_url.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
+        let (scheme, port, tls) = match uri.scheme_str() {
+            Some("http") => ("http", 80, None),
+            Some("https") => ("https", 443, Some(tls.clone())),
+            _ => return None,
+        };
         let authority = uri.authority()?.clone();
         let addr = format!(
             "{}:{}",
             authority.host(),
-            authority.port_u16().unwrap_or(80)
+            authority.port_u16().unwrap_or(port)
         );
         Some(Pool {
             host: HeaderValue::from_str(authority.as_str()).ok()?,
             authority,
+            scheme,
             addr,
+            tls,
+            bodies: bodies.clone(),
             user_agent,
             connect_timeout,
             idle: Mutex::new(Vec::new()),
@@ -60,23 +77,33 @@ impl Pool {
     }
 
     pub(super) fn serves(&self, uri: &Uri) -> bool {
-        uri.scheme_str() == Some("http") && uri.authority() == Some(&self.authority)
+        uri.scheme_str() == Some(self.scheme) && uri.authority() == Some(&self.authority)
     }
 
-    /// A new TCP connection to the service.
-    pub(super) async fn connect(&self) -> std::result::Result<TcpStream, ExchangeError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.addr))
+    /// A new connection to the service: TCP, and the TLS handshake offering `alpn` for `https://`,
+    /// both within the connect timeout. Its time counts in the latency of the request that opens it.
+    pub(super) async fn connect(&self, alpn: Alpn) -> std::result::Result<Stream, ExchangeError> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let timed_out = |what: &str| {
+            (
+                ErrorKind::Connect,
+                format!("client error (Connect): {what} timed out"),
+            )
+        };
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(&*self.addr))
             .await
-            .map_err(|_| {
-                (
-                    ErrorKind::Connect,
-                    "client error (Connect): timed out".into(),
-                )
-            })?
+            .map_err(|_| timed_out("connecting"))?
             .map_err(|e| (ErrorKind::Connect, format!("client error (Connect): {e}")))?;
         // Small requests must not wait for Nagle's algorithm: that would be measured as latency.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(stream));
+        };
+        let handshake = tls.handshake(stream, &self.authority, alpn);
+        let stream = tokio::time::timeout_at(deadline, handshake)
+            .await
+            .map_err(|_| timed_out("the TLS handshake"))??;
+        Ok(Stream::Tls(Box::new(stream)))
     }
 
     /// Sends the request over HTTP/1.1 and reads the whole response.
@@ -100,7 +127,7 @@ impl Pool {
         // At most two passes: a reused connection that failed before any response byte (the
         // service had closed it) gets the request once more on a new connection, if that is safe.
         loop {
-            match conn.exchange(&request).await {
+            match conn.exchange(&request, &self.bodies).await {
                 Ok(response) => {
                     // Only a complete exchange returns its connection: one whose future was
                     // dropped mid-way (a timeout) is dropped with it.
@@ -124,7 +151,7 @@ impl Pool {
         // service has closed it meanwhile.
         loop {
             let idle = lock(&self.idle).pop();
-            let Some(conn) = idle else { break };
+            let Some(mut conn) = idle else { break };
             if conn.is_open() {
                 return Ok((conn, true));
             }
@@ -133,7 +160,7 @@ impl Pool {
     }
 
     async fn connect_h1(&self) -> std::result::Result<h1::Conn, ExchangeError> {
-        Ok(h1::Conn::new(self.connect().await?))
+        Ok(h1::Conn::new(self.connect(Alpn::Http1).await?))
     }
 }
 
@@ -158,9 +185,9 @@ fn origin_form(uri: &Uri) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::budget::DEFAULT_MAX_BUFFERED;
     use crate::http::h1::tests::{bounded, listen, read_request};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
     use tokio::io::AsyncWriteExt as _;
 
     static USER_AGENT: HeaderValue = HeaderValue::from_static("perfgate/test");
@@ -170,6 +197,8 @@ mod tests {
             &format!("http://{addr}"),
             Duration::from_secs(2),
             &USER_AGENT,
+            &Arc::new(Tls::new(None)),
+            &Bodies::new(DEFAULT_MAX_BUFFERED),
         )
         .expect("an http:// base URL")
     }

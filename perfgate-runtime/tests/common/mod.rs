@@ -17,6 +17,8 @@ use perfgate_runtime::format::{LoadModel, ScenarioSpec};
 
 /// A request as the handler sees it (body already read).
 pub struct Req {
+    /// The number of the connection it came on, from 0 in order of acceptance.
+    pub connection: u64,
     pub method: String,
     /// `HTTP/1.1` or `HTTP/2.0`.
     pub version: String,
@@ -32,7 +34,17 @@ where
     H: Fn(Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = (u16, String)> + Send + 'static,
 {
+    serve_on(None, handler)
+}
+
+/// [`serve`] over TLS when `tls` is given (its base URL is then `https://`).
+pub fn serve_on<H, Fut>(tls: Option<tokio_rustls::TlsAcceptor>, handler: H) -> String
+where
+    H: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (u16, String)> + Send + 'static,
+{
     let handler = Arc::new(handler);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -43,51 +55,110 @@ where
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
+            for connection in 0.. {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let handler = handler.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let req = Req {
-                                method: parts.method.to_string(),
-                                version: format!("{:?}", parts.version),
-                                path: parts.uri.path().to_owned(),
-                                headers: parts
-                                    .headers
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (k.to_string(), v.to_str().unwrap_or("").to_owned())
-                                    })
-                                    .collect(),
-                                body,
-                            };
-                            let (status, body) = handler(req).await;
-                            let mut resp = Response::new(Full::new(Bytes::from(body)));
-                            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                            Ok::<_, Infallible>(resp)
+                    match tls {
+                        None => serve_connection(stream, connection, handler).await,
+                        // A failed handshake (a client that does not trust the certificate) ends
+                        // only this connection.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_connection(stream, connection, handler).await;
+                            }
                         }
-                    });
-                    // HTTP/1.1, or HTTP/2 with prior knowledge, whichever the client speaks.
-                    let _ = Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    }
                 });
             }
         });
     });
     let addr = rx.recv().unwrap();
-    format!("http://{addr}")
+    format!("{scheme}://{addr}")
+}
+
+async fn serve_connection<IO, H, Fut>(io: IO, connection: u64, handler: Arc<H>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (u16, String)> + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let handler = handler.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let req = Req {
+                connection,
+                method: parts.method.to_string(),
+                version: format!("{:?}", parts.version),
+                path: parts.uri.path().to_owned(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .collect(),
+                body,
+            };
+            let (status, body) = handler(req).await;
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    // HTTP/1.1, or HTTP/2 (prior knowledge, or agreed by ALPN), whichever the client speaks.
+    let _ = Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+/// A CA made at test time, and a server certificate it signed for 127.0.0.1 and localhost.
+pub struct TestPki {
+    /// The CA's certificate, PEM: what `--ca-cert` takes.
+    pub ca_pem: String,
+    /// Serves the leaf certificate, offering HTTP/2 and HTTP/1.1 by ALPN.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+pub fn test_pki() -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "perfgate test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    }
 }
 
 /// A server answering 200 "ok" to everything.

@@ -1,0 +1,7 @@
+//! The parser of a scenario binary's results and spec on any bytes: an error, never a panic; what
+//! parses round-trips through the CLI's writer.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| cargo_perfgate::fuzz::check_scenario_files(data));
