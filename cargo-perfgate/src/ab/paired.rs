@@ -9,6 +9,7 @@ use perfgate_runtime::format::{LoadModel, ScenarioResult, ScenarioSpec};
 
 use crate::discover::Scenario;
 use crate::error::{Error, Result};
+use crate::gate::contention::Contention;
 use crate::gate::sequential::{self, Look, Plan, Stop};
 use crate::gate::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
 use crate::load::window::{round_estimate, spec_parts};
@@ -139,6 +140,8 @@ struct SideRuns<'r, 'a, 's> {
 #[derive(Default)]
 struct Rounds {
     results: Vec<ScenarioResult>,
+    /// How busy the machine was during each round (`results[i]`'s).
+    contention: Vec<Option<Contention>>,
     /// The first round's report (log, resources): what the scenario's row shows.
     first: Option<ScenarioRun>,
 }
@@ -256,6 +259,9 @@ fn run_one(
                 }
                 (Some(result), false) => {
                     rounds.results.push(result.clone());
+                    rounds
+                        .contention
+                        .push(r.contention.first().cloned().flatten());
                     if rounds.first.is_none() {
                         rounds.first = Some(r);
                     }
@@ -327,8 +333,15 @@ fn run_one(
     })
 }
 
-fn to_rounds(results: &[ScenarioResult]) -> Vec<RoundStats> {
-    results.iter().map(RoundStats::from).collect()
+fn to_rounds(side: &Rounds) -> Vec<RoundStats> {
+    side.results
+        .iter()
+        .zip(side.contention.iter().chain(std::iter::repeat(&None)))
+        .map(|(r, c)| RoundStats {
+            contention: c.clone(),
+            ..RoundStats::from(r)
+        })
+        .collect()
 }
 
 /// The look at `pairs` when the budget ends it: the plan cut there, every bit of alpha it had left
@@ -362,8 +375,8 @@ fn look(
     k: usize,
     sampling: &Sampling,
 ) -> Look {
-    let current = to_rounds(&head.results);
-    let baseline = to_rounds(&base.results);
+    let current = to_rounds(head);
+    let baseline = to_rounds(base);
     let pair = ScenarioPair {
         scenario: id,
         tolerance: consts.tolerance,
@@ -423,9 +436,10 @@ fn assemble(
         }
     }
     report.spec_parts = spec_parts(spec, head_root, opts.window(spec));
-    report.rounds = to_rounds(&head.results);
+    report.rounds = to_rounds(&head);
+    report.contention = head.contention.clone();
     report.result = report.result.or_else(|| head.results.first().cloned());
-    ab.base_rounds = to_rounds(&base.results);
+    ab.base_rounds = to_rounds(&base);
     report.wall_secs = ab.secs;
     report.verdict = slo::verdict(&Evidence {
         error,
@@ -462,6 +476,7 @@ mod tests {
         };
         let head = Rounds {
             results: vec![head_report.result.clone().unwrap()],
+            contention: vec![None],
             first: Some(head_report.clone()),
         };
         let mut died = head_report.clone();

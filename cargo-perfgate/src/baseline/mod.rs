@@ -107,6 +107,9 @@ pub struct BaselineRound {
     pub iterations: Stats,
     #[serde(default)]
     pub requests: BTreeMap<String, Stats>,
+    /// How busy the machine was while the round was recorded (the gate compares a run's with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<crate::gate::contention::Contention>,
 }
 
 impl BaselineRound {
@@ -125,6 +128,7 @@ impl BaselineRound {
                 .iter()
                 .map(|(k, v)| (k.clone(), slim(v)))
                 .collect(),
+            contention: r.contention.clone(),
         }
     }
 
@@ -132,6 +136,7 @@ impl BaselineRound {
         RoundStats {
             iterations: self.iterations.clone(),
             requests: self.requests.clone(),
+            contention: self.contention.clone(),
         }
     }
 }
@@ -407,6 +412,7 @@ mod tests {
                 RoundStats {
                     iterations: stats(base_us + i),
                     requests: req,
+                    contention: None,
                 }
             })
             .collect();

@@ -108,6 +108,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
             spec_parts: s.spec_parts.clone(),
             regressions: Vec::new(),
             ab: None,
+            contention: Vec::new(),
         })
         .collect();
     Ok(RunResults {

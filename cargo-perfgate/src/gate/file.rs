@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use perfgate_runtime::format::{LoadModel, Metric, ScenarioSpec};
 use serde::{Deserialize, Serialize};
 
+use super::contention::screen;
 use super::spec::describe_spec_change;
 use super::{decide, Decision, GateFlags, GateOptions, Outcome, RoundStats, ScenarioPair};
 use crate::machine::{describe_machine, same_machine, Fingerprint};
@@ -44,6 +45,10 @@ pub struct GateSummary {
     pub not_comparable: usize,
     /// Said on stderr and kept here for reports.
     pub warnings: Vec<String>,
+    /// Scenarios whose every round ran under contention the baseline did not have (their checks
+    /// cannot fail; `ab = "auto"` measures them with `--ab` instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contended: Vec<String>,
 }
 
 pub(crate) fn not_comparable(
@@ -73,7 +78,8 @@ pub fn judge(
         same_machine: same_machine(&base.machine, &head.machine),
         ..Default::default()
     };
-    let mut pairs = Vec::new();
+    // (id, tolerance, throughput compared, baseline rounds, current rounds screened)
+    let mut todo = Vec::new();
     for (id, cur) in &head.scenarios {
         let spec = cur
             .spec
@@ -121,19 +127,52 @@ pub fn judge(
             continue;
         }
         let compare_throughput = spec.is_some_and(|s| matches!(s.load, LoadModel::Closed { .. }));
-        pairs.push(ScenarioPair {
-            scenario: id.as_str(),
-            tolerance,
-            compare_throughput,
-            baseline: &old.rounds,
-            current: &cur.rounds,
-        });
+        let screened = screen(&old.rounds, &cur.rounds);
+        todo.push((id, tolerance, compare_throughput, &old.rounds, screened));
     }
-    let decisions = if pairs.is_empty() {
+    let pairs: Vec<ScenarioPair> = todo
+        .iter()
+        .map(
+            |(id, tolerance, compare_throughput, base, screened)| ScenarioPair {
+                scenario: id.as_str(),
+                tolerance: *tolerance,
+                compare_throughput: *compare_throughput,
+                baseline: base,
+                current: &screened.kept,
+            },
+        )
+        .collect();
+    let mut decisions = if pairs.is_empty() {
         Vec::new()
     } else {
         decide(&pairs, &GateOptions::default())
     };
+    for (id, _, _, _, screened) in &todo {
+        let mine = decisions.iter_mut().filter(|d| &d.scenario == *id);
+        if let Some(why) = &screened.all_flagged {
+            for d in mine {
+                if d.outcome == Outcome::Fail {
+                    d.outcome = Outcome::Inconclusive;
+                    d.note = format!(
+                        "would be FAIL, but {why}: a round taken under contention the baseline did not \
+                         have is no evidence of a regression ({})",
+                        d.note
+                    );
+                } else {
+                    d.note.push_str(&format!("; {why}"));
+                }
+            }
+            summary.contended.push((*id).clone());
+            summary.warnings.push(format!(
+                "{id}: {why}; its regression checks cannot fail on these rounds (rerun on a quieter \
+                 machine, or use --ab, which measures the merge-base under the same conditions)"
+            ));
+        } else if let Some(note) = &screened.note {
+            for d in mine {
+                d.note.push_str(note);
+            }
+        }
+    }
     let other_machine = !summary.same_machine && !flags.allow_other_machine;
     for mut d in decisions {
         if other_machine && matches!(d.outcome, Outcome::Pass | Outcome::Fail) {

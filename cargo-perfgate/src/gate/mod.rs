@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod contention;
 mod dist;
 pub mod file;
 pub mod sequential;
@@ -30,6 +31,10 @@ use serde::{Deserialize, Serialize};
 pub struct RoundStats {
     pub iterations: Stats,
     pub requests: BTreeMap<String, Stats>,
+    /// How busy the machine was during the round (None where it was not measured: older files,
+    /// other platforms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<contention::Contention>,
 }
 
 impl RoundStats {
@@ -52,6 +57,7 @@ impl From<&ScenarioResult> for RoundStats {
         RoundStats {
             iterations: r.iterations.clone(),
             requests: r.requests.clone(),
+            contention: None,
         }
     }
 }

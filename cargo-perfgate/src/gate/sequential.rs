@@ -62,6 +62,7 @@ use std::time::Duration;
 use perfgate_runtime::format::Metric;
 use serde::{Deserialize, Serialize};
 
+use super::contention::screen_pairs;
 use super::dist::t_quantile_upper;
 use super::stats::{decide_paired_checked, OUTLIER_SHARE};
 use super::{Decision, GateOptions, Outcome, ScenarioPair};
@@ -214,9 +215,12 @@ pub fn decide_look(
     let n = plan.looks[look]
         .min(pair.baseline.len())
         .min(pair.current.len());
+    // Pairs whose rounds ran under unequal contention are set aside on a signal that is not the
+    // latencies, so at no cost in alpha (`contention.rs`).
+    let (kept_b, kept_c, aside) = screen_pairs(&pair.baseline[..n], &pair.current[..n]);
     let at_look = ScenarioPair {
-        baseline: &pair.baseline[..n],
-        current: &pair.current[..n],
+        baseline: &kept_b,
+        current: &kept_c,
         ..*pair
     };
     let alpha = plan.alphas[look];
@@ -252,8 +256,14 @@ pub fn decide_look(
                 ));
             }
         }
+        if let Some(aside) = &aside {
+            d.note.push_str(aside);
+        }
         pairs_needed.push(match d.outcome {
-            Outcome::Inconclusive => c.rounds_needed,
+            // Pairs needed counts the pairs kept: add back the share set aside.
+            Outcome::Inconclusive => c
+                .rounds_needed
+                .map(|k| (k as f64 * n as f64 / kept_c.len().max(1) as f64).ceil() as u64),
             _ => None,
         });
         decisions.push(d);
@@ -724,6 +734,7 @@ mod tests {
         RoundStats {
             iterations: crate::gate::tests::series(scale, 2000, 0, 100.0 / scale),
             requests: Default::default(),
+            contention: None,
         }
     }
 

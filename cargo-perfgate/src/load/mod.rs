@@ -20,6 +20,7 @@ use crate::gate::RoundStats;
 use crate::procs::{self, ChildGuard};
 use crate::protocol::{self, Mode, ReadError};
 use crate::results::ScenarioRun;
+use crate::service::contention::ContentionSampler;
 use crate::service::pool::{service_for, Services};
 use crate::service::sample::ResourceSampler;
 use crate::slo::{self, Evidence, Verdict};
@@ -150,6 +151,7 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         spec_parts: BTreeMap::new(),
         regressions: Vec::new(),
         ab: None,
+        contention: Vec::new(),
     }
 }
 
@@ -202,8 +204,13 @@ pub fn run_scenario(
     // Every round against the same service; a round that errors or kills the service ends the scenario.
     let rounds = opts.rounds.max(1);
     let mut results = Vec::new();
+    let mut contention = Vec::new();
     let mut error = None;
     let mut died = None;
+    let service_pid = svc_name
+        .as_ref()
+        .and_then(|(n, _)| services.get_mut(n))
+        .map(|svc| svc.pid());
     for round in 1..=rounds {
         if round > 1 {
             if procs::interrupted() {
@@ -212,6 +219,7 @@ pub fn run_scenario(
             }
             ui.status("Round", &format!("{round}/{rounds} of {}", scenario.id));
         }
+        let machine = ContentionSampler::start(service_pid);
         let outcome = match execute(
             scenario,
             &spec,
@@ -226,6 +234,7 @@ pub fn run_scenario(
                 return Err(e);
             }
         };
+        let machine = machine.finish();
         if report.log.is_none() {
             report.log = Some(outcome.log.clone());
         }
@@ -241,6 +250,9 @@ pub fn run_scenario(
                 // Dropping it reaps it; the next scenario starts a fresh one.
                 services.remove(name);
             }
+        }
+        if outcome.result.is_some() {
+            contention.push(machine);
         }
         results.extend(outcome.result);
         if outcome.error.is_some() || died.is_some() {
@@ -272,6 +284,9 @@ pub fn run_scenario(
     report.spec_parts = spec_parts(&spec, &run.pkg.root, opts.window(&spec));
     if results.len() > 1 {
         report.rounds = results.iter().map(RoundStats::from).collect();
+    }
+    if contention.iter().any(Option::is_some) {
+        report.contention = contention;
     }
     report.result = results.into_iter().next();
     report.wall_secs = started.elapsed().as_secs_f64();

@@ -1,0 +1,448 @@
+//! How busy the machine was during a round, and the rule, fixed in advance, that says when a round ran
+//! under contention its reference did not have. Pure: the readings come from `service/contention.rs`.
+//!
+//! # Why
+//! A latency measured while other work holds the cores is the scheduler's latency, not the service's:
+//! a baseline recorded on a quiet machine and a run with two busy loops on both cores differ by +600%
+//! at the p95 with no change in the code. Nothing in the latencies tells that apart from a regression,
+//! so the signal must come from elsewhere, and not from the latencies, so that setting a round aside on
+//! it costs nothing of the gate's false-alarm budget (under "no change", which rounds are set aside
+//! does not depend on the latencies compared).
+//!
+//! # The signals (each round, sampled every 50 ms while it runs)
+//! - runnable tasks per core (`procs_running` of /proc/stat, perfgate's sampler not counted): above 1,
+//!   tasks queue for a CPU. This is the rule's main signal: it needs no kernel option and reads the
+//!   same on a VM, a container and bare metal.
+//! - CPU pressure (/proc/pressure/cpu, "some"): the share of the round in which some task waited.
+//!   Shown, not ruled on: it is high whenever the generator and the service wake together, and it is
+//!   absent on kernels without PSI.
+//! - steal (/proc/stat): CPU time the hypervisor gave to another guest.
+//! - the service's own wait for a CPU (`/proc/<pid>/task/*/schedstat`): the share of the time its
+//!   threads were runnable that they spent waiting in a run queue.
+//! - the 1-minute load average at the end of the round (shown: it lags by a minute).
+//!
+//! # The rule
+//! A round ran under contention its reference did not have when, against the reference (the median of
+//! the baseline's rounds in the file mode; the other round of the pair in `--ab`), either
+//! - the machine was oversubscribed: at least [`SATURATED`] runnable tasks per core, and at least
+//!   `1.5 × reference + 0.25`; or
+//! - the service was starved: it waited for a CPU at least [`STARVED`] of the time it was runnable,
+//!   and at least `2 × reference + 0.1`; or
+//! - the hypervisor stole at least [`STOLEN`] of the CPU time, and 5 points more than the reference.
+//!
+//! One busy loop on a 2-core runner leaves a core to the service and the generator (about 0.6 runnable
+//! per core) and is not flagged: the gate is expected to decide there. Two busy loops (1.0 and more)
+//! are. A machine that was as busy when the baseline was recorded is compared as usual: the rule is
+//! about a change of conditions, not about a busy machine as such.
+
+use serde::{Deserialize, Serialize};
+
+use super::RoundStats;
+
+/// Runnable tasks per core from which the machine is taken as oversubscribed.
+pub const SATURATED: f64 = 1.0;
+
+/// Share of its runnable time the service waited for a CPU from which it is taken as starved.
+pub const STARVED: f64 = 0.5;
+
+/// Share of CPU time stolen by the hypervisor from which a round is taken as disturbed.
+pub const STOLEN: f64 = 0.10;
+
+/// The machine during one round.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Contention {
+    /// Cores the machine has (online), the unit of `runnable_per_core`.
+    pub cores: u32,
+    /// Mean runnable tasks per core over the round, perfgate's sampler not counted.
+    pub runnable_per_core: f64,
+    /// The highest of the per-second means (a burst shorter than the round shows here).
+    #[serde(default)]
+    pub runnable_per_core_peak: f64,
+    /// Share of the round in which some task waited for a CPU (PSI "some"), where the kernel has PSI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_pressure: Option<f64>,
+    /// Share of the machine's CPU time stolen by the hypervisor.
+    pub steal: f64,
+    /// The 1-minute load average at the end of the round.
+    pub load_avg: f64,
+    /// Share of its runnable time the service's threads spent waiting for a CPU (schedstat); None
+    /// without a service perfgate started, or without schedstat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_wait: Option<f64>,
+    /// Seconds the readings cover.
+    pub secs: f64,
+}
+
+impl Contention {
+    /// Why this round ran under contention `reference` did not have, or None. The reason reads
+    /// "2.1× oversubscribed (the reference: 0.1×)".
+    pub fn exceeds(&self, reference: &Contention) -> Option<String> {
+        let (r, b) = (self.runnable_per_core, reference.runnable_per_core);
+        if r >= SATURATED && r >= 1.5 * b + 0.25 {
+            return Some(format!("{} oversubscribed, against {}", times(r), times(b)));
+        }
+        if let (Some(w), Some(wb)) = (self.service_wait, reference.service_wait) {
+            if w >= STARVED && w >= 2.0 * wb + 0.1 {
+                return Some(format!(
+                    "the service waited for a CPU {:.0}% of the time it was runnable, against {:.0}%",
+                    w * 100.0,
+                    wb * 100.0
+                ));
+            }
+        }
+        if self.steal >= STOLEN && self.steal >= reference.steal + 0.05 {
+            return Some(format!(
+                "{:.0}% of the CPU stolen by the hypervisor, against {:.0}%",
+                self.steal * 100.0,
+                reference.steal * 100.0
+            ));
+        }
+        None
+    }
+
+    /// The median of each reading over `rounds` (the reference a baseline's rounds make: one disturbed
+    /// round of the baseline does not raise the bar); None when no round has readings.
+    pub fn median(rounds: &[&Contention]) -> Option<Contention> {
+        if rounds.is_empty() {
+            return None;
+        }
+        let med = |f: &dyn Fn(&Contention) -> Option<f64>| -> Option<f64> {
+            let mut v: Vec<f64> = rounds.iter().filter_map(|c| f(c)).collect();
+            if v.is_empty() {
+                return None;
+            }
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            Some(if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                0.5 * (v[n / 2 - 1] + v[n / 2])
+            })
+        };
+        Some(Contention {
+            cores: rounds[0].cores,
+            runnable_per_core: med(&|c| Some(c.runnable_per_core)).unwrap_or(0.0),
+            runnable_per_core_peak: med(&|c| Some(c.runnable_per_core_peak)).unwrap_or(0.0),
+            cpu_pressure: med(&|c| c.cpu_pressure),
+            steal: med(&|c| Some(c.steal)).unwrap_or(0.0),
+            load_avg: med(&|c| Some(c.load_avg)).unwrap_or(0.0),
+            service_wait: med(&|c| c.service_wait),
+            secs: med(&|c| Some(c.secs)).unwrap_or(0.0),
+        })
+    }
+
+    /// "0.4× load, PSI 12%, steal 0%, load avg 1.3, service waited 3%": the round in a few words.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("{} load", times(self.runnable_per_core))];
+        if let Some(p) = self.cpu_pressure {
+            parts.push(format!("PSI {:.0}%", p * 100.0));
+        }
+        parts.push(format!("steal {:.0}%", self.steal * 100.0));
+        parts.push(format!("load avg {:.1}", self.load_avg));
+        if let Some(w) = self.service_wait {
+            parts.push(format!("service waited {:.0}%", w * 100.0));
+        }
+        parts.join(", ")
+    }
+}
+
+/// "2.0×": runnable tasks per core.
+pub fn times(x: f64) -> String {
+    format!("{x:.1}×")
+}
+
+/// Which of `rounds` ran under contention `reference` did not have: per round, the reason or None.
+/// Rounds without readings are never flagged.
+pub fn flag_rounds(rounds: &[Option<&Contention>], reference: &Contention) -> Vec<Option<String>> {
+    rounds
+        .iter()
+        .map(|c| c.and_then(|c| c.exceeds(reference)))
+        .collect()
+}
+
+/// "the machine was 2.0× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×":
+/// the sentence for a scenario whose every current round is flagged.
+pub fn describe_flagged(
+    flagged: &[(usize, &Contention)],
+    total: usize,
+    reference: &Contention,
+    reference_name: &str,
+) -> String {
+    let worst = flagged
+        .iter()
+        .map(|(_, c)| c.runnable_per_core)
+        .fold(0.0, f64::max);
+    let starved = flagged
+        .iter()
+        .filter_map(|(_, c)| c.service_wait)
+        .fold(0.0, f64::max);
+    let mut s = format!(
+        "the machine was {} oversubscribed during {} of {total} rounds",
+        times(worst),
+        flagged.len()
+    );
+    if starved >= STARVED {
+        s.push_str(&format!(
+            " (the service waited for a CPU up to {:.0}% of its runnable time)",
+            starved * 100.0
+        ));
+    }
+    s.push_str(&format!(
+        "; {reference_name} was recorded at {}",
+        times(reference.runnable_per_core)
+    ));
+    s
+}
+
+/// A scenario's current rounds after the file gate's screening against the baseline's.
+#[derive(Debug, Default)]
+pub struct Screened {
+    /// The rounds the statistics use: those not flagged, or all of them when every one is.
+    pub kept: Vec<RoundStats>,
+    /// Said in every check's note when some rounds (not all) were set aside.
+    pub note: Option<String>,
+    /// Set when every current round was flagged: the sentence that says so. A Fail is then no
+    /// evidence of a regression (the checks become inconclusive); a Pass still is evidence of none.
+    pub all_flagged: Option<String>,
+}
+
+/// The file mode's screening: current rounds that ran under contention the baseline's rounds (their
+/// median) did not have are set aside. Baselines without readings screen nothing.
+pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
+    let refs: Vec<&Contention> = baseline
+        .iter()
+        .filter_map(|r| r.contention.as_ref())
+        .collect();
+    let Some(reference) = Contention::median(&refs) else {
+        return Screened {
+            kept: current.to_vec(),
+            ..Default::default()
+        };
+    };
+    let flags = flag_rounds(
+        &current
+            .iter()
+            .map(|r| r.contention.as_ref())
+            .collect::<Vec<_>>(),
+        &reference,
+    );
+    let flagged: Vec<(usize, &Contention)> = current
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| flags[*i].is_some())
+        .filter_map(|(i, r)| Some((i, r.contention.as_ref()?)))
+        .collect();
+    if flagged.is_empty() {
+        return Screened {
+            kept: current.to_vec(),
+            ..Default::default()
+        };
+    }
+    if flagged.len() == current.len() {
+        return Screened {
+            kept: current.to_vec(),
+            note: None,
+            all_flagged: Some(describe_flagged(
+                &flagged,
+                current.len(),
+                &reference,
+                "the baseline",
+            )),
+        };
+    }
+    let which: Vec<String> = flagged.iter().map(|(i, _)| (i + 1).to_string()).collect();
+    let first = flags.iter().flatten().next().cloned().unwrap_or_default();
+    Screened {
+        kept: current
+            .iter()
+            .zip(&flags)
+            .filter(|(_, f)| f.is_none())
+            .map(|(r, _)| r.clone())
+            .collect(),
+        note: Some(format!(
+            "; set aside: round{} {} of {} ran under contention the baseline did not have ({first})",
+            if which.len() == 1 { "" } else { "s" },
+            which.join(", "),
+            current.len()
+        )),
+        all_flagged: None,
+    }
+}
+
+/// The `--ab` screening: a pair whose two rounds ran under unequal contention (one exceeds the other
+/// by the rule) is set aside before the statistics; pairs equally contended are kept, which is what
+/// pairing is for. Returns the kept pairs and, when any was set aside, the note for the checks.
+pub fn screen_pairs(
+    baseline: &[RoundStats],
+    current: &[RoundStats],
+) -> (Vec<RoundStats>, Vec<RoundStats>, Option<String>) {
+    let mut kept_b = Vec::new();
+    let mut kept_c = Vec::new();
+    let mut why = Vec::new();
+    for (i, (b, c)) in baseline.iter().zip(current).enumerate() {
+        let unequal = match (&b.contention, &c.contention) {
+            (Some(cb), Some(cc)) => cc
+                .exceeds(cb)
+                .map(|w| format!("pair {}: the head's round {w}", i + 1))
+                .or_else(|| {
+                    cb.exceeds(cc)
+                        .map(|w| format!("pair {}: the base's round {w}", i + 1))
+                }),
+            _ => None,
+        };
+        match unequal {
+            Some(w) => why.push(w),
+            None => {
+                kept_b.push(b.clone());
+                kept_c.push(c.clone());
+            }
+        }
+    }
+    let n = baseline.len().min(current.len());
+    let note = (!why.is_empty()).then(|| {
+        format!(
+            "; set aside: {} of {n} pairs whose rounds ran under unequal contention ({})",
+            why.len(),
+            why.join("; ")
+        )
+    });
+    (kept_b, kept_c, note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(r: f64) -> Contention {
+        Contention {
+            cores: 2,
+            runnable_per_core: r,
+            runnable_per_core_peak: r,
+            steal: 0.0,
+            load_avg: 2.0 * r,
+            secs: 2.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn two_busy_loops_on_a_quiet_baseline_are_flagged_one_is_not() {
+        let quiet = at(0.1);
+        // Two busy loops on 2 cores: one runnable task per core and the service's.
+        let why = at(1.1).exceeds(&quiet).expect("flagged");
+        assert_eq!(why, "1.1× oversubscribed, against 0.1×");
+        // One busy loop leaves a core: the gate decides as usual.
+        assert_eq!(at(0.6).exceeds(&quiet), None);
+        // A baseline recorded on a machine as busy: the same conditions, compared as usual.
+        assert_eq!(at(1.3).exceeds(&at(1.2)), None);
+        // Twice as busy as a busy baseline is a change of conditions.
+        assert!(at(2.4).exceeds(&at(1.2)).is_some());
+    }
+
+    #[test]
+    fn a_starved_service_and_stolen_time_are_flagged_too() {
+        let quiet = Contention {
+            service_wait: Some(0.05),
+            ..at(0.2)
+        };
+        let starved = Contention {
+            service_wait: Some(0.6),
+            ..at(0.7)
+        };
+        assert!(starved
+            .exceeds(&quiet)
+            .unwrap()
+            .contains("waited for a CPU 60%"));
+        // Without the reference's reading there is nothing to compare the wait with.
+        let old = at(0.2);
+        assert_eq!(starved.exceeds(&old), None);
+        let stolen = Contention {
+            steal: 0.15,
+            ..at(0.2)
+        };
+        assert!(stolen
+            .exceeds(&quiet)
+            .unwrap()
+            .contains("15% of the CPU stolen"));
+    }
+
+    #[test]
+    fn the_median_reference_ignores_one_disturbed_baseline_round() {
+        let rounds = [at(0.1), at(0.2), at(2.5), at(0.1), at(0.15)];
+        let refs: Vec<&Contention> = rounds.iter().collect();
+        let m = Contention::median(&refs).unwrap();
+        assert_eq!(m.runnable_per_core, 0.15);
+        assert!(at(1.1).exceeds(&m).is_some());
+        assert!(Contention::median(&[]).is_none());
+        let flags = flag_rounds(&[Some(&at(1.2)), None, Some(&at(0.3))], &m);
+        assert_eq!(flags.iter().filter(|f| f.is_some()).count(), 1);
+        let hot = at(2.0);
+        let text = describe_flagged(
+            &[(0, &hot), (1, &hot), (2, &hot)],
+            3,
+            &at(0.1),
+            "the baseline",
+        );
+        assert_eq!(
+            text,
+            "the machine was 2.0× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×"
+        );
+    }
+
+    fn round(c: Option<f64>) -> RoundStats {
+        RoundStats {
+            contention: c.map(at),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_file_screen_sets_aside_contended_rounds_and_says_when_all_were() {
+        let base: Vec<RoundStats> = [0.1, 0.2, 0.1, 0.1, 0.2].map(|r| round(Some(r))).to_vec();
+        let s = screen(
+            &base,
+            &[round(Some(0.2)), round(Some(1.8)), round(Some(0.1))],
+        );
+        assert_eq!(s.kept.len(), 2);
+        assert!(s.all_flagged.is_none());
+        let note = s.note.unwrap();
+        assert!(note.contains("round 2 of 3 ran under contention"), "{note}");
+        let s = screen(
+            &base,
+            &[round(Some(2.0)), round(Some(2.0)), round(Some(1.6))],
+        );
+        assert_eq!(s.kept.len(), 3);
+        assert_eq!(
+            s.all_flagged.as_deref(),
+            Some("the machine was 2.0× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×")
+        );
+        // A baseline without readings (recorded by an older perfgate) screens nothing.
+        let old: Vec<RoundStats> = (0..5).map(|_| round(None)).collect();
+        let s = screen(&old, &[round(Some(2.0))]);
+        assert!(s.note.is_none() && s.all_flagged.is_none() && s.kept.len() == 1);
+    }
+
+    #[test]
+    fn the_pair_screen_keeps_equally_contended_pairs() {
+        let b = [
+            round(Some(0.2)),
+            round(Some(1.5)),
+            round(Some(0.3)),
+            round(Some(1.6)),
+        ];
+        let c = [
+            round(Some(1.6)),
+            round(Some(1.5)),
+            round(Some(0.2)),
+            round(None),
+        ];
+        let (kb, kc, note) = screen_pairs(&b, &c);
+        assert_eq!((kb.len(), kc.len()), (3, 3));
+        let note = note.unwrap();
+        assert!(
+            note.contains("1 of 4 pairs")
+                && note.contains("pair 1: the head's round 1.6× oversubscribed"),
+            "{note}"
+        );
+    }
+}
