@@ -89,6 +89,27 @@ pub(crate) fn pipeline(
     let gate = baselines
         .as_ref()
         .map(|b| apply_baselines(b, &mut scenarios, &environment, found.root(), flags));
+    // Rounds the machine's contention made worthless as evidence: `ab = "auto"` measures the
+    // merge-base next to HEAD instead, under the same conditions.
+    let can_switch = args.gate.baseline_file.is_none() && args.load.target_url.is_none();
+    if let (Some(baselines), Some(g), true) = (&baselines, &gate, can_switch) {
+        if let Some(why) = ab::contended_reason(&g.contended, &runs) {
+            ui.warn(&format!(
+                "{why}; the file gate's rounds are kept in {}",
+                run_dir.display()
+            ));
+            return super::ab::run(
+                common,
+                args,
+                &found,
+                &runs,
+                baselines,
+                &why,
+                (clock, build_secs),
+                ui,
+            );
+        }
+    }
     let measured = Measured {
         run_id,
         run_dir,

@@ -225,10 +225,38 @@ pub fn render_regressions(report: &RunResults, color: bool) -> String {
             ));
         }
     }
+    out.push_str(&render_machine(report));
     if let Some(g) = &report.gate {
         for w in &g.warnings {
             out.push_str(&format!("{yellow}!{yellow:#} {w}\n"));
         }
+    }
+    out
+}
+
+/// How busy the machine was during each round of each scenario compared with a baseline file, so a
+/// disturbed round is visible beside the verdicts (`--ab` names only the pairs it set aside, in the
+/// checks' notes: it runs too many rounds for a line).
+pub fn render_machine(report: &RunResults) -> String {
+    let mut out = String::new();
+    for s in report.scenarios.iter().filter(|s| s.ab.is_none()) {
+        if s.regressions.is_empty() || s.contention.iter().all(Option::is_none) {
+            continue;
+        }
+        let rounds: Vec<String> = s
+            .contention
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Some(c) => format!("{}: {}", i + 1, c.describe()),
+                None => format!("{}: not measured", i + 1),
+            })
+            .collect();
+        out.push_str(&format!(
+            "  {}: the machine per round: {}\n",
+            s.id,
+            rounds.join(" · ")
+        ));
     }
     out
 }

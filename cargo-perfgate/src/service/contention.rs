@@ -110,15 +110,17 @@ fn sample(service: Option<u32>, stop: mpsc::Receiver<()>) -> Option<Contention> 
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     let per_core = |x: f64| x / f64::from(cores.max(1));
+    // Three decimals: the baseline file stays readable and its diffs calm.
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
     Some(Contention {
         cores,
-        runnable_per_core: per_core(acc.mean()),
-        runnable_per_core_peak: per_core(acc.peak()),
-        cpu_pressure,
-        steal,
+        runnable_per_core: r(per_core(acc.mean())),
+        runnable_per_core_peak: r(per_core(acc.peak())),
+        cpu_pressure: cpu_pressure.map(r),
+        steal: r(steal),
         load_avg,
-        service_wait,
-        secs,
+        service_wait: service_wait.map(r),
+        secs: r(secs),
     })
 }
 
