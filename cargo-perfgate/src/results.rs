@@ -229,6 +229,10 @@ pub struct ListedScenario {
     pub test_name: String,
     pub executable: PathBuf,
     pub spec: ScenarioSpec,
+    /// Per check, the smallest change `--ab` resolves on this machine within the budget, as
+    /// `cargo perfgate calibrate` measured it (empty without a calibration for this machine).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolves: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]

@@ -86,7 +86,23 @@ pub fn format_tolerance(d: &Decision) -> String {
     if d.metric == Metric::Errors {
         format!("{:.2}pp", d.tolerance * 100.0)
     } else {
-        format!("{:.0}%", d.tolerance * 100.0)
+        let resolves = d
+            .resolves
+            .map(|r| format!(" (resolves {})", describe_resolution(r)))
+            .unwrap_or_default();
+        format!("{:.0}%{resolves}", d.tolerance * 100.0)
+    }
+}
+
+/// "4.1%": the smallest change a check resolves, one decimal below 10%.
+pub fn describe_resolution(r: f64) -> String {
+    let p = r * 100.0;
+    if p < 10.0 {
+        format!("{p:.1}%")
+    } else if p < 1000.0 {
+        format!("{p:.0}%")
+    } else {
+        ">999%".to_string()
     }
 }
 

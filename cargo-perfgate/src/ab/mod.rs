@@ -230,6 +230,7 @@ mod tests {
             rounds_baseline: 6,
             rounds_current: 6,
             note: String::new(),
+            resolves: None,
         };
         report.scenarios[0].regressions = vec![d(Outcome::Inconclusive), d(Outcome::Pass)];
         let how = "merge-base of HEAD and main";

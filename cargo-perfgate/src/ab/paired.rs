@@ -92,6 +92,13 @@ pub fn run_paired(
         std::fs::create_dir_all(d)
             .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
     }
+    // What each scenario needs, fixed before any pair is run (so the split costs no alpha): its
+    // pairs' time, times the pairs its calibrated noise needs (the same for all without calibration).
+    let needs: Vec<f64> = head
+        .iter()
+        .flat_map(|h| &h.scenarios)
+        .map(|s| need(s, opts, sampling))
+        .collect();
     let mut out = Vec::new();
     let mut done = 0usize;
     for (h, b) in head.iter().zip(base) {
@@ -101,10 +108,15 @@ pub fn run_paired(
             if procs::interrupted() {
                 return Err(Error::Interrupted);
             }
-            // The scenario's share of what is left: unused time of an early-decided scenario goes to
-            // the later ones.
+            // The scenario's share of what is left, in proportion to what it needs: unused time of an
+            // early-decided scenario goes to the later ones.
             let left = sampling.budget.saturating_sub(started.elapsed());
-            let share = left / (total - done).max(1) as u32;
+            let rest: f64 = needs[done..].iter().sum();
+            let share = if rest > 0.0 {
+                left.mul_f64(needs[done] / rest)
+            } else {
+                left / (total - done).max(1) as u32
+            };
             let sides = SideRuns {
                 head: (h, &mut head_services, &head_dir),
                 base: (b, &mut base_services, &base_dir),
@@ -128,6 +140,29 @@ pub fn run_paired(
     }
     Ok(out)
 }
+
+/// A scenario's need for time, before anything is measured: the seconds of a pair times the pairs
+/// its noisiest check needs to resolve its tolerance at the final look's level, from the noise
+/// `cargo perfgate calibrate` measured; [`NEED_PAIRS_UNCALIBRATED`] pairs without it.
+fn need(s: &Scenario, opts: &RunOptions, sampling: &Sampling) -> f64 {
+    let Some(spec) = &s.spec else { return 0.0 };
+    let pair_secs = 2.0 * round_estimate(opts.window(spec)).as_secs_f64();
+    let tolerance = (spec.regression_pct / 100.0).max(1e-3);
+    let pairs = sampling
+        .floors
+        .get(&s.id)
+        .and_then(|f| {
+            f.sd.values()
+                .map(|sd| sequential::pairs_to_resolve(*sd, tolerance, f.alpha_look))
+                .max()
+        })
+        .unwrap_or(NEED_PAIRS_UNCALIBRATED);
+    pair_secs * pairs.clamp(sampling.min_pairs, MAX_PAIRS) as f64
+}
+
+/// Pairs assumed needed by a scenario without calibration: all scenarios alike, so the budget is
+/// split by the time their pairs take.
+const NEED_PAIRS_UNCALIBRATED: usize = 20;
 
 type SideRun<'r, 'a, 's> = (&'r PreparedPackage<'a>, &'r mut Services<'s>, &'r Path);
 

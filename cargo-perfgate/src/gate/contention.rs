@@ -26,6 +26,8 @@
 //! the baseline's rounds in the file mode; the other round of the pair in `--ab`), either
 //! - the machine was oversubscribed: at least [`SATURATED`] runnable tasks per core, and at least
 //!   `1.5 × reference + 0.25`; or
+//! - or for a second or more of it: at least 1.5 runnable tasks per core in its busiest second,
+//!   and at least `1.5 × reference + 0.5` (a burst shorter than the round); or
 //! - the service was starved: it waited for a CPU at least [`STARVED`] of the time it was runnable,
 //!   and at least `2 × reference + 0.1`; or
 //! - the hypervisor stole at least [`STOLEN`] of the CPU time, and 5 points more than the reference.
@@ -80,6 +82,18 @@ impl Contention {
         let (r, b) = (self.runnable_per_core, reference.runnable_per_core);
         if r >= SATURATED && r >= 1.5 * b + 0.25 {
             return Some(format!("{} oversubscribed, against {}", times(r), times(b)));
+        }
+        // A burst shorter than the round: its busiest second.
+        let (p, pb) = (
+            self.runnable_per_core_peak,
+            reference.runnable_per_core_peak,
+        );
+        if p >= SATURATED + 0.5 && p >= 1.5 * pb + 0.5 {
+            return Some(format!(
+                "{} oversubscribed for a second or more, against {}",
+                times(p),
+                times(pb)
+            ));
         }
         if let (Some(w), Some(wb)) = (self.service_wait, reference.service_wait) {
             if w >= STARVED && w >= 2.0 * wb + 0.1 {

@@ -108,6 +108,11 @@ pub struct Decision {
     pub rounds_current: usize,
     /// Why the outcome is what it is, in a sentence (e.g. what budget would likely decide it).
     pub note: String,
+    /// The smallest change this check tells apart from none on this machine within the run's budget
+    /// (~95% power at its level), as a fraction: from `cargo perfgate calibrate`'s floor, else
+    /// estimated from the rounds' own noise. A tolerance below it cannot be certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolves: Option<f64>,
 }
 
 impl Decision {
@@ -133,6 +138,7 @@ impl Decision {
             rounds_baseline: 0,
             rounds_current: 0,
             note,
+            resolves: None,
         }
     }
 

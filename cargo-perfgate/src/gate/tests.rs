@@ -535,3 +535,35 @@ fn a_saturated_machine_never_fails_a_run_against_a_quiet_baseline() {
         .iter()
         .any(|d| d.outcome == Outcome::Fail));
 }
+
+#[test]
+fn a_request_that_is_the_whole_iteration_is_not_checked_twice() {
+    let with = |scales: &[f64], name: &str, per_iteration: u64| -> Vec<RoundStats> {
+        rounds(scales)
+            .into_iter()
+            .map(|mut r| {
+                let n = r.iterations.count * per_iteration;
+                r.requests.insert(name.into(), series(1.0, n, 0, 10.0));
+                r
+            })
+            .collect()
+    };
+    let (b, c) = (
+        with(&BASE, "GET /work", 1),
+        with(&[1.0, 1.0, 1.0], "GET /work", 1),
+    );
+    let d = decide(&[pair(&b, &c)], &GateOptions::default());
+    assert!(d.iter().all(|d| d.request.is_none()), "{d:#?}");
+    assert_eq!(
+        d.len(),
+        4,
+        "p50, p95, p99 and errors of the iterations only"
+    );
+    // Two calls of it per iteration: a series of its own.
+    let (b, c) = (
+        with(&BASE, "GET /work", 2),
+        with(&[1.0, 1.0, 1.0], "GET /work", 2),
+    );
+    let d = decide(&[pair(&b, &c)], &GateOptions::default());
+    assert_eq!(d.iter().filter(|d| d.request.is_some()).count(), 4);
+}

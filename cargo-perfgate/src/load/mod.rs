@@ -17,6 +17,7 @@ use crate::discover::config::Restart;
 use crate::discover::{Discovered, PerfPackage, Scenario};
 use crate::error::{Error, Result};
 use crate::gate::RoundStats;
+use crate::machine::{pin, CpuPlan};
 use crate::procs::{self, ChildGuard};
 use crate::protocol::{self, Mode, ReadError};
 use crate::results::ScenarioRun;
@@ -349,6 +350,9 @@ fn execute(
         mode,
     );
     cmd.stdout(log).stderr(log_err);
+    if let Some(cpus) = CpuPlan::current().generator() {
+        pin(&mut cmd, cpus);
+    }
     let mut child = match ChildGuard::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(Error::Interrupted),
@@ -455,6 +459,9 @@ pub fn prepare<'a>(
             service_exes,
         });
     }
+    // The run's header says where the service and the generator run (the noise they make for each
+    // other depends on it).
+    ui.status("CPUs", &CpuPlan::current().describe());
 
     Ok((runs, build_secs))
 }

@@ -309,13 +309,18 @@ pub fn summary_line(report: &RunResults) -> String {
 
 pub fn render_list(items: &[ListedScenario], color: bool) -> String {
     let mut t = new_table(color);
-    t.set_header(["package", "scenario", "load", "duration", "SLOs", "at"]);
+    let calibrated = items.iter().any(|s| !s.resolves.is_empty());
+    let mut header = vec!["package", "scenario", "load", "duration", "SLOs", "at"];
+    if calibrated {
+        header.push("--ab resolves");
+    }
+    t.set_header(header);
     for s in items {
         let slos: Vec<String> = s.spec.slos.iter().map(|s| s.describe()).collect();
         let name =
             s.id.strip_prefix(&format!("{}::", s.package))
                 .unwrap_or(&s.id);
-        t.add_row([
+        let mut row = vec![
             s.package.clone(),
             name.to_string(),
             describe_load(&s.spec.load),
@@ -326,13 +331,37 @@ pub fn render_list(items: &[ListedScenario], color: bool) -> String {
                 slos.join(", ")
             },
             format!("{}:{}", s.spec.file, s.spec.line),
-        ]);
+        ];
+        if calibrated {
+            row.push(describe_floors(&s.resolves));
+        }
+        t.add_row(row);
     }
-    format!(
+    let mut out = format!(
         "{t}\n{} scenario{}\n",
         items.len(),
         if items.len() == 1 { "" } else { "s" }
-    )
+    );
+    if !calibrated {
+        out.push_str(
+            "what the gate can resolve on this machine: run `cargo perfgate calibrate` (each run's table \
+             also shows it per check)\n",
+        );
+    }
+    out
+}
+
+/// "p50 2.1%, p99 6.3%": the iteration's latency floors first, then the rest, or "-".
+fn describe_floors(floors: &std::collections::BTreeMap<String, f64>) -> String {
+    if floors.is_empty() {
+        return "-".to_string();
+    }
+    let mut keys: Vec<&String> = floors.keys().collect();
+    keys.sort_by_key(|k| (k.contains(':'), !k.starts_with('p'), k.as_str()));
+    keys.iter()
+        .map(|k| format!("{k} {}", crate::text::describe_resolution(floors[*k])))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The calibration's table: per scenario and check, the pair-to-pair noise and the smallest change an
@@ -417,8 +446,10 @@ mod tests {
             rounds_baseline: 14,
             rounds_current: 14,
             note: String::new(),
+            resolves: Some(0.041),
         }];
         let out = render_human(&r, None, false);
+        assert!(out.contains("10% (resolves 4.1%)"), "{out}");
         assert!(
             out.contains("predict-service::predict: 14 pairs of rounds against 1a2b3c4d5e (ABBA), 77s; every check decided after 14 pairs"),
             "{out}"
@@ -455,6 +486,7 @@ mod tests {
             rounds_baseline: 5,
             rounds_current: 3,
             note: note.into(),
+            resolves: None,
         };
         r.scenarios[0].regressions = vec![
             d(
@@ -568,8 +600,19 @@ mod tests {
             test_name: "__perfgate_predict".into(),
             executable: PathBuf::from("/x"),
             spec: sp,
+            resolves: Default::default(),
         };
-        let out = render_list(&[item], false);
+        let out = render_list(std::slice::from_ref(&item), false);
+        assert!(out.contains("run `cargo perfgate calibrate`"), "{out}");
+        let calibrated = ListedScenario {
+            resolves: [("p99".to_string(), 0.063), ("p50".to_string(), 0.021)].into(),
+            ..item.clone()
+        };
+        let with = render_list(&[calibrated], false);
+        assert!(
+            with.contains("--ab resolves") && with.contains("p50 2.1%, p99 6.3%"),
+            "{with}"
+        );
         assert!(
             out.contains("open 200/s") && out.contains("pay.p99 < 20.0ms"),
             "{out}"

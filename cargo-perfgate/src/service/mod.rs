@@ -73,6 +73,9 @@ impl Service {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
+        if let Some(cpus) = crate::machine::CpuPlan::current().service() {
+            crate::machine::pin(&mut cmd, cpus);
+        }
         let child = match procs::spawn(&mut cmd) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
