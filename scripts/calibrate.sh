@@ -29,8 +29,8 @@
 # What it runs: the end-to-end fixture (cargo-perfgate/tests/fixtures/basic), scenario `work` (closed
 # model, 2 users, 10 ms think time, 2 s measured after 300 ms warmup, as declared), whose service does
 # FIXTURE_WORK_US microseconds of real CPU work per request (default 3000) times FIXTURE_SLOWDOWN.
-# One baseline is recorded (`cargo perfgate record`, 5 rounds) to a temporary file; every run is then a
-# default PR run against it (3 rounds, default GateOptions, the scenario's default 10% tolerance), with
+# One baseline is recorded (`cargo perfgate record`, 10 rounds) to a temporary file; every run is then a
+# default PR run against it (5 rounds, default GateOptions, the scenario's default 10% tolerance), with
 # --strict so that an undecided run exits 3 instead of passing with a warning.
 #
 # Targets (the issue's): at most 1 false alarm in 20 A/A runs, at least 19 detections in 20.
@@ -53,9 +53,9 @@ BUDGET=${BUDGET:-5m}
 # The file mode keeps the scenario's declared tolerance (10%) unless TOLERANCE is set.
 if [ $MODE = ab ] && [ "$TAIL" != 1 ]; then TOLERANCE=${TOLERANCE:-5%}; else TOLERANCE=${TOLERANCE:-}; fi
 WORK_US=${WORK_US:-3000}
-# File mode: rounds of each PR run (the product's default 3) and of the baseline (5, or ROUNDS if more).
-ROUNDS=${ROUNDS:-3}
-BASE_ROUNDS=$((ROUNDS > 5 ? ROUNDS : 5))
+# File mode: rounds of each PR run (the product's default 5) and of the baseline (the product's 10).
+ROUNDS=${ROUNDS:-5}
+BASE_ROUNDS=${BASE_ROUNDS:-10}
 # Re-record the baseline before every A/A run (slower, but each run then has a baseline of its own).
 RERECORD=${RERECORD:-0}
 

@@ -33,9 +33,6 @@ pub const BASELINE_SCHEMA_VERSION: u32 = 1;
 /// Default path, from the workspace root.
 pub const DEFAULT_PATH: &str = "perfgate.baseline.toml";
 
-/// Rounds per scenario `cargo perfgate record` takes by default.
-pub const DEFAULT_RECORD_ROUNDS: usize = 5;
-
 const HEADER: &str = "\
 # perfgate baseline: written by `cargo perfgate record`; commit it. `cargo perfgate` compares a pull
 # request with this file as committed at the merge-base. Latencies are in milliseconds (medians over

@@ -43,6 +43,7 @@ pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result
     let flags = GateFlags {
         strict: args.strict,
         allow_other_machine: args.allow_other_machine,
+        ignore_contention: args.ignore_contention,
     };
     let (mut decisions, summary) = judge(&base, &head, flags);
     report

@@ -10,6 +10,7 @@ use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
 use crate::discover::{self, Workspace};
 use crate::error::{Error, Result};
+use crate::gate::file::DEFAULT_RUN_ROUNDS;
 use crate::gate::GateFlags;
 use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
@@ -71,7 +72,7 @@ pub(crate) fn pipeline(
             (Some(r), _) => r.rounds as usize,
             (None, Some(n)) => n as usize,
             // Several rounds only when there is something to compare them with.
-            (None, None) if has_baseline => 3,
+            (None, None) if has_baseline => DEFAULT_RUN_ROUNDS,
             (None, None) => 1,
         },
     };
@@ -85,6 +86,7 @@ pub(crate) fn pipeline(
     let flags = GateFlags {
         strict: args.gate.strict,
         allow_other_machine: args.gate.allow_other_machine,
+        ignore_contention: args.gate.ignore_contention,
     };
     let gate = baselines
         .as_ref()

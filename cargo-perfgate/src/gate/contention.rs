@@ -218,6 +218,9 @@ pub struct Screened {
     /// Set when every current round was flagged: the sentence that says so. A Fail is then no
     /// evidence of a regression (the checks become inconclusive); a Pass still is evidence of none.
     pub all_flagged: Option<String>,
+    /// Set when the baseline ran under contention this run did not have (its median against the
+    /// run's): a Pass is then no evidence (a slower baseline hides a regression); a Fail still is.
+    pub baseline_flagged: Option<String>,
 }
 
 /// The file mode's screening: current rounds that ran under contention the baseline's rounds (their
@@ -233,6 +236,25 @@ pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
             ..Default::default()
         };
     };
+    let mine: Vec<&Contention> = current
+        .iter()
+        .filter_map(|r| r.contention.as_ref())
+        .collect();
+    let baseline_flagged = Contention::median(&mine).and_then(|m| {
+        reference.exceeds(&m).map(|why| {
+            format!(
+                "the baseline was recorded under contention this run did not have ({})",
+                why.replace("against", "this run")
+            )
+        })
+    });
+    if baseline_flagged.is_some() {
+        return Screened {
+            kept: current.to_vec(),
+            baseline_flagged,
+            ..Default::default()
+        };
+    }
     let flags = flag_rounds(
         &current
             .iter()
@@ -262,6 +284,7 @@ pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
                 &reference,
                 "the baseline",
             )),
+            baseline_flagged: None,
         };
     }
     let which: Vec<String> = flagged.iter().map(|(i, _)| (i + 1).to_string()).collect();
@@ -280,6 +303,7 @@ pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
             current.len()
         )),
         all_flagged: None,
+        baseline_flagged: None,
     }
 }
 
@@ -430,6 +454,17 @@ mod tests {
             s.all_flagged.as_deref(),
             Some("the machine was 2.0× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×")
         );
+        // A baseline recorded on a busier machine than this run's: its passes prove nothing.
+        let busy: Vec<RoundStats> = [1.6, 1.5, 1.7, 1.6, 1.4].map(|r| round(Some(r))).to_vec();
+        let s = screen(
+            &busy,
+            &[round(Some(0.2)), round(Some(0.1)), round(Some(0.2))],
+        );
+        assert_eq!(
+            s.baseline_flagged.as_deref(),
+            Some("the baseline was recorded under contention this run did not have (1.6× oversubscribed, this run 0.2×)")
+        );
+        assert_eq!(s.kept.len(), 3);
         // A baseline without readings (recorded by an older perfgate) screens nothing.
         let old: Vec<RoundStats> = (0..5).map(|_| round(None)).collect();
         let s = screen(&old, &[round(Some(2.0))]);

@@ -200,4 +200,6 @@ pub struct GateFlags {
     pub strict: bool,
     /// Compare with a baseline recorded on another machine as if it were this one.
     pub allow_other_machine: bool,
+    /// Compare rounds run under different contention as if the machine had been alike.
+    pub ignore_contention: bool,
 }
