@@ -151,3 +151,22 @@ pub fn escape_xml(s: &str) -> String {
     }
     out
 }
+
+/// "1: 0.2× load, PSI 8%, steal 0%, load avg 0.6 · 2: …": the machine during each round, or None
+/// when no round was measured.
+pub fn machine_per_round(rounds: &[Option<crate::gate::contention::Contention>]) -> Option<String> {
+    if rounds.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        rounds
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Some(c) => format!("{}: {}", i + 1, c.describe()),
+                None => format!("{}: not measured", i + 1),
+            })
+            .collect::<Vec<_>>()
+            .join(" · "),
+    )
+}

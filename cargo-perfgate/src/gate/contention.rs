@@ -28,8 +28,9 @@
 //!   `1.5 × reference + 0.25`; or
 //! - or for a second or more of it: at least 1.5 runnable tasks per core in its busiest second,
 //!   and at least `1.5 × reference + 0.5` (a burst shorter than the round); or
-//! - the service was starved: it waited for a CPU at least [`STARVED`] of the time it was runnable,
-//!   and at least `2 × reference + 0.1`; or
+//! - the service was starved: waiting for a CPU alone made it at least [`STARVED_SLOWDOWN`] times
+//!   slower than in the reference (a request that needs a CPU for `r` takes `r / (1 − w)` when the
+//!   service's threads wait a share `w` of their runnable time); or
 //! - the hypervisor stole at least [`STOLEN`] of the CPU time, and 5 points more than the reference.
 //!
 //! One busy loop on a 2-core runner leaves a core to the service and the generator (about 0.6 runnable
@@ -44,8 +45,9 @@ use super::RoundStats;
 /// Runnable tasks per core from which the machine is taken as oversubscribed.
 pub const SATURATED: f64 = 1.0;
 
-/// Share of its runnable time the service waited for a CPU from which it is taken as starved.
-pub const STARVED: f64 = 0.5;
+/// How many times slower waiting for a CPU alone may make the service than in the reference before
+/// the round is taken as starved (the service ran 80% as much of its runnable time, or less).
+pub const STARVED_SLOWDOWN: f64 = 1.25;
 
 /// Share of CPU time stolen by the hypervisor from which a round is taken as disturbed.
 pub const STOLEN: f64 = 0.10;
@@ -95,14 +97,17 @@ impl Contention {
                 times(pb)
             ));
         }
-        if let (Some(w), Some(wb)) = (self.service_wait, reference.service_wait) {
-            if w >= STARVED && w >= 2.0 * wb + 0.1 {
-                return Some(format!(
-                    "the service waited for a CPU {:.0}% of the time it was runnable, against {:.0}%",
-                    w * 100.0,
-                    wb * 100.0
-                ));
-            }
+        if let Some(slower) = self.starved_against(reference) {
+            let (w, wb) = (
+                self.service_wait.unwrap_or(0.0),
+                reference.service_wait.unwrap_or(0.0),
+            );
+            return Some(format!(
+                "the service ran {:.0}% of the time it was runnable, against {:.0}% (waiting for a \
+                 CPU alone makes it {slower:.1}× slower)",
+                (1.0 - w) * 100.0,
+                (1.0 - wb) * 100.0
+            ));
         }
         if self.steal >= STOLEN && self.steal >= reference.steal + 0.05 {
             return Some(format!(
@@ -112,6 +117,15 @@ impl Contention {
             ));
         }
         None
+    }
+
+    /// How many times slower waiting for a CPU alone made the service than in `reference`, when
+    /// that is at least [`STARVED_SLOWDOWN`]: a request that needs a CPU for `r` takes `r / (1 − w)`
+    /// when its threads wait a share `w` of their runnable time.
+    pub fn starved_against(&self, reference: &Contention) -> Option<f64> {
+        let (w, wb) = (self.service_wait?, reference.service_wait?);
+        let slower = (1.0 - wb).max(0.01) / (1.0 - w).max(0.01);
+        (slower >= STARVED_SLOWDOWN).then_some(slower)
     }
 
     /// The median of each reading over `rounds` (the reference a baseline's rounds make: one disturbed
@@ -175,7 +189,8 @@ pub fn flag_rounds(rounds: &[Option<&Contention>], reference: &Contention) -> Ve
 }
 
 /// "the machine was 2.0× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×":
-/// the sentence for a scenario whose every current round is flagged.
+/// the sentence for a scenario whose every current round is flagged (or, when the service's own wait
+/// flagged them, "the service ran 15% of the time it was runnable during 3 of 3 rounds, …").
 pub fn describe_flagged(
     flagged: &[(usize, &Contention)],
     total: usize,
@@ -186,26 +201,33 @@ pub fn describe_flagged(
         .iter()
         .map(|(_, c)| c.runnable_per_core)
         .fold(0.0, f64::max);
+    let oversubscribed = flagged.iter().any(|(_, c)| {
+        c.runnable_per_core >= SATURATED
+            && c.runnable_per_core >= 1.5 * reference.runnable_per_core + 0.25
+    });
     let starved = flagged
         .iter()
-        .filter_map(|(_, c)| c.service_wait)
-        .fold(0.0, f64::max);
-    let mut s = format!(
-        "the machine was {} oversubscribed during {} of {total} rounds",
-        times(worst),
-        flagged.len()
-    );
-    if starved >= STARVED {
-        s.push_str(&format!(
-            " (the service waited for a CPU up to {:.0}% of its runnable time)",
-            starved * 100.0
-        ));
+        .filter_map(|(_, c)| Some((c.starved_against(reference)?, c.service_wait?)))
+        .fold(None, |acc: Option<(f64, f64)>, x| match acc {
+            Some(a) if a.0 >= x.0 => Some(a),
+            _ => Some(x),
+        });
+    match (oversubscribed, starved) {
+        (false, Some((slower, w))) => format!(
+            "the service ran as little as {:.0}% of the time it was runnable during {} of {total} rounds \
+             (waiting for a CPU alone made it up to {slower:.1}× slower); {reference_name} ran {:.0}%",
+            (1.0 - w) * 100.0,
+            flagged.len(),
+            (1.0 - reference.service_wait.unwrap_or(0.0)) * 100.0
+        ),
+        _ => format!(
+            "the machine was {} oversubscribed during {} of {total} rounds; {reference_name} was \
+             recorded at {}",
+            times(worst),
+            flagged.len(),
+            times(reference.runnable_per_core)
+        ),
     }
-    s.push_str(&format!(
-        "; {reference_name} was recorded at {}",
-        times(reference.runnable_per_core)
-    ));
-    s
 }
 
 /// A scenario's current rounds after the file gate's screening against the baseline's.
@@ -387,10 +409,35 @@ mod tests {
             service_wait: Some(0.6),
             ..at(0.7)
         };
-        assert!(starved
-            .exceeds(&quiet)
-            .unwrap()
-            .contains("waited for a CPU 60%"));
+        let why = starved.exceeds(&quiet).unwrap();
+        assert!(
+            why.contains("ran 40% of the time it was runnable, against 95%"),
+            "{why}"
+        );
+        // On a machine busy all along, the share the service runs decides: 34% against 15% of its
+        // runnable time is 2.3× slower with the same number of tasks per core.
+        let busy = |r: f64, w: f64| Contention {
+            service_wait: Some(w),
+            ..at(r)
+        };
+        assert_eq!(
+            busy(6.6, 0.85)
+                .starved_against(&busy(5.9, 0.66))
+                .map(|x| (x * 10.0).round() / 10.0),
+            Some(2.3)
+        );
+        let all = describe_flagged(
+            &[(0, &busy(6.6, 0.85))],
+            1,
+            &busy(5.9, 0.66),
+            "the baseline",
+        );
+        assert_eq!(
+            all,
+            "the service ran as little as 15% of the time it was runnable during 1 of 1 rounds \
+             (waiting for a CPU alone made it up to 2.3× slower); the baseline ran 34%"
+        );
+        assert_eq!(busy(6.0, 0.70).exceeds(&busy(5.9, 0.66)), None);
         // Without the reference's reading there is nothing to compare the wait with.
         let old = at(0.2);
         assert_eq!(starved.exceeds(&old), None);

@@ -240,23 +240,12 @@ pub fn render_regressions(report: &RunResults, color: bool) -> String {
 pub fn render_machine(report: &RunResults) -> String {
     let mut out = String::new();
     for s in report.scenarios.iter().filter(|s| s.ab.is_none()) {
-        if s.regressions.is_empty() || s.contention.iter().all(Option::is_none) {
+        if s.regressions.is_empty() {
             continue;
         }
-        let rounds: Vec<String> = s
-            .contention
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match c {
-                Some(c) => format!("{}: {}", i + 1, c.describe()),
-                None => format!("{}: not measured", i + 1),
-            })
-            .collect();
-        out.push_str(&format!(
-            "  {}: the machine per round: {}\n",
-            s.id,
-            rounds.join(" · ")
-        ));
+        if let Some(rounds) = crate::text::machine_per_round(&s.contention) {
+            out.push_str(&format!("  {}: the machine per round: {rounds}\n", s.id));
+        }
     }
     out
 }
@@ -415,6 +404,39 @@ pub fn render_floors(rows: &[(String, f64, usize, NoiseFloor)]) -> String {
 mod tests {
     use super::*;
     use crate::gate::GateSummary;
+
+    #[test]
+    fn the_machine_is_shown_beside_each_round_of_a_compared_scenario() {
+        let mut r = report();
+        let busy = |load: f64| crate::gate::contention::Contention {
+            cores: 2,
+            runnable_per_core: load,
+            cpu_pressure: Some(0.5),
+            steal: 0.02,
+            load_avg: 2.0 * load,
+            ..Default::default()
+        };
+        r.scenarios[0].contention = vec![Some(busy(0.2)), None, Some(busy(1.1))];
+        // Without a comparison there is nothing to explain.
+        assert!(!render_human(&r, None, false).contains("the machine per round"));
+        r.scenarios[0].regressions = vec![crate::gate::file::not_comparable(
+            "predict-service::predict",
+            "x".into(),
+            0.1,
+            5,
+            3,
+        )];
+        let out = render_human(&r, None, false);
+        assert!(
+            out.contains(
+                "predict-service::predict: the machine per round: 1: 0.2× load, PSI 50%, steal 2%, \
+                 load avg 0.4 · 2: not measured · 3: 1.1× load, PSI 50%, steal 2%, load avg 2.2"
+            ),
+            "{out}"
+        );
+        let md = crate::report::markdown::render(&r, None);
+        assert!(md.contains("the machine per round: 1: 0.2× load"), "{md}");
+    }
     use crate::results::tests::report;
     use crate::results::AbRounds;
     use crate::slo::tests::spec;
