@@ -81,6 +81,11 @@ impl Contention {
     /// Why this round ran under contention `reference` did not have, or None. The reason reads
     /// "2.1× oversubscribed (the reference: 0.1×)".
     pub fn exceeds(&self, reference: &Contention) -> Option<String> {
+        self.exceeds_with(reference, STARVED_SLOWDOWN)
+    }
+
+    /// [`exceeds`](Self::exceeds) with the service's wait read against `starved` (a slowdown).
+    fn exceeds_with(&self, reference: &Contention, starved: f64) -> Option<String> {
         let (r, b) = (self.runnable_per_core, reference.runnable_per_core);
         if r >= SATURATED && r >= 1.5 * b + 0.25 {
             return Some(format!("{} oversubscribed, against {}", times(r), times(b)));
@@ -97,7 +102,7 @@ impl Contention {
                 times(pb)
             ));
         }
-        if let Some(slower) = self.starved_against(reference) {
+        if let Some(slower) = self.starved_against(reference).filter(|&x| x >= starved) {
             let (w, wb) = (
                 self.service_wait.unwrap_or(0.0),
                 reference.service_wait.unwrap_or(0.0),
@@ -329,9 +334,19 @@ pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
     }
 }
 
+/// The wait-for-a-CPU slowdown between the two rounds of a pair from which the pair is set aside:
+/// higher than [`STARVED_SLOWDOWN`], since the reference is one round, not the median of several.
+pub const PAIR_STARVED_SLOWDOWN: f64 = 1.5;
+
+/// At most this share of the pairs is set aside on contention: beyond it, unequal contention is
+/// the machine's normal state, setting pairs aside would only throw data away, and the statistics'
+/// own screening (`stats.rs`) deals with the pairs far off the others.
+pub const PAIR_ASIDE_MAX: f64 = 1.0 / 3.0;
+
 /// The `--ab` screening: a pair whose two rounds ran under unequal contention (one exceeds the other
 /// by the rule) is set aside before the statistics; pairs equally contended are kept, which is what
-/// pairing is for. Returns the kept pairs and, when any was set aside, the note for the checks.
+/// pairing is for. When more than [`PAIR_ASIDE_MAX`] of the pairs would go, none does. Returns the
+/// kept pairs and, when any was set aside (or too many would have been), the note for the checks.
 pub fn screen_pairs(
     baseline: &[RoundStats],
     current: &[RoundStats],
@@ -342,10 +357,10 @@ pub fn screen_pairs(
     for (i, (b, c)) in baseline.iter().zip(current).enumerate() {
         let unequal = match (&b.contention, &c.contention) {
             (Some(cb), Some(cc)) => cc
-                .exceeds(cb)
+                .exceeds_with(cb, PAIR_STARVED_SLOWDOWN)
                 .map(|w| format!("pair {}: the head's round {w}", i + 1))
                 .or_else(|| {
-                    cb.exceeds(cc)
+                    cb.exceeds_with(cc, PAIR_STARVED_SLOWDOWN)
                         .map(|w| format!("pair {}: the base's round {w}", i + 1))
                 }),
             _ => None,
@@ -359,11 +374,24 @@ pub fn screen_pairs(
         }
     }
     let n = baseline.len().min(current.len());
+    if why.len() as f64 > PAIR_ASIDE_MAX * n as f64 {
+        let note = format!(
+            "; contention differed between the rounds of {} of {n} pairs, too many to set aside \
+             (all kept)",
+            why.len()
+        );
+        return (baseline[..n].to_vec(), current[..n].to_vec(), Some(note));
+    }
     let note = (!why.is_empty()).then(|| {
         format!(
-            "; set aside: {} of {n} pairs whose rounds ran under unequal contention ({})",
+            "; set aside: {} of {n} pairs whose rounds ran under unequal contention ({}{})",
             why.len(),
-            why.join("; ")
+            why[..why.len().min(3)].join("; "),
+            if why.len() > 3 {
+                format!("; {} more", why.len() - 3)
+            } else {
+                String::new()
+            }
         )
     });
     (kept_b, kept_c, note)
@@ -534,6 +562,18 @@ mod tests {
         ];
         let (kb, kc, note) = screen_pairs(&b, &c);
         assert_eq!((kb.len(), kc.len()), (3, 3));
+        // Most pairs unequal: the machine's normal state, nothing set aside.
+        let c2 = [
+            round(Some(1.6)),
+            round(Some(0.2)),
+            round(Some(0.2)),
+            round(None),
+        ];
+        let (kb2, _, note2) = screen_pairs(&b, &c2);
+        assert_eq!(kb2.len(), 4);
+        assert!(note2
+            .unwrap()
+            .contains("2 of 4 pairs, too many to set aside"));
         let note = note.unwrap();
         assert!(
             note.contains("1 of 4 pairs")
