@@ -242,7 +242,7 @@ pub struct Screened {
     pub kept: Vec<RoundStats>,
     /// Said in every check's note when some rounds (not all) were set aside.
     pub note: Option<String>,
-    /// Set when every current round was flagged: the sentence that says so. A Fail is then no
+    /// Set when most current rounds were flagged: the sentence that says so. A Fail is then no
     /// evidence of a regression (the checks become inconclusive); a Pass still is evidence of none.
     pub all_flagged: Option<String>,
     /// Set when the baseline ran under contention this run did not have (its median against the
@@ -251,7 +251,8 @@ pub struct Screened {
 }
 
 /// The file mode's screening: current rounds that ran under contention the baseline's rounds (their
-/// median) did not have are set aside. Baselines without readings screen nothing.
+/// median) did not have are set aside; when they are most of the rounds, the run is taken as
+/// contended as a whole. Baselines without readings screen nothing.
 pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
     let refs: Vec<&Contention> = baseline
         .iter()
@@ -301,7 +302,9 @@ pub fn screen(baseline: &[RoundStats], current: &[RoundStats]) -> Screened {
             ..Default::default()
         };
     }
-    if flagged.len() == current.len() {
+    // Most rounds contended: contention comes in waves, the few rounds between them are no clean
+    // sample, and a decision on one or two of them rests on the noise of the baseline alone.
+    if 2 * flagged.len() > current.len() {
         return Screened {
             kept: current.to_vec(),
             note: None,
@@ -520,6 +523,12 @@ mod tests {
         assert!(s.all_flagged.is_none());
         let note = s.note.unwrap();
         assert!(note.contains("round 2 of 3 ran under contention"), "{note}");
+        // Two of three: the run is contended as a whole (the round between is no clean sample).
+        let s = screen(
+            &base,
+            &[round(Some(2.0)), round(Some(0.2)), round(Some(1.6))],
+        );
+        assert!(s.all_flagged.unwrap().contains("during 2 of 3 rounds"));
         let s = screen(
             &base,
             &[round(Some(2.0)), round(Some(2.0)), round(Some(1.6))],
