@@ -46,6 +46,14 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
         5,
         "{text}"
     );
+    // Each round keeps how busy the machine was while it ran (the gate compares a run's with it).
+    assert_eq!(
+        text.matches("[rounds.\"fixture-svc::work\".contention]")
+            .count(),
+        5,
+        "{text}"
+    );
+    assert!(text.contains("runnable_per_core = "), "{text}");
     // Only the filtered scenario was recorded.
     assert!(!text.contains("fixture-svc::health"), "{text}");
     git(&f.root, &["add", "perfgate.baseline.toml"]);
@@ -85,6 +93,21 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
         work["rounds"].as_array().map(Vec::len),
         Some(5),
         "5 rounds by default with a baseline"
+    );
+    let machine = work["contention"]
+        .as_array()
+        .expect("the machine per round");
+    assert_eq!(machine.len(), 5, "{work}");
+    assert!(
+        machine.iter().all(
+            |c| c["runnable_per_core"].as_f64().is_some_and(|r| r >= 0.0)
+                && c["cores"].as_u64().is_some_and(|n| n >= 1)
+        ),
+        "{machine:?}"
+    );
+    assert!(
+        all.contains("fixture-svc::work: the machine per round: 1: "),
+        "the table shows the machine beside each round\n{all}"
     );
     assert!(
         work["regressions"]
