@@ -160,7 +160,7 @@ PY
       local before
       before=$(machine)
       set +e
-      pge predict -p predict-service --ab --strict --budget "$BUDGET" >"$work/run.log" 2>&1
+      pge ::predict -p predict-service --ab --strict --budget "$BUDGET" >"$work/run.log" 2>&1
       rc=$?
       set -e
       case $rc in
