@@ -112,8 +112,10 @@ pub fn run_paired(
             // early-decided scenario goes to the later ones.
             let left = sampling.budget.saturating_sub(started.elapsed());
             let rest: f64 = needs[done..].iter().sum();
+            // (Calibration runs fixed pairs under an unbounded budget: no share to compute then.)
             let share = if rest > 0.0 {
-                left.mul_f64(needs[done] / rest)
+                Duration::try_from_secs_f64(left.as_secs_f64() * (needs[done] / rest))
+                    .unwrap_or(left)
             } else {
                 left / (total - done).max(1) as u32
             };
