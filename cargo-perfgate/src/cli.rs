@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::gate::file::DEFAULT_RECORD_ROUNDS;
 use crate::secret::Secret;
 
 const AFTER_HELP: &str = "\
@@ -81,7 +82,7 @@ pub struct CalibrateArgs {
 /// How the regression gate finds the baseline and decides.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GateArgs {
-    /// Rounds per scenario [default: 3 when there is a baseline to compare with, else 1]; with --ab,
+    /// Rounds per scenario [default: 5 when there is a baseline to compare with, else 1]; with --ab,
     /// the pairs of rounds before the first look [default: 6].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: Option<u32>,
@@ -101,6 +102,10 @@ pub struct GateArgs {
     /// Compare with a baseline recorded on another machine (CPU model, cores, OS) as if it were this one.
     #[arg(long)]
     pub allow_other_machine: bool,
+    /// Compare rounds run under contention the baseline did not have (or the other way round) as if
+    /// the machine had been alike: for machines whose load is known not to reach the service.
+    #[arg(long)]
+    pub ignore_contention: bool,
     /// Same-machine A/B: build the merge-base's service too and run HEAD's scenarios against both here,
     /// interleaved (ABBA), sampling until every check is decided or the budget runs out.
     #[arg(long, conflicts_with = "baseline_file")]
@@ -116,7 +121,7 @@ pub struct RecordArgs {
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
     /// Rounds per scenario.
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RECORD_ROUNDS as u32, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
     /// Remove scenarios from the baseline that this run did not record (removed or renamed ones).
     #[arg(long)]
@@ -142,6 +147,9 @@ pub struct CompareArgs {
     /// Compare files recorded on different machines as if they were one.
     #[arg(long)]
     pub allow_other_machine: bool,
+    /// Compare rounds run under different contention as if the machine had been alike.
+    #[arg(long)]
+    pub ignore_contention: bool,
 }
 
 /// Where the load goes and for how long: shared by `run` and `record`.
@@ -647,7 +655,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds == 5)
+            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds == 10)
         );
         let cli = parse(&[
             "cargo-perfgate",

@@ -84,9 +84,190 @@ pub fn describe_machine(f: &Fingerprint) -> String {
     )
 }
 
+/// Fewest CPUs with which the service and the load generator get disjoint halves: with fewer, a
+/// pinned process could not move off a core a neighbour holds, which costs more than it saves.
+pub const PIN_MIN_CPUS: usize = 4;
+
+/// Where the service and the load generator run: disjoint CPU sets, or anywhere (and why).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CpuPlan {
+    Pinned {
+        service: Vec<usize>,
+        generator: Vec<usize>,
+    },
+    Anywhere(String),
+}
+
+impl CpuPlan {
+    /// The plan for CPUs `allowed` (this process's affinity): the upper half to the service, the
+    /// lower half to the generator, from [`PIN_MIN_CPUS`] on; `PERFGATE_PIN=never` turns it off,
+    /// `always` pins from 2 CPUs.
+    pub fn for_cpus(allowed: &[usize], setting: Option<&str>) -> CpuPlan {
+        let min = match setting {
+            Some("never") => {
+                return CpuPlan::Anywhere("not pinned (PERFGATE_PIN=never)".to_string())
+            }
+            Some("always") => 2,
+            _ => PIN_MIN_CPUS,
+        };
+        if allowed.len() < min {
+            return CpuPlan::Anywhere(format!(
+                "service and load generator not pinned: {} CPU{} (disjoint halves need {min}; \
+                 PERFGATE_PIN=always pins from 2)",
+                allowed.len(),
+                if allowed.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let half = allowed.len() / 2;
+        CpuPlan::Pinned {
+            generator: allowed[..half].to_vec(),
+            service: allowed[half..].to_vec(),
+        }
+    }
+
+    /// This run's plan (computed once).
+    pub fn current() -> &'static CpuPlan {
+        static PLAN: std::sync::OnceLock<CpuPlan> = std::sync::OnceLock::new();
+        PLAN.get_or_init(|| {
+            CpuPlan::for_cpus(
+                &allowed_cpus(),
+                std::env::var("PERFGATE_PIN").ok().as_deref(),
+            )
+        })
+    }
+
+    /// The run header's line: "service on CPUs 2-3, load generator on CPUs 0-1 (disjoint)".
+    pub fn describe(&self) -> String {
+        match self {
+            CpuPlan::Pinned { service, generator } => format!(
+                "service on CPU{} {}, load generator on CPU{} {} (pinned, disjoint)",
+                if service.len() == 1 { "" } else { "s" },
+                cpu_list(service),
+                if generator.len() == 1 { "" } else { "s" },
+                cpu_list(generator)
+            ),
+            CpuPlan::Anywhere(why) => why.clone(),
+        }
+    }
+
+    pub fn service(&self) -> Option<&[usize]> {
+        match self {
+            CpuPlan::Pinned { service, .. } => Some(service),
+            CpuPlan::Anywhere(_) => None,
+        }
+    }
+
+    pub fn generator(&self) -> Option<&[usize]> {
+        match self {
+            CpuPlan::Pinned { generator, .. } => Some(generator),
+            CpuPlan::Anywhere(_) => None,
+        }
+    }
+}
+
+/// "0-1", "0,2,5-7".
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            cpus[i].to_string()
+        } else {
+            format!("{}-{}", cpus[i], cpus[j])
+        });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
+/// The CPUs this process may run on, ascending (every online CPU off Linux).
+pub fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most its size.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                return (0..libc::CPU_SETSIZE as usize)
+                    .filter(|&c| libc::CPU_ISSET(c, &set))
+                    .collect();
+            }
+        }
+    }
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
+/// Makes the process `cmd` starts, and every thread it starts, run only on `cpus` (set between fork
+/// and exec, so no thread of it ever runs elsewhere). Nothing off Linux.
+pub fn pin(cmd: &mut Command, cpus: &[usize]) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: a zeroed cpu_set_t is a valid empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in cpus {
+            // SAFETY: CPU_SET bounds-checks against the set's size.
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        // SAFETY: the closure runs between fork and exec and only calls sched_setaffinity, which
+        // is async-signal-safe; a CPU that went away leaves the process unpinned rather than failing.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (cmd, cpus);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_are_split_in_disjoint_halves_from_four() {
+        let plan = CpuPlan::for_cpus(&[0, 1, 2, 3, 4, 5, 6, 7], None);
+        assert_eq!(
+            plan.describe(),
+            "service on CPUs 4-7, load generator on CPUs 0-3 (pinned, disjoint)"
+        );
+        let two = CpuPlan::for_cpus(&[0, 1], None);
+        assert_eq!(two.service(), None);
+        assert!(
+            two.describe().contains("not pinned: 2 CPUs"),
+            "{}",
+            two.describe()
+        );
+        let forced = CpuPlan::for_cpus(&[0, 3], Some("always"));
+        assert_eq!(forced.service(), Some(&[3][..]));
+        assert_eq!(forced.generator(), Some(&[0][..]));
+        assert!(CpuPlan::for_cpus(&[0, 1, 2, 3], Some("never"))
+            .service()
+            .is_none());
+        assert_eq!(cpu_list(&[0, 2, 5, 6, 7]), "0,2,5-7");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_pinned_child_runs_only_on_its_cpus() {
+        let cpu = *allowed_cpus().last().expect("some CPU");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "grep Cpus_allowed_list /proc/self/status"]);
+        pin(&mut cmd, &[cpu]);
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.split_whitespace().last(),
+            Some(cpu.to_string().as_str()),
+            "{text}"
+        );
+    }
 
     #[test]
     fn cpu_model_is_read() {

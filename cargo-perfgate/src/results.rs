@@ -8,6 +8,7 @@ use perfgate_runtime::format::{ResourceStats, ScenarioResult, ScenarioSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::gate::contention::Contention;
 use crate::gate::file::{MeasuredScenario, Measurements};
 use crate::gate::{spec::spec_hash, Decision, GateSummary, RoundStats};
 use crate::machine::Fingerprint;
@@ -67,6 +68,10 @@ pub struct ScenarioRun {
     /// The merge-base's side of a same-machine A/B run (`--ab`); `rounds` then holds HEAD's side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab: Option<AbRounds>,
+    /// How busy the machine was during each round, in order (None for a round not measured): the
+    /// gate compares it with the baseline's (`gate/contention.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contention: Vec<Option<Contention>>,
 }
 
 /// The base side of a scenario measured in `--ab` mode, and how sampling went.
@@ -95,10 +100,17 @@ impl ScenarioRun {
 
     /// The rounds the gate compares: `rounds`, or the single `result`.
     pub fn all_rounds(&self) -> Vec<RoundStats> {
-        if !self.rounds.is_empty() {
-            return self.rounds.clone();
+        let mut rounds = if self.rounds.is_empty() {
+            self.result.iter().map(RoundStats::from).collect()
+        } else {
+            self.rounds.clone()
+        };
+        for (r, c) in rounds.iter_mut().zip(&self.contention) {
+            if r.contention.is_none() {
+                r.contention = c.clone();
+            }
         }
-        self.result.iter().map(RoundStats::from).collect()
+        rounds
     }
 
     /// Attaches the regression checks; a failed one fails a scenario that had passed.
@@ -217,6 +229,10 @@ pub struct ListedScenario {
     pub test_name: String,
     pub executable: PathBuf,
     pub spec: ScenarioSpec,
+    /// Per check, the smallest change `--ab` resolves on this machine within the budget, as
+    /// `cargo perfgate calibrate` measured it (empty without a calibration for this machine).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolves: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]
@@ -260,6 +276,7 @@ pub(crate) mod tests {
             spec_parts: BTreeMap::new(),
             regressions: vec![],
             ab: None,
+            contention: vec![],
         };
         let errored = ScenarioRun {
             id: "predict-service::catalogue".into(),
@@ -321,6 +338,7 @@ pub(crate) mod tests {
             spec_parts: BTreeMap::new(),
             regressions: vec![],
             ab: None,
+            contention: vec![],
         };
         let other = ScenarioRun {
             id: "pkg::b".into(),

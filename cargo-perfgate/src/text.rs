@@ -86,7 +86,23 @@ pub fn format_tolerance(d: &Decision) -> String {
     if d.metric == Metric::Errors {
         format!("{:.2}pp", d.tolerance * 100.0)
     } else {
-        format!("{:.0}%", d.tolerance * 100.0)
+        let resolves = d
+            .resolves
+            .map(|r| format!(" (resolves {})", describe_resolution(r)))
+            .unwrap_or_default();
+        format!("{:.0}%{resolves}", d.tolerance * 100.0)
+    }
+}
+
+/// "4.1%": the smallest change a check resolves, one decimal below 10%.
+pub fn describe_resolution(r: f64) -> String {
+    let p = r * 100.0;
+    if p < 10.0 {
+        format!("{p:.1}%")
+    } else if p < 1000.0 {
+        format!("{p:.0}%")
+    } else {
+        ">999%".to_string()
     }
 }
 
@@ -134,4 +150,23 @@ pub fn escape_xml(s: &str) -> String {
         }
     }
     out
+}
+
+/// "1: 0.2× load, PSI 8%, steal 0%, load avg 0.6 · 2: …": the machine during each round, or None
+/// when no round was measured.
+pub fn machine_per_round(rounds: &[Option<crate::gate::contention::Contention>]) -> Option<String> {
+    if rounds.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        rounds
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c {
+                Some(c) => format!("{}: {}", i + 1, c.describe()),
+                None => format!("{}: not measured", i + 1),
+            })
+            .collect::<Vec<_>>()
+            .join(" · "),
+    )
 }

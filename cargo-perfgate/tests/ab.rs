@@ -1,7 +1,8 @@
 //! End to end: the same-machine A/B mode (`--ab`) in temporary git repositories made of the `basic`
 //! fixture. The merge-base's service is built from a worktree and measured next to HEAD's; a branch
 //! that makes the service slower in code (the fixture's `WORK_FACTOR`) must fail, an unchanged branch
-//! must not, and an interrupted run must leave neither a worktree nor a process behind.
+//! must not (even with a CPU burst in one of its rounds), and an interrupted run must leave neither a
+//! worktree nor a process behind.
 
 mod common;
 
@@ -93,13 +94,22 @@ fn ab_fails_a_slower_commit_and_passes_an_unchanged_one() {
     f.git_init();
     let main_commit = git(&f.root, &["rev-parse", "HEAD"]);
 
-    // Unchanged code (only a note): no regression; the merge-base is named.
+    // Unchanged code (only a note): no regression; the merge-base is named. A neighbour takes both
+    // cores for 1.2 s during one round of the run (the first service to reach its 150th request
+    // starts two busy threads): the disturbed pair must not turn the unchanged branch into a failure,
+    // nor keep it from passing.
     branch_with_factor(&f, "unchanged", "1.0");
-    let out = run(f.perfgate(&window(&[])).env("FIXTURE_WORK_US", WORK_US));
+    let burst = f.root.parent().unwrap().join("ab-branches-burst");
+    let _ = std::fs::remove_file(&burst);
+    let out = run(f
+        .perfgate(&window(&[]))
+        .env("FIXTURE_WORK_US", WORK_US)
+        .env("FIXTURE_BURST_FILE", &burst));
+    assert!(burst.exists(), "the burst never ran\n{}", out.show());
     assert_eq!(
         out.code(),
         Some(0),
-        "an unchanged branch must pass\n{}",
+        "an unchanged branch must pass, one disturbed round or not\n{}",
         out.show()
     );
     let all = out.all();

@@ -12,6 +12,10 @@ use common::{assert_no_leftovers, git, run, serial, Fixture};
 /// The measured window of every run here: long enough for the p99 of a round to hold 200 requests.
 const WINDOW: [&str; 4] = ["--duration", "2s", "--warmup", "300ms"];
 
+// The runs compared with a baseline pass `--ignore-contention`: the test machine's load swings
+// between the record and the run, which (rightly) makes a run's checks inconclusive; these tests are
+// about the baseline's lookup and verdicts (contention has unit tests in `gate/`).
+
 fn args<'a>(head: &[&'a str]) -> Vec<&'a str> {
     head.iter().copied().chain(WINDOW).collect()
 }
@@ -42,6 +46,14 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
         5,
         "{text}"
     );
+    // Each round keeps how busy the machine was while it ran (the gate compares a run's with it).
+    assert_eq!(
+        text.matches("[rounds.\"fixture-svc::work\".contention]")
+            .count(),
+        5,
+        "{text}"
+    );
+    assert!(text.contains("runnable_per_core = "), "{text}");
     // Only the filtered scenario was recorded.
     assert!(!text.contains("fixture-svc::health"), "{text}");
     git(&f.root, &["add", "perfgate.baseline.toml"]);
@@ -53,7 +65,7 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
     std::fs::write(f.root.join("NOTES.md"), "nothing that runs\n").unwrap();
     git(&f.root, &["add", "NOTES.md"]);
     git(&f.root, &["commit", "-q", "-m", "docs"]);
-    let out = run(&mut f.perfgate(&args(&["work"])));
+    let out = run(&mut f.perfgate(&args(&["work", "--ignore-contention"])));
     assert_eq!(
         out.code(),
         Some(0),
@@ -79,8 +91,23 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
     let work = &json["scenarios"][0];
     assert_eq!(
         work["rounds"].as_array().map(Vec::len),
-        Some(3),
-        "3 rounds by default with a baseline"
+        Some(5),
+        "5 rounds by default with a baseline"
+    );
+    let machine = work["contention"]
+        .as_array()
+        .expect("the machine per round");
+    assert_eq!(machine.len(), 5, "{work}");
+    assert!(
+        machine.iter().all(
+            |c| c["runnable_per_core"].as_f64().is_some_and(|r| r >= 0.0)
+                && c["cores"].as_u64().is_some_and(|n| n >= 1)
+        ),
+        "{machine:?}"
+    );
+    assert!(
+        all.contains("fixture-svc::work: the machine per round: 1: "),
+        "the table shows the machine beside each round\n{all}"
     );
     assert!(
         work["regressions"]
@@ -108,7 +135,7 @@ fn baseline_on_main_then_branches_are_judged_against_the_merge_base() {
             "hide it: re-record the baseline on the branch",
         ],
     );
-    let out = run(&mut f.perfgate(&args(&["work"])));
+    let out = run(&mut f.perfgate(&args(&["work", "--ignore-contention"])));
     assert_eq!(
         out.code(),
         Some(1),

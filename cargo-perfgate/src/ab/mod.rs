@@ -113,6 +113,20 @@ pub fn require_own_deps(runs: &[PreparedPackage<'_>], mode: &str) -> Result<()> 
     Ok(())
 }
 
+/// Why a file-gate run whose scenarios `contended` ran every round under contention the baseline did
+/// not have goes on in the A/B mode: when one of them is in a package with `ab = "auto"`.
+pub fn contended_reason(contended: &[String], runs: &[PreparedPackage<'_>]) -> Option<String> {
+    let (run, id) = runs
+        .iter()
+        .filter(|r| r.pkg.config.ab == AbSetting::Auto)
+        .find_map(|r| Some((r, r.scenarios.iter().find(|s| contended.contains(&s.id))?)))?;
+    Some(format!(
+        "every round of {} ran under contention the baseline did not have: measuring the merge-base \
+         here, under the same conditions (`ab = \"auto\"` in {})",
+        id.id, run.pkg.name
+    ))
+}
+
 /// The floors `cargo perfgate calibrate` stored for this machine, from the first baseline file that
 /// has them.
 pub fn floors(baselines: &Baselines, machine: &Fingerprint) -> BTreeMap<String, NoiseFloor> {
@@ -239,6 +253,7 @@ mod tests {
             rounds_baseline: 6,
             rounds_current: 6,
             note: String::new(),
+            resolves: None,
         };
         report.scenarios[0].regressions = vec![d(Outcome::Inconclusive), d(Outcome::Pass)];
         let how = "merge-base of HEAD and main";

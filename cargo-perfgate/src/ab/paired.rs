@@ -9,6 +9,7 @@ use perfgate_runtime::format::{LoadModel, ScenarioResult, ScenarioSpec};
 
 use crate::discover::{PerfPackage, Scenario};
 use crate::error::{Error, Result};
+use crate::gate::contention::Contention;
 use crate::gate::sequential::{self, Look, Plan, Stop};
 use crate::gate::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
 use crate::load::window::{round_estimate, spec_parts};
@@ -91,6 +92,13 @@ pub fn run_paired(
         std::fs::create_dir_all(d)
             .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
     }
+    // What each scenario needs, fixed before any pair is run (so the split costs no alpha): its
+    // pairs' time, times the pairs its calibrated noise needs (the same for all without calibration).
+    let needs: Vec<f64> = head
+        .iter()
+        .flat_map(|h| &h.scenarios)
+        .map(|s| need(s, opts, sampling))
+        .collect();
     let mut out = Vec::new();
     let mut done = 0usize;
     for (h, b) in head.iter().zip(base) {
@@ -100,10 +108,17 @@ pub fn run_paired(
             if procs::interrupted() {
                 return Err(Error::Interrupted);
             }
-            // The scenario's share of what is left: unused time of an early-decided scenario goes to
-            // the later ones.
+            // The scenario's share of what is left, in proportion to what it needs: unused time of an
+            // early-decided scenario goes to the later ones.
             let left = sampling.budget.saturating_sub(started.elapsed());
-            let share = left / (total - done).max(1) as u32;
+            let rest: f64 = needs[done..].iter().sum();
+            // (Calibration runs fixed pairs under an unbounded budget: no share to compute then.)
+            let share = if rest > 0.0 {
+                Duration::try_from_secs_f64(left.as_secs_f64() * (needs[done] / rest))
+                    .unwrap_or(left)
+            } else {
+                left / (total - done).max(1) as u32
+            };
             let sides = SideRuns {
                 head: (h, &mut head_services, &head_dir),
                 base: (b, &mut base_services, &base_dir),
@@ -128,6 +143,29 @@ pub fn run_paired(
     Ok(out)
 }
 
+/// A scenario's need for time, before anything is measured: the seconds of a pair times the pairs
+/// its noisiest check needs to resolve its tolerance at the final look's level, from the noise
+/// `cargo perfgate calibrate` measured; [`NEED_PAIRS_UNCALIBRATED`] pairs without it.
+fn need(s: &Scenario, opts: &RunOptions, sampling: &Sampling) -> f64 {
+    let Some(spec) = &s.spec else { return 0.0 };
+    let pair_secs = 2.0 * round_estimate(opts.window(spec)).as_secs_f64();
+    let tolerance = (spec.regression_pct / 100.0).max(1e-3);
+    let pairs = sampling
+        .floors
+        .get(&s.id)
+        .and_then(|f| {
+            f.sd.values()
+                .map(|sd| sequential::pairs_to_resolve(*sd, tolerance, f.alpha_look))
+                .max()
+        })
+        .unwrap_or(NEED_PAIRS_UNCALIBRATED);
+    pair_secs * pairs.clamp(sampling.min_pairs, MAX_PAIRS) as f64
+}
+
+/// Pairs assumed needed by a scenario without calibration: all scenarios alike, so the budget is
+/// split by the time their pairs take.
+const NEED_PAIRS_UNCALIBRATED: usize = 20;
+
 type SideRun<'r, 'a, 's> = (&'r PreparedPackage<'a>, &'r mut Services<'s>, &'r Path);
 
 struct SideRuns<'r, 'a, 's> {
@@ -139,6 +177,8 @@ struct SideRuns<'r, 'a, 's> {
 #[derive(Default)]
 struct Rounds {
     results: Vec<ScenarioResult>,
+    /// How busy the machine was during each round (`results[i]`'s).
+    contention: Vec<Option<Contention>>,
     /// The first round's report (log, resources): what the scenario's row shows.
     first: Option<ScenarioRun>,
 }
@@ -256,6 +296,9 @@ fn run_one(
                 }
                 (Some(result), false) => {
                     rounds.results.push(result.clone());
+                    rounds
+                        .contention
+                        .push(r.contention.first().cloned().flatten());
                     if rounds.first.is_none() {
                         rounds.first = Some(r);
                     }
@@ -327,8 +370,15 @@ fn run_one(
     })
 }
 
-fn to_rounds(results: &[ScenarioResult]) -> Vec<RoundStats> {
-    results.iter().map(RoundStats::from).collect()
+fn to_rounds(side: &Rounds) -> Vec<RoundStats> {
+    side.results
+        .iter()
+        .zip(side.contention.iter().chain(std::iter::repeat(&None)))
+        .map(|(r, c)| RoundStats {
+            contention: c.clone(),
+            ..RoundStats::from(r)
+        })
+        .collect()
 }
 
 /// The look at `pairs` when the budget ends it: the plan cut there, every bit of alpha it had left
@@ -362,8 +412,8 @@ fn look(
     k: usize,
     sampling: &Sampling,
 ) -> Look {
-    let current = to_rounds(&head.results);
-    let baseline = to_rounds(&base.results);
+    let current = to_rounds(head);
+    let baseline = to_rounds(base);
     let pair = ScenarioPair {
         scenario: id,
         tolerance: consts.tolerance,
@@ -423,9 +473,10 @@ fn assemble(
         }
     }
     report.spec_parts = spec_parts(spec, head_pkg, opts.window(spec));
-    report.rounds = to_rounds(&head.results);
+    report.rounds = to_rounds(&head);
+    report.contention = head.contention.clone();
     report.result = report.result.or_else(|| head.results.first().cloned());
-    ab.base_rounds = to_rounds(&base.results);
+    ab.base_rounds = to_rounds(&base);
     report.wall_secs = ab.secs;
     report.verdict = slo::verdict(&Evidence {
         error,
@@ -462,6 +513,7 @@ mod tests {
         };
         let head = Rounds {
             results: vec![head_report.result.clone().unwrap()],
+            contention: vec![None],
             first: Some(head_report.clone()),
         };
         let mut died = head_report.clone();

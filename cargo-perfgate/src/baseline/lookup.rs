@@ -140,6 +140,7 @@ pub fn apply_baselines(
         total.inconclusive += s.inconclusive;
         total.not_comparable += s.not_comparable;
         total.warnings.extend(s.warnings);
+        total.contended.extend(s.contended);
     }
     total.baseline = Some(origins.join("; "));
     total

@@ -33,9 +33,6 @@ pub const BASELINE_SCHEMA_VERSION: u32 = 1;
 /// Default path, from the workspace root.
 pub const DEFAULT_PATH: &str = "perfgate.baseline.toml";
 
-/// Rounds per scenario `cargo perfgate record` takes by default.
-pub const DEFAULT_RECORD_ROUNDS: usize = 5;
-
 const HEADER: &str = "\
 # perfgate baseline: written by `cargo perfgate record`; commit it. `cargo perfgate` compares a pull
 # request with this file as committed at the merge-base. Latencies are in milliseconds (medians over
@@ -107,6 +104,9 @@ pub struct BaselineRound {
     pub iterations: Stats,
     #[serde(default)]
     pub requests: BTreeMap<String, Stats>,
+    /// How busy the machine was while the round was recorded (the gate compares a run's with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<crate::gate::contention::Contention>,
 }
 
 impl BaselineRound {
@@ -125,6 +125,7 @@ impl BaselineRound {
                 .iter()
                 .map(|(k, v)| (k.clone(), slim(v)))
                 .collect(),
+            contention: r.contention.clone(),
         }
     }
 
@@ -132,6 +133,7 @@ impl BaselineRound {
         RoundStats {
             iterations: self.iterations.clone(),
             requests: self.requests.clone(),
+            contention: self.contention.clone(),
         }
     }
 }
@@ -407,6 +409,7 @@ pub(crate) mod tests {
                 RoundStats {
                     iterations: stats(base_us + i),
                     requests: req,
+                    contention: None,
                 }
             })
             .collect();

@@ -43,6 +43,7 @@ pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result
     let flags = GateFlags {
         strict: args.strict,
         allow_other_machine: args.allow_other_machine,
+        ignore_contention: args.ignore_contention,
     };
     let (mut decisions, summary) = judge(&base, &head, flags);
     report
@@ -108,6 +109,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
             spec_parts: s.spec_parts.clone(),
             regressions: Vec::new(),
             ab: None,
+            contention: Vec::new(),
         })
         .collect();
     Ok(RunResults {

@@ -10,6 +10,7 @@ use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
 use crate::discover::{self, Workspace};
 use crate::error::Result;
+use crate::gate::file::DEFAULT_RUN_ROUNDS;
 use crate::gate::GateFlags;
 use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
@@ -71,7 +72,7 @@ pub(crate) fn pipeline(
             (Some(r), _) => r.rounds as usize,
             (None, Some(n)) => n as usize,
             // Several rounds only when there is something to compare them with.
-            (None, None) if has_baseline => 3,
+            (None, None) if has_baseline => DEFAULT_RUN_ROUNDS,
             (None, None) => 1,
         },
     };
@@ -85,10 +86,32 @@ pub(crate) fn pipeline(
     let flags = GateFlags {
         strict: args.gate.strict,
         allow_other_machine: args.gate.allow_other_machine,
+        ignore_contention: args.gate.ignore_contention,
     };
     let gate = baselines
         .as_ref()
         .map(|b| apply_baselines(b, &mut scenarios, &environment, found.root(), flags));
+    // Rounds the machine's contention made worthless as evidence: `ab = "auto"` measures the
+    // merge-base next to HEAD instead, under the same conditions.
+    let can_switch = args.gate.baseline_file.is_none() && args.load.target_url.is_none();
+    if let (Some(baselines), Some(g), true) = (&baselines, &gate, can_switch) {
+        if let Some(why) = ab::contended_reason(&g.contended, &runs) {
+            ui.warn(&format!(
+                "{why}; the file gate's rounds are kept in {}",
+                run_dir.display()
+            ));
+            return super::ab::run(
+                common,
+                args,
+                &found,
+                &runs,
+                baselines,
+                &why,
+                (clock, build_secs),
+                ui,
+            );
+        }
+    }
     let measured = Measured {
         run_id,
         run_dir,

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod contention;
 mod dist;
 pub mod file;
 pub mod sequential;
@@ -30,6 +31,10 @@ use serde::{Deserialize, Serialize};
 pub struct RoundStats {
     pub iterations: Stats,
     pub requests: BTreeMap<String, Stats>,
+    /// How busy the machine was during the round (None where it was not measured: older files,
+    /// other platforms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<contention::Contention>,
 }
 
 impl RoundStats {
@@ -52,6 +57,7 @@ impl From<&ScenarioResult> for RoundStats {
         RoundStats {
             iterations: r.iterations.clone(),
             requests: r.requests.clone(),
+            contention: None,
         }
     }
 }
@@ -102,6 +108,11 @@ pub struct Decision {
     pub rounds_current: usize,
     /// Why the outcome is what it is, in a sentence (e.g. what budget would likely decide it).
     pub note: String,
+    /// The smallest change this check tells apart from none on this machine within the run's budget
+    /// (~95% power at its level), as a fraction: from `cargo perfgate calibrate`'s floor, else
+    /// estimated from the rounds' own noise. A tolerance below it cannot be certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolves: Option<f64>,
 }
 
 impl Decision {
@@ -127,6 +138,7 @@ impl Decision {
             rounds_baseline: 0,
             rounds_current: 0,
             note,
+            resolves: None,
         }
     }
 
@@ -188,4 +200,6 @@ pub struct GateFlags {
     pub strict: bool,
     /// Compare with a baseline recorded on another machine as if it were this one.
     pub allow_other_machine: bool,
+    /// Compare rounds run under different contention as if the machine had been alike.
+    pub ignore_contention: bool,
 }

@@ -62,6 +62,7 @@ use std::time::Duration;
 use perfgate_runtime::format::Metric;
 use serde::{Deserialize, Serialize};
 
+use super::contention::screen_pairs;
 use super::dist::t_quantile_upper;
 use super::stats::{decide_paired_checked, OUTLIER_SHARE};
 use super::{Decision, GateOptions, Outcome, ScenarioPair};
@@ -214,9 +215,12 @@ pub fn decide_look(
     let n = plan.looks[look]
         .min(pair.baseline.len())
         .min(pair.current.len());
+    // Pairs whose rounds ran under unequal contention are set aside on a signal that is not the
+    // latencies, so at no cost in alpha (`contention.rs`).
+    let (kept_b, kept_c, aside) = screen_pairs(&pair.baseline[..n], &pair.current[..n]);
     let at_look = ScenarioPair {
-        baseline: &pair.baseline[..n],
-        current: &pair.current[..n],
+        baseline: &kept_b,
+        current: &kept_c,
         ..*pair
     };
     let alpha = plan.alphas[look];
@@ -252,8 +256,21 @@ pub fn decide_look(
                 ));
             }
         }
+        if let Some(aside) = &aside {
+            d.note.push_str(aside);
+        }
+        // What the whole budget resolves: the calibrated floor, else this look's noise projected to
+        // the plan's last look.
+        if d.resolves.is_some() {
+            d.resolves = floor(d.request.as_deref(), d.metric).or_else(|| {
+                c.sd.map(|sd| floor_of(d.metric, sd, plan.max_pairs(), plan.alpha_final()))
+            });
+        }
         pairs_needed.push(match d.outcome {
-            Outcome::Inconclusive => c.rounds_needed,
+            // Pairs needed counts the pairs kept: add back the share set aside.
+            Outcome::Inconclusive => c
+                .rounds_needed
+                .map(|k| (k as f64 * n as f64 / kept_c.len().max(1) as f64).ceil() as u64),
             _ => None,
         });
         decisions.push(d);
@@ -482,6 +499,31 @@ pub fn noise_floor(
     out
 }
 
+/// The fewest pairs whose floor ([`floor_of`]) at `alpha_look` is within `tolerance`, for a check
+/// whose pairs' log ratios have spread `sd` (at most [`MAX_RESOLVE_PAIRS`]).
+pub fn pairs_to_resolve(sd: f64, tolerance: f64, alpha_look: f64) -> usize {
+    let within = |n: usize| floor_of(Metric::P50, sd, n, alpha_look) <= tolerance;
+    if within(2) {
+        return 2;
+    }
+    if !within(MAX_RESOLVE_PAIRS) {
+        return MAX_RESOLVE_PAIRS;
+    }
+    let (mut lo, mut hi) = (2, MAX_RESOLVE_PAIRS);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if within(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// The most pairs [`pairs_to_resolve`] answers.
+pub const MAX_RESOLVE_PAIRS: usize = 1000;
+
 /// `(t_{0.9 alpha_look} + t_{0.05}) × sd / √n` on the log scale (n − 1 degrees of freedom, as the last
 /// look's paired interval has), as a relative slowdown, or a relative drop for throughput.
 pub(crate) fn floor_of(metric: Metric, sd: f64, pairs: usize, alpha_look: f64) -> f64 {
@@ -504,6 +546,17 @@ pub(crate) fn floor_of(metric: Metric, sd: f64, pairs: usize, alpha_look: f64) -
 mod tests {
     use super::*;
     use crate::gate::RoundStats;
+
+    #[test]
+    fn pairs_to_resolve_is_the_fewest_whose_floor_is_within_the_tolerance() {
+        let n = pairs_to_resolve(0.05, 0.05, 0.002);
+        assert!(floor_of(Metric::P50, 0.05, n, 0.002) <= 0.05);
+        assert!(floor_of(Metric::P50, 0.05, n - 1, 0.002) > 0.05);
+        // Four times the noise, about sixteen times the pairs.
+        let m = pairs_to_resolve(0.2, 0.05, 0.002);
+        assert!(m > 10 * n, "{n} {m}");
+        assert_eq!(pairs_to_resolve(1e-4, 0.05, 0.002), 2);
+    }
 
     #[test]
     fn plan_looks_grow_from_min_to_max_and_spend_at_most_alpha() {
@@ -582,6 +635,7 @@ mod tests {
             rounds_baseline: 14,
             rounds_current: 14,
             note: String::new(),
+            resolves: None,
         }
     }
 
@@ -724,6 +778,7 @@ mod tests {
         RoundStats {
             iterations: crate::gate::tests::series(scale, 2000, 0, 100.0 / scale),
             requests: Default::default(),
+            contention: None,
         }
     }
 
@@ -864,7 +919,27 @@ mod tests {
                 ..GateOptions::default()
             },
         );
-        assert_eq!(plain.decisions, direct);
+        // Except for what they resolve: a look projects its noise to the plan's last look.
+        let unresolved = |ds: &[Decision]| -> Vec<Decision> {
+            ds.iter()
+                .map(|d| Decision {
+                    resolves: None,
+                    ..d.clone()
+                })
+                .collect()
+        };
+        assert_eq!(unresolved(&plain.decisions), unresolved(&direct));
+        let p99 = find(&plain, Metric::P99).0;
+        let sd = decide_paired_checked(&[pair], &GateOptions::default(), &|p, _, _| p.tolerance)
+            .into_iter()
+            .find(|c| c.decision.metric == Metric::P99 && c.decision.request.is_none())
+            .and_then(|c| c.sd)
+            .unwrap();
+        assert_eq!(
+            p99.resolves,
+            Some(floor_of(Metric::P99, sd, p.max_pairs(), p.alpha_final()))
+        );
+        assert_eq!(d.resolves, Some(0.041), "the calibrated floor");
     }
 
     #[test]

@@ -1258,3 +1258,41 @@ fn robust_file_table() {
         }
     }
 }
+
+/// The file mode's default budget (printed only: the figures behind `DEFAULT_RUN_ROUNDS` and
+/// `DEFAULT_RECORD_ROUNDS`): a one-request scenario (its request's checks are the iteration's and are
+/// not counted twice), 10% tolerance, how often some check fails unchanged, at the tolerance and at
+/// +15%, for baseline × run rounds. The round noise is the default simulation's (p99 of 2000
+/// requests, 2% drift) and a quieter one (1% drift, the fixture's CPU-bound work).
+#[test]
+#[ignore = "a table for the docs (~1 min): cargo test --release -- --ignored file_budget_table --nocapture"]
+fn file_budget_table() {
+    let runs = 400;
+    eprintln!("| drift | baseline × run rounds | unchanged: any Fail | +10%: any Fail | +15%: any Fail | +15%: p99 Fails | +20%: any Fail |");
+    for drift in [0.02, 0.01] {
+        let sim = Sim {
+            series: vec![(None, 5.0)],
+            drift,
+            ..Sim::default()
+        };
+        for (i, rounds) in [(5, 3), (5, 5), (10, 3), (10, 5), (10, 10)]
+            .into_iter()
+            .enumerate()
+        {
+            let seed = 2000 + 10 * i as u64 + (drift * 1000.0) as u64;
+            let t = |slow: f64, k: u64| tally(&sim, seed + k, runs, rounds, slow, 0.10);
+            let (aa, edge, p15, p20) = (t(0.0, 0), t(0.10, 1), t(0.15, 2), t(0.20, 3));
+            eprintln!(
+                "| {:.0}% | {} × {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
+                drift * 100.0,
+                rounds.0,
+                rounds.1,
+                aa.rate(aa.any_fail) * 100.0,
+                edge.rate(edge.any_fail) * 100.0,
+                p15.rate(p15.any_fail) * 100.0,
+                p15.rate(p15.p99_fail) * 100.0,
+                p20.rate(p20.any_fail) * 100.0,
+            );
+        }
+    }
+}

@@ -166,6 +166,9 @@ pub const MIN_ERROR_MARGIN: f64 = 0.001;
 /// quantise values to about 0.1%, so identical rounds do not mean a noise of zero.
 const RESOLUTION: f64 = 1e-3;
 
+/// The miss rate the resolution of a check is defined with (95% power).
+const RESOLVE_MISS: f64 = 0.05;
+
 /// Latency values below one microsecond (the histograms' unit) are clamped to it before taking logs.
 const MIN_MS: f64 = 1e-3;
 
@@ -420,6 +423,14 @@ impl RatioTest {
         }
     }
 
+    /// The smallest change these rounds tell apart from none with ~95% power at `level`:
+    /// `(t_{level} + t_{0.05}) × se` on the log scale, as a slowdown (a drop for throughput).
+    fn resolves(&self, level: f64) -> f64 {
+        let f = self.fit();
+        let k = t_quantile_upper(self.t_level(level), f.df) + t_quantile_upper(RESOLVE_MISS, f.df);
+        self.to_change(k * f.se).abs()
+    }
+
     /// Rounds per side (pairs in the paired design) at which the interval, at `level`, would likely
     /// clear the tolerance if the estimate stays where it is (the width scales as 1/√n).
     fn rounds_needed(&self, level: f64) -> Option<u64> {
@@ -650,6 +661,7 @@ fn finish(p: Pending, fail: bool, level: f64, alpha: f64) -> Checked {
         }
         Evidence::Ratio(r) => {
             sd = Some(r.fit().sd);
+            decision.resolves = Some(r.resolves(level));
             let (worse, better) = (r.worse_end(level), r.better_end(alpha));
             let (low, high) = if r.higher_is_worse {
                 (worse, better)
@@ -789,6 +801,11 @@ fn scenario_checks(
         .collect();
     requests.sort_unstable();
     requests.dedup();
+    if duplicates_iterations(pair, &requests) {
+        // One request per iteration: its checks would test the iteration's numbers again, and each
+        // would take a share of the run's false-alarm budget for nothing.
+        requests.clear();
+    }
 
     let series =
         std::iter::once(Series::Iterations).chain(requests.into_iter().map(Series::Request));
@@ -803,6 +820,19 @@ fn scenario_checks(
             out.push(check(pair, opts, design, s, metric, tolerance));
         }
     }
+}
+
+/// Whether the scenario's only named request is its iteration: one such request per iteration in
+/// every round of both sides.
+fn duplicates_iterations(pair: &ScenarioPair, requests: &[&str]) -> bool {
+    let [name] = requests else {
+        return false;
+    };
+    pair.baseline.iter().chain(pair.current).all(|r| {
+        r.requests
+            .get(*name)
+            .is_some_and(|s| s.count == r.iterations.count)
+    })
 }
 
 /// The rounds of each side holding the series; in the paired design, the pairs where both do.

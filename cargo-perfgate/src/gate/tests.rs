@@ -39,6 +39,7 @@ fn round(scale: f64) -> RoundStats {
     RoundStats {
         iterations: series(scale, 2000, 0, 200.0 / scale),
         requests: Default::default(),
+        contention: None,
     }
 }
 
@@ -178,6 +179,7 @@ fn too_few_requests_per_round_make_the_tail_inconclusive() {
     let short = |s: f64| RoundStats {
         iterations: series(s, 120, 0, 12.0),
         requests: Default::default(),
+        contention: None,
     };
     let b: Vec<RoundStats> = BASE.iter().map(|&s| short(s)).collect();
     let c: Vec<RoundStats> = [1.5, 1.5, 1.5].iter().map(|&s| short(s)).collect();
@@ -216,6 +218,7 @@ fn with_errors(errors: u64, count: u64) -> RoundStats {
     RoundStats {
         iterations: series(1.0, count, errors, 100.0),
         requests: Default::default(),
+        contention: None,
     }
 }
 
@@ -446,4 +449,121 @@ fn decisions_keep_scenario_and_request_names_in_a_stable_order() {
         ]
     );
     assert!(d.iter().all(|d| d.scenario == "pkg::checkout"));
+}
+
+/// Rounds at `scales` measured with `load` runnable tasks per core.
+fn contended(scales: &[f64], load: f64) -> Vec<RoundStats> {
+    scales
+        .iter()
+        .map(|&s| RoundStats {
+            contention: Some(super::contention::Contention {
+                cores: 2,
+                runnable_per_core: load,
+                ..Default::default()
+            }),
+            ..round(s)
+        })
+        .collect()
+}
+
+fn measured(rounds: Vec<RoundStats>) -> super::file::Measurements {
+    let mut scenarios = std::collections::BTreeMap::new();
+    scenarios.insert(
+        "pkg::checkout".to_string(),
+        super::file::MeasuredScenario {
+            rounds,
+            ..Default::default()
+        },
+    );
+    super::file::Measurements {
+        origin: "base".into(),
+        scenarios,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_saturated_machine_never_fails_a_run_against_a_quiet_baseline() {
+    let base = measured(contended(&BASE, 0.1));
+    // Every round 6× slower with two busy loops on the cores: the p95 of the runner.
+    let head = measured(contended(&[6.0, 6.2, 5.9], 1.1));
+    let (d, s) = super::file::judge(&base, &head, super::GateFlags::default());
+    let checks = &d["pkg::checkout"];
+    assert!(
+        checks.iter().all(|d| d.outcome != Outcome::Fail),
+        "{checks:#?}"
+    );
+    let p95 = checks.iter().find(|d| d.metric == Metric::P95).unwrap();
+    assert_eq!(p95.outcome, Outcome::Inconclusive);
+    assert!(
+        p95.note.starts_with("would be FAIL, but the machine was 1.1× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×"),
+        "{}",
+        p95.note
+    );
+    assert_eq!(s.contended, vec!["pkg::checkout".to_string()]);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("--ab")),
+        "{:?}",
+        s.warnings
+    );
+
+    // One contended round of three is set aside, and the other two decide: a real slowdown fails.
+    let mut head = contended(&[1.5, 1.52, 1.49], 0.1);
+    head[1] = contended(&[9.0], 1.4).remove(0);
+    let (d, s) = super::file::judge(&base, &measured(head), super::GateFlags::default());
+    let p50 = d["pkg::checkout"]
+        .iter()
+        .find(|d| d.metric == Metric::P50)
+        .unwrap();
+    assert_eq!(p50.outcome, Outcome::Fail, "{p50:#?}");
+    assert_eq!(p50.rounds_current, 2);
+    assert!(
+        p50.note
+            .contains("set aside: round 2 of 3 ran under contention"),
+        "{}",
+        p50.note
+    );
+    assert!(s.contended.is_empty());
+
+    // The same machine as busy when the baseline was recorded: compared as usual.
+    let (d, _) = super::file::judge(
+        &measured(contended(&BASE, 1.2)),
+        &measured(contended(&[1.5, 1.52, 1.49], 1.3)),
+        super::GateFlags::default(),
+    );
+    assert!(d["pkg::checkout"]
+        .iter()
+        .any(|d| d.outcome == Outcome::Fail));
+}
+
+#[test]
+fn a_request_that_is_the_whole_iteration_is_not_checked_twice() {
+    let with = |scales: &[f64], name: &str, per_iteration: u64| -> Vec<RoundStats> {
+        rounds(scales)
+            .into_iter()
+            .map(|mut r| {
+                let n = r.iterations.count * per_iteration;
+                r.requests.insert(name.into(), series(1.0, n, 0, 10.0));
+                r
+            })
+            .collect()
+    };
+    let (b, c) = (
+        with(&BASE, "GET /work", 1),
+        with(&[1.0, 1.0, 1.0], "GET /work", 1),
+    );
+    let d = decide(&[pair(&b, &c)], &GateOptions::default());
+    assert!(d.iter().all(|d| d.request.is_none()), "{d:#?}");
+    assert_eq!(
+        d.len(),
+        4,
+        "p50, p95, p99 and errors of the iterations only"
+    );
+    // Two calls of it per iteration: a series of its own.
+    let (b, c) = (
+        with(&BASE, "GET /work", 2),
+        with(&[1.0, 1.0, 1.0], "GET /work", 2),
+    );
+    let d = decide(&[pair(&b, &c)], &GateOptions::default());
+    assert_eq!(d.iter().filter(|d| d.request.is_some()).count(), 4);
 }

@@ -18,9 +18,11 @@ use crate::discover::{Discovered, PerfPackage, Scenario, Workspace};
 use crate::error::{Error, Result};
 use crate::files::LogPump;
 use crate::gate::RoundStats;
+use crate::machine::{pin, CpuPlan};
 use crate::procs::{self, ChildGuard};
 use crate::protocol::{self, Mode, ReadError};
 use crate::results::ScenarioRun;
+use crate::service::contention::ContentionSampler;
 use crate::service::pool::{service_for, Services};
 use crate::service::sample::ResourceSampler;
 use crate::slo::{self, Evidence, Verdict};
@@ -225,6 +227,7 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         spec_parts: BTreeMap::new(),
         regressions: Vec::new(),
         ab: None,
+        contention: Vec::new(),
     }
 }
 
@@ -277,8 +280,13 @@ pub fn run_scenario(
     // Every round against the same service; a round that errors or kills the service ends the scenario.
     let rounds = opts.rounds.max(1);
     let mut results = Vec::new();
+    let mut contention = Vec::new();
     let mut error = None;
     let mut died = None;
+    let service_pid = svc_name
+        .as_ref()
+        .and_then(|(n, _)| services.get_mut(n))
+        .map(|svc| svc.pid());
     for round in 1..=rounds {
         if round > 1 {
             if procs::interrupted() {
@@ -287,6 +295,7 @@ pub fn run_scenario(
             }
             ui.status("Round", &format!("{round}/{rounds} of {}", scenario.id));
         }
+        let machine = ContentionSampler::start(service_pid);
         let outcome = match execute(
             scenario,
             &spec,
@@ -301,6 +310,7 @@ pub fn run_scenario(
                 return Err(e);
             }
         };
+        let machine = machine.finish();
         if report.log.is_none() {
             report.log = Some(outcome.log.clone());
         }
@@ -316,6 +326,9 @@ pub fn run_scenario(
                 // Dropping it reaps it; the next scenario starts a fresh one.
                 services.remove(name);
             }
+        }
+        if outcome.result.is_some() {
+            contention.push(machine);
         }
         results.extend(outcome.result);
         if outcome.error.is_some() || died.is_some() {
@@ -347,6 +360,9 @@ pub fn run_scenario(
     report.spec_parts = spec_parts(&spec, run.pkg, opts.window(&spec));
     if results.len() > 1 {
         report.rounds = results.iter().map(RoundStats::from).collect();
+    }
+    if contention.iter().any(Option::is_some) {
+        report.contention = contention;
     }
     report.result = results.into_iter().next();
     report.wall_secs = started.elapsed().as_secs_f64();
@@ -408,6 +424,9 @@ fn execute(
         mode,
     );
     LogPump::pipe(&mut cmd);
+    if let Some(cpus) = CpuPlan::current().generator() {
+        pin(&mut cmd, cpus);
+    }
     let mut child = match ChildGuard::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(Error::Interrupted),
@@ -523,6 +542,9 @@ pub fn prepare<'a>(
             service_exes,
         });
     }
+    // The run's header says where the service and the generator run (the noise they make for each
+    // other depends on it).
+    ui.status("CPUs", &CpuPlan::current().describe());
 
     Ok((runs, build_secs))
 }

@@ -168,6 +168,17 @@ pub fn render(report: &RunResults, run_url: Option<&str>) -> String {
                 );
             }
         }
+        // The file gate: how busy the machine was during each round (a disturbed one shows).
+        for s in report.scenarios.iter().filter(|s| s.ab.is_none()) {
+            if let Some(rounds) = crate::text::machine_per_round(&s.contention) {
+                let _ = writeln!(
+                    ab_lines,
+                    "- {} the machine per round: {}",
+                    code(&s.id),
+                    cell(&rounds)
+                );
+            }
+        }
         if !ab_lines.is_empty() {
             m.push('\n');
             m.push_str(&ab_lines);

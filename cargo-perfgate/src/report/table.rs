@@ -225,9 +225,26 @@ pub fn render_regressions(report: &RunResults, color: bool) -> String {
             ));
         }
     }
+    out.push_str(&render_machine(report));
     if let Some(g) = &report.gate {
         for w in &g.warnings {
             out.push_str(&format!("{yellow}!{yellow:#} {w}\n"));
+        }
+    }
+    out
+}
+
+/// How busy the machine was during each round of each scenario compared with a baseline file, so a
+/// disturbed round is visible beside the verdicts (`--ab` names only the pairs it set aside, in the
+/// checks' notes: it runs too many rounds for a line).
+pub fn render_machine(report: &RunResults) -> String {
+    let mut out = String::new();
+    for s in report.scenarios.iter().filter(|s| s.ab.is_none()) {
+        if s.regressions.is_empty() {
+            continue;
+        }
+        if let Some(rounds) = crate::text::machine_per_round(&s.contention) {
+            out.push_str(&format!("  {}: the machine per round: {rounds}\n", s.id));
         }
     }
     out
@@ -281,13 +298,18 @@ pub fn summary_line(report: &RunResults) -> String {
 
 pub fn render_list(items: &[ListedScenario], color: bool) -> String {
     let mut t = new_table(color);
-    t.set_header(["package", "scenario", "load", "duration", "SLOs", "at"]);
+    let calibrated = items.iter().any(|s| !s.resolves.is_empty());
+    let mut header = vec!["package", "scenario", "load", "duration", "SLOs", "at"];
+    if calibrated {
+        header.push("--ab resolves");
+    }
+    t.set_header(header);
     for s in items {
         let slos: Vec<String> = s.spec.slos.iter().map(|s| s.describe()).collect();
         let name =
             s.id.strip_prefix(&format!("{}::", s.package))
                 .unwrap_or(&s.id);
-        t.add_row([
+        let mut row = vec![
             s.package.clone(),
             name.to_string(),
             describe_load(&s.spec.load),
@@ -298,13 +320,37 @@ pub fn render_list(items: &[ListedScenario], color: bool) -> String {
                 slos.join(", ")
             },
             format!("{}:{}", s.spec.file, s.spec.line),
-        ]);
+        ];
+        if calibrated {
+            row.push(describe_floors(&s.resolves));
+        }
+        t.add_row(row);
     }
-    format!(
+    let mut out = format!(
         "{t}\n{} scenario{}\n",
         items.len(),
         if items.len() == 1 { "" } else { "s" }
-    )
+    );
+    if !calibrated {
+        out.push_str(
+            "what the gate can resolve on this machine: run `cargo perfgate calibrate` (each run's table \
+             also shows it per check)\n",
+        );
+    }
+    out
+}
+
+/// "p50 2.1%, p99 6.3%": the iteration's latency floors first, then the rest, or "-".
+fn describe_floors(floors: &std::collections::BTreeMap<String, f64>) -> String {
+    if floors.is_empty() {
+        return "-".to_string();
+    }
+    let mut keys: Vec<&String> = floors.keys().collect();
+    keys.sort_by_key(|k| (k.contains(':'), !k.starts_with('p'), k.as_str()));
+    keys.iter()
+        .map(|k| format!("{k} {}", crate::text::describe_resolution(floors[*k])))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The calibration's table: per scenario and check, the pair-to-pair noise and the smallest change an
@@ -358,6 +404,39 @@ pub fn render_floors(rows: &[(String, f64, usize, NoiseFloor)]) -> String {
 mod tests {
     use super::*;
     use crate::gate::GateSummary;
+
+    #[test]
+    fn the_machine_is_shown_beside_each_round_of_a_compared_scenario() {
+        let mut r = report();
+        let busy = |load: f64| crate::gate::contention::Contention {
+            cores: 2,
+            runnable_per_core: load,
+            cpu_pressure: Some(0.5),
+            steal: 0.02,
+            load_avg: 2.0 * load,
+            ..Default::default()
+        };
+        r.scenarios[0].contention = vec![Some(busy(0.2)), None, Some(busy(1.1))];
+        // Without a comparison there is nothing to explain.
+        assert!(!render_human(&r, None, false).contains("the machine per round"));
+        r.scenarios[0].regressions = vec![crate::gate::file::not_comparable(
+            "predict-service::predict",
+            "x".into(),
+            0.1,
+            5,
+            3,
+        )];
+        let out = render_human(&r, None, false);
+        assert!(
+            out.contains(
+                "predict-service::predict: the machine per round: 1: 0.2× load, PSI 50%, steal 2%, \
+                 load avg 0.4 · 2: not measured · 3: 1.1× load, PSI 50%, steal 2%, load avg 2.2"
+            ),
+            "{out}"
+        );
+        let md = crate::report::markdown::render(&r, None);
+        assert!(md.contains("the machine per round: 1: 0.2× load"), "{md}");
+    }
     use crate::results::tests::report;
     use crate::results::AbRounds;
     use crate::slo::tests::spec;
@@ -389,8 +468,10 @@ mod tests {
             rounds_baseline: 14,
             rounds_current: 14,
             note: String::new(),
+            resolves: Some(0.041),
         }];
         let out = render_human(&r, None, false);
+        assert!(out.contains("10% (resolves 4.1%)"), "{out}");
         assert!(
             out.contains("predict-service::predict: 14 pairs of rounds against 1a2b3c4d5e (ABBA), 77s; every check decided after 14 pairs"),
             "{out}"
@@ -427,6 +508,7 @@ mod tests {
             rounds_baseline: 5,
             rounds_current: 3,
             note: note.into(),
+            resolves: None,
         };
         r.scenarios[0].regressions = vec![
             d(
@@ -540,8 +622,19 @@ mod tests {
             test_name: "__perfgate_predict".into(),
             executable: PathBuf::from("/x"),
             spec: sp,
+            resolves: Default::default(),
         };
-        let out = render_list(&[item], false);
+        let out = render_list(std::slice::from_ref(&item), false);
+        assert!(out.contains("run `cargo perfgate calibrate`"), "{out}");
+        let calibrated = ListedScenario {
+            resolves: [("p99".to_string(), 0.063), ("p50".to_string(), 0.021)].into(),
+            ..item.clone()
+        };
+        let with = render_list(&[calibrated], false);
+        assert!(
+            with.contains("--ab resolves") && with.contains("p50 2.1%, p99 6.3%"),
+            "{with}"
+        );
         assert!(
             out.contains("open 200/s") && out.contains("pay.p99 < 20.0ms"),
             "{out}"

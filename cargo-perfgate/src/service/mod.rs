@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod contention;
 pub mod deps;
 pub mod pool;
 pub mod sample;
@@ -119,6 +120,9 @@ impl Process {
     pub fn spawn(what: String, mut cmd: Command, port: u16, log_path: &Path) -> Result<Process> {
         let log = open_log(log_path)?;
         LogPump::pipe(&mut cmd);
+        if let Some(cpus) = crate::machine::CpuPlan::current().service() {
+            crate::machine::pin(&mut cmd, cpus);
+        }
         let mut child = match procs::spawn(&mut cmd) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
