@@ -275,6 +275,7 @@ pub(crate) mod tests {
             regression_pct: 10.0,
             service: None,
             data: vec![],
+            cost_regression_pct: 1.0,
         }
     }
 

@@ -737,6 +737,7 @@ mod tests {
             regression_pct: 10.0,
             service: None,
             data: vec![],
+            cost_regression_pct: 1.0,
         };
         assert_eq!(default_max_in_flight(&spec), 1000);
         spec.load = LoadModel::Open { rate: 5.0 };
