@@ -22,9 +22,6 @@
 
 pub mod callgrind;
 pub mod dhat;
-pub mod idle;
-#[cfg(test)]
-mod live;
 pub mod valgrind;
 pub mod window;
 

@@ -22,6 +22,8 @@
 //! iteration starts; those in flight get `timeout_ms` to finish, then are cancelled and counted as
 //! timeouts (their latency recorded as the time they had run, a lower bound).
 
+pub(crate) mod cost;
+mod idle;
 mod pacing;
 
 use std::future::Future;
@@ -137,6 +139,19 @@ pub(crate) fn validate(spec: &ScenarioSpec) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The service's URL as the client needs it: `http://host:port`.
+fn check_base_url(base_url: &str) -> std::result::Result<(), String> {
+    let uri: hyper::Uri = base_url
+        .parse()
+        .map_err(|e| format!("invalid base URL `{base_url}`: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!(
+            "invalid base URL `{base_url}`: expected http://host:port"
+        ));
+    }
+    Ok(())
+}
+
 /// The times of one run, shared by every worker.
 #[derive(Clone, Copy)]
 struct Window {
@@ -165,14 +180,7 @@ where
     Fut: Future<Output = Result> + Send + 'static,
 {
     validate(spec)?;
-    let uri: hyper::Uri = base_url
-        .parse()
-        .map_err(|e| format!("invalid base URL `{base_url}`: {e}"))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(format!(
-            "invalid base URL `{base_url}`: expected http://host:port"
-        ));
-    }
+    check_base_url(base_url)?;
     quiet_worker_panics();
     // The coordinator's and every worker's: one thread each, I/O and timers.
     let new_runtime = || {
