@@ -38,6 +38,9 @@ pub enum Error {
     },
     #[error("scenario binary failed: {0}")]
     Scenario(String),
+    /// The cost pass cannot run where it is required (no valgrind, `--target-url`).
+    #[error("{0}")]
+    Cost(String),
     /// The baseline could not be found, read or written (git lookup, unreadable file, refused drop).
     #[error("{0}")]
     Baseline(String),
@@ -64,6 +67,7 @@ impl Error {
             | Error::Discovery(_)
             | Error::ServiceStart { .. }
             | Error::Scenario(_)
+            | Error::Cost(_)
             | Error::Baseline(_)
             | Error::Corrupt(_)
             | Error::Io { .. } => exit::ERROR,

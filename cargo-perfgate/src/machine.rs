@@ -17,6 +17,12 @@ pub struct Fingerprint {
     pub rustc: Option<String>,
     pub git_commit: Option<String>,
     pub perfgate_version: String,
+    /// `valgrind-3.19.0`, when valgrind is installed: the cost pass's figures depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valgrind: Option<String>,
+    /// The C library (`glibc 2.36`): its allocator and string functions are part of every count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc: Option<String>,
 }
 
 impl Fingerprint {
@@ -41,8 +47,22 @@ impl Fingerprint {
                     .current_dir(workspace_root),
             ),
             perfgate_version: format::PERFGATE_VERSION.to_string(),
+            valgrind: command_line(Command::new("valgrind").arg("--version")),
+            libc: libc_version(),
         }
     }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn libc_version() -> Option<String> {
+    // SAFETY: gnu_get_libc_version returns a pointer to a static, NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    Some(format!("glibc {}", v.to_string_lossy()))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn libc_version() -> Option<String> {
+    None
 }
 
 fn cpu_model(cpuinfo: &str) -> Option<String> {
@@ -74,6 +94,69 @@ pub fn same_machine(a: &Fingerprint, b: &Fingerprint) -> bool {
     a.cpu_model == b.cpu_model && a.cores == b.cores && a.os == b.os
 }
 
+/// What cost figures depend on besides the code: instructions and allocations are the same on any
+/// machine of one architecture with the same compiler, valgrind and C library (not the CPU model,
+/// core count or kernel).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toolchain {
+    pub os: String,
+    pub rustc: Option<String>,
+    pub valgrind: Option<String>,
+    pub libc: Option<String>,
+}
+
+impl Fingerprint {
+    pub fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            os: self.os.clone(),
+            rustc: self.rustc.clone(),
+            valgrind: self.valgrind.clone(),
+            libc: self.libc.clone(),
+        }
+    }
+}
+
+/// Whether cost figures measured under `a` and `b` are comparable. A compiler or valgrind that
+/// could not be identified on either side does not match.
+pub fn same_toolchain(a: &Toolchain, b: &Toolchain) -> bool {
+    a.rustc.is_some() && a.valgrind.is_some() && a == b
+}
+
+fn short_rustc(r: &str) -> &str {
+    r.split(" (").next().unwrap_or(r)
+}
+
+/// `linux x86_64, rustc 1.95.0, valgrind-3.19.0, glibc 2.36`
+pub fn describe_toolchain(t: &Toolchain) -> String {
+    format!(
+        "{}, {}, {}, {}",
+        t.os,
+        t.rustc.as_deref().map_or("unknown rustc", short_rustc),
+        t.valgrind.as_deref().unwrap_or("no valgrind"),
+        t.libc.as_deref().unwrap_or("unknown C library")
+    )
+}
+
+/// What differs between two toolchains, for the "not comparable" note: `rustc 1.94.0 → rustc 1.95.0`.
+pub fn describe_toolchain_change(base: &Toolchain, head: &Toolchain) -> String {
+    let shown = |v: Option<&str>| {
+        v.map(|r| short_rustc(r).to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let mut out = Vec::new();
+    for (a, b) in [
+        (Some(base.os.as_str()), Some(head.os.as_str())),
+        (base.rustc.as_deref(), head.rustc.as_deref()),
+        (base.valgrind.as_deref(), head.valgrind.as_deref()),
+        (base.libc.as_deref(), head.libc.as_deref()),
+    ] {
+        if a != b || a.is_none() {
+            out.push(format!("{} → {}", shown(a), shown(b)));
+        }
+    }
+    out.join(", ")
+}
+
 pub fn describe_machine(f: &Fingerprint) -> String {
     format!(
         "{}, {} core{}, {}",
@@ -87,6 +170,46 @@ pub fn describe_machine(f: &Fingerprint) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toolchains_compare_without_the_machine() {
+        let a = Fingerprint {
+            cpu_model: Some("AMD EPYC".into()),
+            cores: 2,
+            os: "linux x86_64".into(),
+            rustc: Some("rustc 1.95.0 (abc 2026-01-01)".into()),
+            valgrind: Some("valgrind-3.19.0".into()),
+            libc: Some("glibc 2.36".into()),
+            ..Default::default()
+        };
+        let other_machine = Fingerprint {
+            cpu_model: Some("Intel Xeon".into()),
+            cores: 8,
+            ..a.clone()
+        };
+        assert!(same_toolchain(&a.toolchain(), &other_machine.toolchain()));
+        let newer = Fingerprint {
+            rustc: Some("rustc 1.96.0 (def 2026-03-01)".into()),
+            ..a.clone()
+        };
+        assert!(!same_toolchain(&a.toolchain(), &newer.toolchain()));
+        assert_eq!(
+            describe_toolchain_change(&a.toolchain(), &newer.toolchain()),
+            "rustc 1.95.0 → rustc 1.96.0"
+        );
+        let no_valgrind = Fingerprint {
+            valgrind: None,
+            ..a.clone()
+        };
+        assert!(!same_toolchain(
+            &no_valgrind.toolchain(),
+            &no_valgrind.toolchain()
+        ));
+        assert_eq!(
+            describe_toolchain(&a.toolchain()),
+            "linux x86_64, rustc 1.95.0, valgrind-3.19.0, glibc 2.36"
+        );
+    }
 
     #[test]
     fn cpu_model_is_read() {

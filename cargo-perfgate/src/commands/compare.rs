@@ -108,6 +108,8 @@ fn read_document(path: &Path) -> Result<RunResults> {
             spec_parts: s.spec_parts.clone(),
             regressions: Vec::new(),
             ab: None,
+            cost: None,
+            cost_error: None,
         })
         .collect();
     Ok(RunResults {
@@ -119,6 +121,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
         target_url: None,
         build_secs: 0.0,
         load_secs: 0.0,
+        cost_secs: 0.0,
         total_secs: 0.0,
         scenarios,
         exit_code: 0,

@@ -5,14 +5,16 @@ use std::time::Instant;
 
 use crate::ab;
 use crate::baseline::lookup::{apply_baselines, lookup_baselines, Baselines};
-use crate::baseline::write::write_baselines;
+use crate::baseline::write::{recorded_cost, write_baselines};
 use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
+use crate::cost::{self, plan::CostPlan};
 use crate::discover::{self, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::GateFlags;
-use crate::load::{self, rundir, RunOptions};
+use crate::load::{self, rundir, PreparedPackage, RunOptions};
 use crate::machine::Fingerprint;
+use crate::results::ScenarioRun;
 use crate::ui::{progress, Ui};
 
 pub fn run(common: &CommonArgs, args: &RunArgs, ui: &Ui) -> Result<i32> {
@@ -59,8 +61,23 @@ pub(crate) fn pipeline(
         }
     }
 
+    // Decided before the load: a cost pass that cannot run is said before minutes of load.
+    let recorded = match record {
+        Some(r) => recorded_cost(&found.ws, &found.ws.packages, r.baseline_file.as_deref())?,
+        None => Default::default(),
+    };
+    let cost_plan = cost::plan::plan(
+        &runs,
+        &args.cost,
+        &|id| recorded.contains(id) || baselines.as_ref().is_some_and(|b| b.has_cost(id)),
+        args.load.target_url.is_some(),
+        cost::valgrind::detect,
+        ui,
+    )?;
+
     let (run_id, run_dir) = rundir::new_run_dir(&found.ws)?;
-    let has_baseline = baselines.as_ref().is_some_and(Baselines::any_found);
+    // Several rounds only when there are rounds to compare them with.
+    let has_baseline = baselines.as_ref().is_some_and(Baselines::any_rounds);
     let opts = RunOptions {
         gate_follows: record.is_none() && has_baseline,
         first_round: 0,
@@ -70,17 +87,21 @@ pub(crate) fn pipeline(
         rounds: match (record, args.gate.rounds) {
             (Some(r), _) => r.rounds as usize,
             (None, Some(n)) => n as usize,
-            // Several rounds only when there is something to compare them with.
             (None, None) if has_baseline => 3,
             (None, None) => 1,
         },
     };
     let load_started = Instant::now();
-    progress::set_scenario_dir(&run_dir.join("scenarios"));
-    let scenarios = load::run_all(&runs, &run_dir, &opts, ui);
-    progress::cleanup(&run_dir.join("scenarios"));
-    let mut scenarios = scenarios?;
+    let mut scenarios = if args.cost.cost_only {
+        cost_only_reports(&runs, &opts)
+    } else {
+        progress::set_scenario_dir(&run_dir.join("scenarios"));
+        let scenarios = load::run_all(&runs, &run_dir, &opts, ui);
+        progress::cleanup(&run_dir.join("scenarios"));
+        scenarios?
+    };
     let load_secs = load_started.elapsed().as_secs_f64();
+    let cost_secs = measure_cost(&runs, &cost_plan, &run_dir.join("cost"), &mut scenarios, ui)?;
 
     let flags = GateFlags {
         strict: args.gate.strict,
@@ -96,6 +117,7 @@ pub(crate) fn pipeline(
         target_url: args.load.target_url.clone(),
         build_secs,
         load_secs,
+        cost_secs,
         scenarios,
         environment,
         gate,
@@ -112,4 +134,41 @@ pub(crate) fn pipeline(
             None => Ok(()),
         },
     )
+}
+
+/// The cost pass of the plan over `reports` (figures, cost SLOs, or the error), its files in
+/// `dir`; its seconds.
+pub(crate) fn measure_cost(
+    runs: &[PreparedPackage<'_>],
+    plan: &CostPlan,
+    dir: &std::path::Path,
+    reports: &mut [ScenarioRun],
+    ui: &Ui,
+) -> Result<f64> {
+    let started = Instant::now();
+    let mut measured = cost::pass::run(runs, plan, dir, ui)?;
+    for r in reports.iter_mut() {
+        if let Some(m) = measured.remove(&r.id) {
+            r.attach_cost(m);
+        }
+    }
+    Ok(if plan.valgrind.is_some() {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    })
+}
+
+/// `--cost-only`: a report per scenario with no load run, for the cost pass to fill in.
+pub(crate) fn cost_only_reports(
+    runs: &[PreparedPackage<'_>],
+    opts: &RunOptions,
+) -> Vec<ScenarioRun> {
+    runs.iter()
+        .flat_map(|run| {
+            run.scenarios
+                .iter()
+                .map(move |s| load::cost_only_report(run, s, opts))
+        })
+        .collect()
 }

@@ -1,15 +1,20 @@
 //! The deterministic cost pass: what one iteration of a scenario costs the service, counted
 //! under valgrind rather than timed, so the figures repeat whatever else the machine does.
 //!
-//! How a pass runs (the orchestration lives with the CLI's run loop):
+//! How a pass runs (`plan.rs` decides whether and for which scenarios, `pass.rs` runs it):
 //! 1. [`valgrind::detect`]; a missing valgrind is an error that says how to install it.
 //! 2. Start the service with [`valgrind::CostRun::command`] (callgrind), pinned to one CPU.
-//! 3. The load generator runs W warm-up iterations with one user, waiting for the service to
-//!    be [`idle`] after each; then [`window::Window::begin`]; N iterations the same way;
-//!    [`window::Window::end`].
-//! 4. [`read_callgrind_window`] → [`WindowCounts`]; the same again under massif for the bytes
-//!    ([`read_heap_window`]); [`per_iteration`] → [`CostFigures`]; [`diff_functions`] against
-//!    the baseline's figures.
+//! 3. The scenario binary, in cost mode (the runtime's `engine/cost.rs`), runs W warm-up
+//!    iterations with one user, waiting for the service to be idle after each; then
+//!    [`window::Window::begin`]; N iterations the same way (with a [`window::Window::mark`] after
+//!    each request when the iterations make requests of several names); [`window::Window::end`].
+//! 4. The same again under massif for the bytes; [`measure`] turns both windows into
+//!    [`CostFigures`] per iteration and per named request; the gate (`gate/cost.rs`) compares
+//!    them with the baseline's and [`diff_functions`] names the functions that changed.
+//!
+//! This file and the parsers and valgrind control it uses depend on nothing else of the crate:
+//! the gate and the results document use its types. `plan.rs` and `pass.rs` sit above the
+//! service and discovery layers.
 //!
 //! Measured on predict-service (POST /predict, ~97k instructions per request; GET /items/{id},
 //! ~13k), 200 iterations after 50 of warm-up, 3 runs on a shared 2-core machine and 3 with both
@@ -22,11 +27,15 @@
 
 pub mod callgrind;
 pub mod dhat;
+pub mod pass;
+pub mod plan;
 pub mod valgrind;
 pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use perfgate_runtime::format::{CostDone, Metric};
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +153,33 @@ impl WindowCounts {
         }
     }
 
+    /// Adds the counts of a later part of the same window (a window cut by marks).
+    pub fn add(&mut self, other: &WindowCounts) {
+        self.instructions += other.instructions;
+        self.syscalls += other.syscalls;
+        self.vdso_calls += other.vdso_calls;
+        self.allocs += other.allocs;
+        let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for f in self.functions.iter().chain(&other.functions) {
+            let e = by_name.entry(f.name.clone()).or_default();
+            e.0 += f.self_instructions;
+            e.1 += f.inclusive_instructions;
+        }
+        self.functions = by_name
+            .into_iter()
+            .map(|(name, (s, i))| FunctionCount {
+                name,
+                self_instructions: s,
+                inclusive_instructions: i,
+            })
+            .collect();
+        self.functions.sort_by(|a, b| {
+            b.self_instructions
+                .cmp(&a.self_instructions)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+    }
+
     /// Adds the bytes and blocks of the same window measured under massif.
     pub fn with_heap(mut self, heap: HeapWindow) -> WindowCounts {
         self.alloc_bytes = Some(heap.bytes);
@@ -226,6 +262,134 @@ pub fn read_heap_window(begin: &Path, end: &Path) -> Result<HeapWindow, CostErro
     })
 }
 
+/// What the cost pass measured for one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostMeasurement {
+    pub warmup: u64,
+    pub iterations: u64,
+    /// Per iteration, over the window.
+    pub figures: CostFigures,
+    /// Per named request (and `ctx.time` step).
+    #[serde(default)]
+    pub requests: BTreeMap<String, CostFigures>,
+    pub per_request: PerRequest,
+    /// Iterations (or requests) that started before the service had gone idle: 0 when the figures
+    /// are as repeatable as the method allows.
+    pub not_idle: u64,
+    /// Wall time of the scenario's part of the pass (both valgrind runs, the service starts shared
+    /// with other scenarios not included), and of the callgrind window alone.
+    pub secs: f64,
+    pub window_secs: f64,
+    /// What makes two cost measurements of the scenario comparable (see `load::window::cost_spec_parts`).
+    #[serde(default)]
+    pub spec_parts: BTreeMap<String, String>,
+    /// The functions whose instructions per iteration changed most against the base (set by the
+    /// gate; empty without a base to compare with).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution: Vec<FunctionChange>,
+}
+
+/// How per-request figures were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerRequest {
+    /// Each request in a window of its own (the iterations make requests of several names).
+    Windows,
+    /// One name only: the iteration's figures divided by that name's requests per iteration.
+    Attributed,
+}
+
+/// Turns the callgrind window (and the massif one, for the bytes) of one scenario into figures per
+/// iteration and per named request. `done` is what the scenario sent in the callgrind window; the
+/// massif window must have seen the same requests.
+pub fn measure(
+    done: &CostDone,
+    callgrind: &WindowFiles,
+    massif: Option<(&CostDone, &WindowFiles)>,
+) -> Result<(CostFigures, BTreeMap<String, CostFigures>, PerRequest), CostError> {
+    let n = done.iterations;
+    let mut parts = Vec::new();
+    for path in callgrind.marks.iter().chain([&callgrind.end]) {
+        parts.push((path.clone(), read_callgrind_window(path)?));
+    }
+    if !done.marks.is_empty() && done.marks.len() != callgrind.marks.len() {
+        return Err(CostError::Parse {
+            path: callgrind.end.clone(),
+            message: format!(
+                "the scenario marked {} requests but {} dumps were taken",
+                done.marks.len(),
+                callgrind.marks.len()
+            ),
+        });
+    }
+    let mut total = WindowCounts::default();
+    for (_, c) in &parts {
+        total.add(c);
+    }
+    // Bytes per part: differences of the cumulative xtree totals at consecutive edges.
+    let mut heap_parts: Option<Vec<HeapWindow>> = None;
+    if let Some((mdone, m)) = massif {
+        if mdone.marks != done.marks || mdone.requests != done.requests {
+            return Err(CostError::Parse {
+                path: m.end.clone(),
+                message: "the massif run saw other requests than the callgrind run (does the                           scenario depend on time or randomness?)"
+                    .to_string(),
+            });
+        }
+        let begin = m.begin.clone().ok_or_else(|| CostError::MissingOutput {
+            what: "the xtree dump at the window's start".into(),
+            dir: m.end.parent().map(Path::to_path_buf).unwrap_or_default(),
+        })?;
+        let edges: Vec<&Path> = std::iter::once(begin.as_path())
+            .chain(m.marks.iter().map(|p| p.as_path()))
+            .chain([m.end.as_path()])
+            .collect();
+        let mut hp = Vec::new();
+        for w in edges.windows(2) {
+            hp.push(read_heap_window(w[0], w[1])?);
+        }
+        let whole = read_heap_window(edges[0], &m.end)?;
+        total = total.with_heap(whole);
+        heap_parts = Some(hp);
+    }
+    let figures = per_iteration(&total, n);
+    let mut requests = BTreeMap::new();
+    let mode = if done.marks.is_empty() {
+        PerRequest::Attributed
+    } else {
+        PerRequest::Windows
+    };
+    match mode {
+        PerRequest::Attributed => {
+            for (name, &count) in &done.requests {
+                let mut f = per_iteration(&total, count);
+                f.top_functions.clear();
+                requests.insert(name.clone(), f);
+            }
+        }
+        PerRequest::Windows => {
+            let mut by_name: BTreeMap<&str, (WindowCounts, u64, u64)> = BTreeMap::new();
+            for (k, name) in done.marks.iter().enumerate() {
+                let e = by_name.entry(name).or_default();
+                e.0.add(&parts[k].1);
+                e.2 += 1;
+                if let Some(hp) = &heap_parts {
+                    e.1 += hp[k].bytes;
+                }
+            }
+            for (name, (mut counts, bytes, count)) in by_name {
+                if heap_parts.is_some() {
+                    counts.alloc_bytes = Some(bytes);
+                }
+                let mut f = per_iteration(&counts, count);
+                f.top_functions.clear();
+                requests.insert(name.to_string(), f);
+            }
+        }
+    }
+    Ok((figures, requests, mode))
+}
+
 /// What one iteration costs the service, averaged over a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostFigures {
@@ -238,6 +402,20 @@ pub struct CostFigures {
     /// Self instructions per iteration by function, largest first; functions under
     /// [`MIN_FUNCTION_INSTRUCTIONS`] and beyond [`MAX_FUNCTIONS`] are left out.
     pub top_functions: Vec<(String, f64)>,
+}
+
+impl CostFigures {
+    /// The figure a cost metric names; None for the bytes when massif did not run, and for the
+    /// metrics the cost pass does not measure.
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Instructions => Some(self.instructions),
+            Metric::Allocs => Some(self.allocs),
+            Metric::AllocBytes => self.alloc_bytes,
+            Metric::Syscalls => Some(self.syscalls),
+            _ => None,
+        }
+    }
 }
 
 /// Divides a window's counts by its iterations. A window of 0 iterations has no figures: all
@@ -311,21 +489,43 @@ fn signed_count(v: f64) -> String {
 
 /// The `n` functions whose self instructions per iteration changed most (by absolute change,
 /// then by name); functions that did not change are left out.
+///
+/// Each side lists only its largest functions, so a function missing from one side cost at most
+/// that side's smallest listed value there: it counts as 0 when the other side's value is larger
+/// (a function that appeared or grew into the list), and is left out when it is not (nothing can be
+/// said about it).
 pub fn diff_functions(base: &CostFigures, head: &CostFigures, n: usize) -> Vec<FunctionChange> {
-    let mut both: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    let cut = |f: &CostFigures| {
+        f.top_functions
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (base_cut, head_cut) = (cut(base), cut(head));
+    let mut both: BTreeMap<&str, (Option<f64>, Option<f64>)> = BTreeMap::new();
     for (name, v) in &base.top_functions {
-        both.entry(name).or_default().0 += v;
+        let e = both.entry(name).or_default();
+        e.0 = Some(e.0.unwrap_or(0.0) + v);
     }
     for (name, v) in &head.top_functions {
-        both.entry(name).or_default().1 += v;
+        let e = both.entry(name).or_default();
+        e.1 = Some(e.1.unwrap_or(0.0) + v);
     }
     let mut changes: Vec<FunctionChange> = both
         .into_iter()
-        .map(|(name, (b, h))| FunctionChange {
-            name: name.to_string(),
-            base: b,
-            head: h,
-            delta: h - b,
+        .filter_map(|(name, sides)| {
+            let (b, h) = match sides {
+                (Some(b), Some(h)) => (b, h),
+                (None, Some(h)) if h > base_cut || base.top_functions.is_empty() => (0.0, h),
+                (Some(b), None) if b > head_cut || head.top_functions.is_empty() => (b, 0.0),
+                _ => return None,
+            };
+            Some(FunctionChange {
+                name: name.to_string(),
+                base: b,
+                head: h,
+                delta: h - b,
+            })
         })
         .filter(|c| c.delta != 0.0)
         .collect();
@@ -501,6 +701,12 @@ mod tests {
         assert_eq!((changes[1].base, changes[1].head), (0.0, 300.0));
         assert_eq!(diff_functions(&base, &head, 1).len(), 1);
         assert!(diff_functions(&base, &base, 10).is_empty());
+        // Missing from the base, whose list ends at 40: 10 in head says nothing about a change.
+        let mut small = head.clone();
+        small.top_functions.push(("tiny".into(), 10.0));
+        assert!(diff_functions(&base, &small, 10)
+            .iter()
+            .all(|c| c.name != "tiny"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod cost;
 mod dist;
 pub mod file;
 pub mod sequential;

@@ -150,6 +150,25 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         spec_parts: BTreeMap::new(),
         regressions: Vec::new(),
         ab: None,
+        cost: None,
+        cost_error: None,
+    }
+}
+
+/// A scenario's report when only the cost pass measures it (`--cost-only`): nothing failed yet.
+pub fn cost_only_report(
+    run: &PreparedPackage<'_>,
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> ScenarioRun {
+    let spec = scenario
+        .spec
+        .clone()
+        .expect("scenarios are described before they run");
+    ScenarioRun {
+        verdict: Verdict::Pass,
+        spec_parts: spec_parts(&spec, &run.pkg.root, opts.window(&spec)),
+        ..empty_report(scenario, &spec)
     }
 }
 

@@ -6,12 +6,15 @@ use std::path::Path;
 use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 use perfgate_runtime::format::{self, format_ms};
 
+use crate::cost::CostFigures;
+use crate::gate::cost::CostFloors;
 use crate::gate::sequential::NoiseFloor;
 use crate::gate::{Decision, Outcome};
 use crate::results::{ListedScenario, RunResults, ScenarioRun};
 use crate::slo::Verdict;
 use crate::text::{
-    describe_change, describe_duration, describe_load, format_tolerance, outcome_str,
+    cost_rows, describe_attribution, describe_change, describe_duration, describe_load,
+    format_tolerance, outcome_str, COST_COLUMNS,
 };
 
 pub(crate) fn new_table(color: bool) -> Table {
@@ -82,6 +85,7 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
         t.add_row(row);
     }
     let mut out = format!("{t}\n");
+    out.push_str(&render_cost(report, color));
     let (red, yellow, dim) = if color {
         (
             anstyle::AnsiColor::Red.on_default().bold(),
@@ -139,6 +143,35 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
         out.push_str(&format!("results: {}\n", p.display()));
     }
     out
+}
+
+/// The cost pass's figures (per iteration, and per request when counted in windows of their own),
+/// when it ran: what the cost checks compare.
+pub fn render_cost(report: &RunResults, color: bool) -> String {
+    let measured: Vec<&ScenarioRun> = report
+        .scenarios
+        .iter()
+        .filter(|s| s.cost.is_some())
+        .collect();
+    if measured.is_empty() {
+        return String::new();
+    }
+    let mut t = new_table(color);
+    let mut header = vec!["cost (valgrind)", ""];
+    header.extend(COST_COLUMNS);
+    t.set_header(header);
+    for s in measured {
+        let m = s.cost.as_ref().expect("filtered");
+        for (i, (label, values)) in cost_rows(m).into_iter().enumerate() {
+            let mut row = vec![
+                Cell::new(if i == 0 { s.id.as_str() } else { "" }),
+                Cell::new(label),
+            ];
+            row.extend(values.into_iter().map(num));
+            t.add_row(row);
+        }
+    }
+    format!("{t}\n")
 }
 
 /// The regression checks: one row per scenario and check, then a line per regression and warning.
@@ -213,6 +246,20 @@ pub fn render_regressions(report: &RunResults, color: bool) -> String {
         }
     }
     for s in &report.scenarios {
+        if let Some(changes) = s
+            .cost
+            .as_ref()
+            .map(|c| &c.attribution)
+            .filter(|a| !a.is_empty())
+        {
+            out.push_str(&format!(
+                "  {}: instructions per iteration changed most in: {}\n",
+                s.id,
+                describe_attribution(changes)
+            ));
+        }
+    }
+    for s in &report.scenarios {
         if let Some(ab) = &s.ab {
             out.push_str(&format!(
                 "  {}: {} pair{} of rounds against {} (ABBA), {:.0}s; {}\n",
@@ -268,8 +315,13 @@ pub fn summary_line(report: &RunResults) -> String {
         let n = count(Verdict::Error);
         parts.push(format!("{n} error{}", if n == 1 { "" } else { "s" }));
     }
+    let cost = if report.cost_secs > 0.0 {
+        format!(" · cost {:.1}s", report.cost_secs)
+    } else {
+        String::new()
+    };
     format!(
-        "{} scenario{}: {} · build {:.1}s · load {:.1}s · total {:.1}s",
+        "{} scenario{}: {} · build {:.1}s · load {:.1}s{cost} · total {:.1}s",
         report.scenarios.len(),
         if report.scenarios.len() == 1 { "" } else { "s" },
         parts.join(", "),
@@ -352,6 +404,45 @@ pub fn render_floors(rows: &[(String, f64, usize, NoiseFloor)]) -> String {
         ));
     }
     out
+}
+
+/// `calibrate`'s cost floors: per scenario and figure, the spread of repeated cost passes against
+/// the tolerance the checks use.
+pub fn render_cost_floors(rows: &[(String, f64, CostFigures, CostFloors)]) -> String {
+    use perfgate_runtime::format::Metric;
+    let mut t = new_table(false);
+    t.set_header([
+        "scenario",
+        "cost check",
+        "figure",
+        "noise floor",
+        "tolerance",
+    ]);
+    for (id, tolerance, figures, floors) in rows {
+        for metric in Metric::COST {
+            let Some(v) = figures.value(metric) else {
+                continue;
+            };
+            let floor = floors.get(metric.as_str()).copied().unwrap_or(0.0);
+            let tol = match metric {
+                Metric::Allocs | Metric::Syscalls => {
+                    format!("+{}/iter", crate::gate::cost::COUNT_SLACK)
+                }
+                _ => format!("{:.1}%", tolerance * 100.0),
+            };
+            t.add_row(vec![
+                id.clone(),
+                metric.to_string(),
+                format::format_value(metric, v),
+                format!("{:.4}%", floor * 100.0),
+                tol,
+            ]);
+        }
+    }
+    format!(
+        "{t}\nthe noise floor is twice the largest distance of a pass from the median of the passes; a cost \
+         check fails when its change minus the floor exceeds the tolerance\n"
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The service under test: its declaration in `[package.metadata.perfgate]`, and its lifecycle
 //! (free port, start without a shell, readiness probe, log capture, SIGTERM → grace → SIGKILL).
 
+use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -32,10 +33,30 @@ pub struct Service {
     exit_cause: Option<String>,
 }
 
+/// Makes the command that runs a service's executable with its arguments: the executable itself,
+/// or a wrapper around it (the cost pass runs it under valgrind).
+pub type Launch<'a> = &'a dyn Fn(&Path, &[OsString]) -> Command;
+
 impl Service {
     /// Starts `exe` for `cfg` on a free loopback port and waits until it is ready.
     /// Its stdout and stderr are appended to `log_path`.
     pub fn start(cfg: &ServiceConfig, exe: &Path, cwd: &Path, log_path: &Path) -> Result<Service> {
+        Self::start_with(cfg, exe, cwd, log_path, &|exe, args| {
+            let mut cmd = Command::new(exe);
+            cmd.args(args);
+            cmd
+        })
+    }
+
+    /// [`Service::start`] with the command made by `launch`; the rest of the lifecycle (port, env,
+    /// readiness, log, stop) is the same.
+    pub fn start_with(
+        cfg: &ServiceConfig,
+        exe: &Path,
+        cwd: &Path,
+        log_path: &Path,
+        launch: Launch<'_>,
+    ) -> Result<Service> {
         let start_err = |cause: String, log_tail: String| Error::ServiceStart {
             name: cfg.name.clone(),
             cause,
@@ -57,9 +78,9 @@ impl Service {
             .try_clone()
             .map_err(|e| Error::io(format!("could not open {}", log_path.display()), e))?;
         let subst = |s: &str| s.replace("{port}", &port.to_string());
-        let mut cmd = Command::new(exe);
-        cmd.args(cfg.args.iter().map(|a| subst(a)))
-            .env("PORT", port.to_string())
+        let args: Vec<OsString> = cfg.args.iter().map(|a| subst(a).into()).collect();
+        let mut cmd = launch(exe, &args);
+        cmd.env("PORT", port.to_string())
             .envs(cfg.env.iter().map(|(k, v)| (k, subst(v))))
             // Handed over on purpose: explicitly set, so the scrubbing of credentials keeps them.
             .envs(
