@@ -44,6 +44,10 @@ fn num(s: String) -> Cell {
 
 /// The results table, then a line per failed check, error and invalid measurement, then the summary.
 pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: bool) -> String {
+    // A run of the cost pass alone (`--cost-only`) has no load figures: its cost table carries
+    // the verdicts instead.
+    let cost_only = report.scenarios.iter().all(|s| s.result.is_none())
+        && report.scenarios.iter().any(|s| s.cost.is_some());
     let mut t = new_table(color);
     t.set_header([
         "scenario",
@@ -84,8 +88,12 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
         row.push(verdict_cell(s.verdict));
         t.add_row(row);
     }
-    let mut out = format!("{t}\n");
-    out.push_str(&render_cost(report, color));
+    let mut out = if cost_only {
+        String::new()
+    } else {
+        format!("{t}\n")
+    };
+    out.push_str(&render_cost(report, color, cost_only));
     let (red, yellow, dim) = if color {
         (
             anstyle::AnsiColor::Red.on_default().bold(),
@@ -147,27 +155,41 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
 
 /// The cost pass's figures (per iteration, and per request when counted in windows of their own),
 /// when it ran: what the cost checks compare.
-pub fn render_cost(report: &RunResults, color: bool) -> String {
-    let measured: Vec<&ScenarioRun> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.cost.is_some())
-        .collect();
-    if measured.is_empty() {
+/// With `verdicts`, each scenario's verdict too (and a row for those without figures).
+pub fn render_cost(report: &RunResults, color: bool, verdicts: bool) -> String {
+    if report.scenarios.iter().all(|s| s.cost.is_none()) {
         return String::new();
     }
     let mut t = new_table(color);
     let mut header = vec!["cost (valgrind)", ""];
     header.extend(COST_COLUMNS);
+    if verdicts {
+        header.push("verdict");
+    }
     t.set_header(header);
-    for s in measured {
-        let m = s.cost.as_ref().expect("filtered");
-        for (i, (label, values)) in cost_rows(m).into_iter().enumerate() {
+    for s in &report.scenarios {
+        let rows = match &s.cost {
+            Some(m) => cost_rows(m),
+            None if verdicts => vec![("-".to_string(), Default::default())],
+            None => continue,
+        };
+        for (i, (label, values)) in rows.into_iter().enumerate() {
             let mut row = vec![
                 Cell::new(if i == 0 { s.id.as_str() } else { "" }),
                 Cell::new(label),
             ];
-            row.extend(values.into_iter().map(num));
+            row.extend(
+                values
+                    .into_iter()
+                    .map(|v| num(if v.is_empty() { "-".into() } else { v })),
+            );
+            if verdicts {
+                row.push(if i == 0 {
+                    verdict_cell(s.verdict)
+                } else {
+                    Cell::new("")
+                });
+            }
             t.add_row(row);
         }
     }
