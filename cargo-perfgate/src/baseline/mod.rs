@@ -50,7 +50,9 @@ pub const DEFAULT_RECORD_ROUNDS: usize = 5;
 const HEADER: &str = "\
 # perfgate baseline: written by `cargo perfgate record`; commit it. `cargo perfgate` compares a pull
 # request with this file as committed at the merge-base. Latencies are in milliseconds (medians over
-# rounds); the [rounds.*] tables hold each round's encoded histograms, which the gate compares.
+# rounds); the [rounds.*] tables hold each round's encoded histograms, which the gate compares. The
+# .cost tables hold the cost pass's figures per iteration (instructions, allocations, bytes, syscalls
+# under valgrind) and [cost_functions.*] the largest functions' instructions per iteration.
 ";
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -100,8 +102,10 @@ pub struct ScenarioSummary {
     /// What the hash covers, spelled out, so a changed hash can be explained.
     pub load: String,
     pub rounds: usize,
+    /// Absent from a file of cost figures only (no rounds).
+    #[serde(default, skip_serializing_if = "SeriesSummary::is_empty")]
     pub iterations: SeriesSummary,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, SeriesSummary>,
     /// Per-round values of the hashed parts, to say *what* changed when the hash differs.
     #[serde(default)]
@@ -260,7 +264,7 @@ impl CostSummary {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct SeriesSummary {
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -314,6 +318,13 @@ pub struct Measured {
     pub rounds: Vec<RoundStats>,
     /// The cost pass's figures and the toolchain they were measured under.
     pub cost: Option<(CostMeasurement, Toolchain)>,
+}
+
+impl SeriesSummary {
+    /// A scenario recorded without rounds has no latency summary.
+    pub fn is_empty(&self) -> bool {
+        *self == SeriesSummary::default()
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

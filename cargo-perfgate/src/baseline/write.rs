@@ -155,12 +155,20 @@ pub fn write_baselines(
             .map(|s| s.all_rounds().len())
             .max()
             .unwrap_or(0);
+        let costed = report.scenarios.iter().filter(|s| s.cost.is_some()).count();
+        let what = match (rounds, costed) {
+            (0, _) => "cost figures".to_string(),
+            (r, 0) => format!("{r} round{}", if r == 1 { "" } else { "s" }),
+            (r, _) => format!(
+                "{r} round{} and cost figures",
+                if r == 1 { "" } else { "s" }
+            ),
+        };
         ui.status(
             "Recorded",
             &format!(
-                "{recorded} scenario{} × {rounds} round{} to {}{}",
+                "{recorded} scenario{} ({what}) to {}{}",
                 if recorded == 1 { "" } else { "s" },
-                if rounds == 1 { "" } else { "s" },
                 path.display(),
                 if dropped.is_empty() {
                     String::new()

@@ -64,11 +64,14 @@ pub fn run(
         return Ok(out);
     };
     for run in runs {
-        let chosen: Vec<&Scenario> = run
+        // In a fixed order: a window's figures can move by a few hundredths of a percent with
+        // what the service process did in the windows before it.
+        let mut chosen: Vec<&Scenario> = run
             .scenarios
             .iter()
             .filter(|s| plan.measures(&s.id))
             .collect();
+        chosen.sort_by(|a, b| a.id.cmp(&b.id));
         // Scenarios of one service share its valgrind'd process (window 0, 1, …), unless the
         // service is restarted per test.
         let mut groups: Vec<(&ServiceConfig, Vec<&Scenario>)> = Vec::new();
