@@ -32,23 +32,11 @@ fn cost_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 /// Commits a branch off main whose `/work` does `rounds` rounds of `burn` (2000 on main).
 fn branch_with_rounds(f: &Fixture, branch: &str, rounds: u64) {
-    git(&f.root, &["checkout", "-q", "main"]);
-    git(&f.root, &["checkout", "-q", "-b", branch]);
-    let main_rs = f.root.join("src/main.rs");
-    let text = std::fs::read_to_string(&main_rs).unwrap();
-    let from = "const WORK_ROUNDS: u64 = 2000;";
-    assert!(text.contains(from), "the fixture lost its WORK_ROUNDS");
-    let changed = text.replace(from, &format!("const WORK_ROUNDS: u64 = {rounds};"));
-    // An unchanged file keeps its mtime, so cargo does not rebuild the service for nothing.
-    if changed != text {
-        std::fs::write(&main_rs, changed).unwrap();
-    }
-    std::fs::write(f.root.join("NOTES.md"), format!("rounds {rounds}\n")).unwrap();
-    // Not Cargo.lock, which builds rewrite: every branch keeps main's.
-    git(&f.root, &["add", "src/main.rs", "NOTES.md"]);
-    git(
-        &f.root,
-        &["commit", "-q", "-m", &format!("work rounds {rounds}")],
+    f.branch_replacing(
+        branch,
+        "const WORK_ROUNDS: u64 = 2000;",
+        &format!("const WORK_ROUNDS: u64 = {rounds};"),
+        &format!("work rounds {rounds}"),
     );
 }
 
@@ -183,7 +171,7 @@ fn without_valgrind_the_run_says_how_to_install_it() {
     let path = std::env::join_paths(dirs).unwrap();
 
     // Asked for: an error (exit 2) that says how to install it and why it was needed.
-    let out = run(&mut f.perfgate(&["work", "--cost"]).env("PATH", &path));
+    let out = run(f.perfgate(&["work", "--cost"]).env("PATH", &path));
     assert_eq!(out.code(), Some(2), "{}", out.show());
     let all = out.all();
     assert!(

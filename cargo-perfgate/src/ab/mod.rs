@@ -135,16 +135,7 @@ pub fn judge_costs(
         let floors = baselines
             .file_for(&r.package)
             .and_then(|f| f.cost_floors(&r.id));
-        let tol = CostTolerance {
-            relative: r
-                .spec
-                .as_ref()
-                .map_or(perfgate_runtime::format::DEFAULT_COST_REGRESSION_PCT, |s| {
-                    s.cost_regression_pct
-                })
-                / 100.0,
-            floors,
-        };
+        let tol = CostTolerance::of(r.spec.as_ref(), floors);
         let cb = CostBase {
             figures: bm.figures.clone(),
             requests: bm.requests.clone(),

@@ -193,16 +193,7 @@ fn cost_checks(
         spec_parts: &c.spec_parts,
         toolchain: &c.toolchain,
     });
-    let tol = CostTolerance {
-        relative: r
-            .spec
-            .as_ref()
-            .map_or(perfgate_runtime::format::DEFAULT_COST_REGRESSION_PCT, |s| {
-                s.cost_regression_pct
-            })
-            / 100.0,
-        floors: file.cost_floors(&r.id),
-    };
+    let tol = CostTolerance::of(r.spec.as_ref(), file.cost_floors(&r.id));
     let (decisions, attribution) = cost::judge(
         &r.id,
         origin,

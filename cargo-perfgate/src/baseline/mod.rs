@@ -209,6 +209,22 @@ impl CostSummary {
         }
     }
 
+    /// The recorded figures as a measurement (what `compare` reads from a baseline file).
+    pub fn measurement(&self, functions: Option<&BTreeMap<String, f64>>) -> CostMeasurement {
+        CostMeasurement {
+            warmup: self.warmup,
+            iterations: self.iterations,
+            figures: self.figures(functions),
+            requests: self.request_figures(),
+            per_request: self.per_request,
+            not_idle: 0,
+            secs: 0.0,
+            window_secs: 0.0,
+            spec_parts: self.spec_parts.clone(),
+            attribution: Vec::new(),
+        }
+    }
+
     /// The figures per named request.
     pub fn request_figures(&self) -> BTreeMap<String, CostFigures> {
         self.requests

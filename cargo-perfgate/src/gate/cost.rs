@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use perfgate_runtime::format::{format_value, Metric};
+use perfgate_runtime::format::{format_value, Metric, ScenarioSpec, DEFAULT_COST_REGRESSION_PCT};
 
 use super::spec::{describe_spec_change, spec_hash};
 use super::{Decision, Outcome};
@@ -112,6 +112,16 @@ pub struct CostTolerance<'a> {
     /// `cost_regression` as a fraction (0.01 = 1%).
     pub relative: f64,
     pub floors: Option<&'a CostFloors>,
+}
+
+impl<'a> CostTolerance<'a> {
+    /// The scenario's declared `cost_regression` (the default without a spec) and its floors.
+    pub fn of(spec: Option<&ScenarioSpec>, floors: Option<&'a CostFloors>) -> Self {
+        CostTolerance {
+            relative: spec.map_or(DEFAULT_COST_REGRESSION_PCT, |s| s.cost_regression_pct) / 100.0,
+            floors,
+        }
+    }
 }
 
 /// The base side of a scenario's cost checks: a baseline file's recorded figures, or the

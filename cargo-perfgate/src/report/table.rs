@@ -523,6 +523,117 @@ mod tests {
         );
     }
 
+    fn cost_measurement() -> crate::cost::CostMeasurement {
+        use crate::cost::{CostFigures, CostMeasurement, FunctionChange, PerRequest};
+        let figures = |instructions: f64, allocs: f64| CostFigures {
+            iterations: 50,
+            instructions,
+            allocs,
+            alloc_bytes: Some(9296.0),
+            syscalls: 3.05,
+            top_functions: vec![],
+        };
+        CostMeasurement {
+            warmup: 20,
+            iterations: 50,
+            figures: figures(99_420.0, 126.5),
+            requests: [
+                ("item".to_string(), figures(14_710.0, 7.0)),
+                ("item_missing".to_string(), figures(14_220.0, 12.0)),
+            ]
+            .into(),
+            per_request: PerRequest::Windows,
+            not_idle: 0,
+            secs: 3.2,
+            window_secs: 1.1,
+            spec_parts: std::collections::BTreeMap::new(),
+            attribution: vec![FunctionChange {
+                name: "predict_service::routes::extra_work".into(),
+                base: 0.0,
+                head: 2_240.0,
+                delta: 2_240.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_cost_pass_has_its_table_its_checks_and_the_functions_that_changed() {
+        let mut r = report();
+        r.scenarios[0].cost = Some(cost_measurement());
+        r.cost_secs = 31.5;
+        r.scenarios[0].regressions = vec![Decision {
+            scenario: "predict-service::predict".into(),
+            request: None,
+            metric: Metric::Instructions,
+            outcome: Outcome::Fail,
+            baseline: Some(97_180.0),
+            current: Some(99_420.0),
+            change: Some(0.023),
+            change_low: Some(0.022),
+            change_high: Some(0.024),
+            tolerance: 0.01,
+            rounds_baseline: 1,
+            rounds_current: 1,
+            note:
+                "instructions per iteration 97.18k → 99.42k (+2.30%), beyond the tolerance (1.0%)"
+                    .into(),
+        }];
+        let out = render_human(&r, None, false);
+        assert!(
+            out.contains("cost (valgrind)") && out.contains("per iteration (50)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("99.42k") && out.contains("126.5") && out.contains("9.08KiB"),
+            "{out}"
+        );
+        assert!(out.contains("per `item_missing`"), "{out}");
+        assert!(
+            out.contains("instructions per iteration changed most in: +2.24k instr/iter in predict_service::routes::extra_work"),
+            "{out}"
+        );
+        assert!(out.contains("+2.30% [+2.20%, +2.40%]"), "{out}");
+        assert!(out.contains("· cost 31.5s ·"), "{out}");
+        // The load table is there (the run measured latency); a cost-only run shows its verdicts
+        // in the cost table instead.
+        assert!(out.contains("rate/s"), "{out}");
+        let mut only = r.clone();
+        for s in &mut only.scenarios {
+            s.result = None;
+        }
+        let out = render_human(&only, None, false);
+        assert!(
+            !out.contains("rate/s") && out.contains("┆ verdict"),
+            "{out}"
+        );
+        let md = crate::report::markdown::render(&r, None);
+        assert!(
+            md.contains("#### Cost (valgrind)") && md.contains("99.42k"),
+            "{md}"
+        );
+        assert!(
+            md.contains("+2.24k instr/iter in predict_service::routes::extra_work"),
+            "{md}"
+        );
+        let html = crate::report::html::render(&[crate::report::html::Run {
+            label: "current".into(),
+            report: r.clone(),
+        }]);
+        assert!(
+            html.contains("cost (valgrind)") && html.contains("99.42k"),
+            "{html}"
+        );
+        assert!(
+            html.contains("predict_service::routes::extra_work"),
+            "{html}"
+        );
+        let junit = crate::report::junit::render(&r);
+        assert!(
+            junit.contains("regression: instructions") && junit.contains("+2.30%"),
+            "{junit}"
+        );
+    }
+
     #[test]
     fn regressions_are_tabled_and_named() {
         let mut r = report();
