@@ -6,7 +6,6 @@ use crate::ab::{self, paired, Sampling};
 use crate::baseline::git;
 use crate::baseline::lookup::Baselines;
 use crate::cli::{CommonArgs, RunArgs};
-use crate::commands::run::{cost_only_reports, measure_cost};
 use crate::commands::{conclude, Clock, Measured};
 use crate::cost;
 use crate::discover::Discovered;
@@ -127,12 +126,12 @@ pub fn run(
     }
     let _ = std::fs::remove_file(ab::base::ab_dirs(&found.ws.perfgate_dir()).0.join("base"));
     let mut scenarios: Vec<ScenarioRun> = if args.cost.cost_only {
-        cost_only_reports(runs, &opts)
+        crate::load::cost_only_reports(runs, &opts)
     } else {
         paired?.into_iter().map(|p| p.report).collect()
     };
     let base_cost = base_cost?;
-    measure_cost(
+    cost::pass::measure_into(
         runs,
         &cost_plan,
         &run_dir.join("cost").join("head"),

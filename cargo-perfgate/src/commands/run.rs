@@ -8,13 +8,12 @@ use crate::baseline::lookup::{apply_baselines, lookup_baselines, Baselines};
 use crate::baseline::write::{recorded_cost, write_baselines};
 use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
-use crate::cost::{self, plan::CostPlan};
+use crate::cost;
 use crate::discover::{self, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::GateFlags;
-use crate::load::{self, rundir, PreparedPackage, RunOptions};
+use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
-use crate::results::ScenarioRun;
 use crate::ui::{progress, Ui};
 
 pub fn run(common: &CommonArgs, args: &RunArgs, ui: &Ui) -> Result<i32> {
@@ -93,7 +92,7 @@ pub(crate) fn pipeline(
     };
     let load_started = Instant::now();
     let mut scenarios = if args.cost.cost_only {
-        cost_only_reports(&runs, &opts)
+        load::cost_only_reports(&runs, &opts)
     } else {
         progress::set_scenario_dir(&run_dir.join("scenarios"));
         let scenarios = load::run_all(&runs, &run_dir, &opts, ui);
@@ -101,7 +100,8 @@ pub(crate) fn pipeline(
         scenarios?
     };
     let load_secs = load_started.elapsed().as_secs_f64();
-    let cost_secs = measure_cost(&runs, &cost_plan, &run_dir.join("cost"), &mut scenarios, ui)?;
+    let cost_secs =
+        cost::pass::measure_into(&runs, &cost_plan, &run_dir.join("cost"), &mut scenarios, ui)?;
 
     let flags = GateFlags {
         strict: args.gate.strict,
@@ -134,41 +134,4 @@ pub(crate) fn pipeline(
             None => Ok(()),
         },
     )
-}
-
-/// The cost pass of the plan over `reports` (figures, cost SLOs, or the error), its files in
-/// `dir`; its seconds.
-pub(crate) fn measure_cost(
-    runs: &[PreparedPackage<'_>],
-    plan: &CostPlan,
-    dir: &std::path::Path,
-    reports: &mut [ScenarioRun],
-    ui: &Ui,
-) -> Result<f64> {
-    let started = Instant::now();
-    let mut measured = cost::pass::run(runs, plan, dir, ui)?;
-    for r in reports.iter_mut() {
-        if let Some(m) = measured.remove(&r.id) {
-            r.attach_cost(m);
-        }
-    }
-    Ok(if plan.valgrind.is_some() {
-        started.elapsed().as_secs_f64()
-    } else {
-        0.0
-    })
-}
-
-/// `--cost-only`: a report per scenario with no load run, for the cost pass to fill in.
-pub(crate) fn cost_only_reports(
-    runs: &[PreparedPackage<'_>],
-    opts: &RunOptions,
-) -> Vec<ScenarioRun> {
-    runs.iter()
-        .flat_map(|run| {
-            run.scenarios
-                .iter()
-                .map(move |s| load::cost_only_report(run, s, opts))
-        })
-        .collect()
 }

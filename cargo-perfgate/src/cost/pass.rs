@@ -27,6 +27,7 @@ use crate::load::window::cost_spec_parts;
 use crate::load::PreparedPackage;
 use crate::procs::{self, ChildGuard};
 use crate::protocol::{self, Mode};
+use crate::results::ScenarioRun;
 use crate::service::pool::service_for;
 use crate::service::Service;
 use crate::ui::Ui;
@@ -50,6 +51,29 @@ struct ToolWindow {
 }
 
 type Measured = std::result::Result<CostMeasurement, String>;
+
+/// The cost pass of the plan over `reports` (figures and cost SLOs attached, or the error), its
+/// files in `dir`; the seconds it took (0 when it did not run).
+pub fn measure_into(
+    runs: &[PreparedPackage<'_>],
+    plan: &CostPlan,
+    dir: &Path,
+    reports: &mut [ScenarioRun],
+    ui: &Ui,
+) -> Result<f64> {
+    let started = Instant::now();
+    let mut measured = run(runs, plan, dir, ui)?;
+    for r in reports.iter_mut() {
+        if let Some(m) = measured.remove(&r.id) {
+            r.attach_cost(m);
+        }
+    }
+    Ok(if plan.valgrind.is_some() {
+        started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    })
+}
 
 /// Measures every scenario of the plan; their figures (or why not) by scenario id. `dir` holds the
 /// profiles and logs. `Err` only when interrupted or the directory cannot be written.

@@ -155,6 +155,17 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
     }
 }
 
+/// `--cost-only`: a report per scenario with no load run, for the cost pass to fill in.
+pub fn cost_only_reports(runs: &[PreparedPackage<'_>], opts: &RunOptions) -> Vec<ScenarioRun> {
+    runs.iter()
+        .flat_map(|run| {
+            run.scenarios
+                .iter()
+                .map(move |s| cost_only_report(run, s, opts))
+        })
+        .collect()
+}
+
 /// A scenario's report when only the cost pass measures it (`--cost-only`): nothing failed yet.
 pub fn cost_only_report(
     run: &PreparedPackage<'_>,
