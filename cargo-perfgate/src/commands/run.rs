@@ -78,7 +78,8 @@ pub(crate) fn pipeline(
     // Several rounds only when there are rounds to compare them with.
     let has_baseline = baselines.as_ref().is_some_and(Baselines::any_rounds);
     let opts = RunOptions {
-        gate_follows: record.is_none() && has_baseline,
+        // The cost pass (its SLOs, its checks) may still fail a scenario whose load passed.
+        gate_follows: record.is_none() && (has_baseline || !cost_plan.scenarios.is_empty()),
         first_round: 0,
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,

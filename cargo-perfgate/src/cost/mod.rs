@@ -360,6 +360,9 @@ pub fn measure(
         PerRequest::Windows
     };
     match mode {
+        // Several names without marks (the warm-up saw only one of them): no request's share of
+        // the iteration is known, so none gets figures of its own.
+        PerRequest::Attributed if done.requests.len() > 1 => {}
         PerRequest::Attributed => {
             for (name, &count) in &done.requests {
                 let mut f = per_iteration(&total, count);
@@ -722,6 +725,118 @@ mod tests {
         assert_eq!(changes[0].name, "epoll_wait");
         assert!(close(changes[0].delta, 1.4));
         assert_eq!(changes[0].describe(), "+1.4 instr/iter in epoll_wait");
+    }
+
+    fn write_part(dir: &Path, name: &str, ir: u64, sys: u64, mallocs: u64) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let text = format!(
+            "# callgrind format\nversion: 1\npart: 1\nevents: Ir sysCount\n\
+             fn=(1) handle\n0 {ir} {sys}\ncfn=(2) malloc\ncalls={mallocs} 0\n0 {mallocs} 0\n\
+             fn=(2)\n0 {mallocs} 0\n\ntotals: {} {sys}\n",
+            ir + mallocs
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn write_xtree(dir: &Path, name: &str, bytes: u64, blocks: u64) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let text = format!(
+            "# callgrind format\nversion: 1\ncreator: xtree-1\npart: 1\n\
+             events: curB curBk totB totBk totFdB totFdBk\nfn=(1) main\n0 0 0 {bytes} {blocks} 0 0\n\
+             totals: 0 0 {bytes} {blocks} 0 0\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn done(iterations: u64, requests: &[(&str, u64)], marks: &[&str]) -> CostDone {
+        CostDone {
+            schema_version: perfgate_runtime::format::SCHEMA_VERSION,
+            perfgate_version: "0.1.0".into(),
+            warmup: 2,
+            iterations,
+            errors: Default::default(),
+            error_samples: vec![],
+            requests: requests.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            marks: marks.iter().map(|m| m.to_string()).collect(),
+            not_idle: 0,
+        }
+    }
+
+    #[test]
+    fn each_request_counted_in_its_own_window_and_the_iteration_in_all_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Two iterations: item, then item and item_missing; the rest of the window after them.
+        let callgrind = WindowFiles {
+            tool: Tool::Callgrind,
+            begin: None,
+            marks: vec![
+                write_part(d, "m0", 1000, 4, 7),
+                write_part(d, "m1", 1100, 4, 7),
+                write_part(d, "m2", 900, 4, 12),
+            ],
+            end: write_part(d, "end", 50, 1, 0),
+            elapsed: std::time::Duration::from_millis(300),
+        };
+        let massif = WindowFiles {
+            tool: Tool::Massif,
+            begin: Some(write_xtree(d, "x0", 1_000, 10)),
+            marks: vec![
+                write_xtree(d, "x1", 2_000, 17),
+                write_xtree(d, "x2", 3_000, 24),
+                write_xtree(d, "x3", 4_500, 36),
+            ],
+            end: write_xtree(d, "x4", 4_500, 36),
+            elapsed: std::time::Duration::from_millis(300),
+        };
+        let seen = done(
+            2,
+            &[("item", 2), ("item_missing", 1)],
+            &["item", "item", "item_missing"],
+        );
+        let (fig, requests, mode) = measure(&seen, &callgrind, Some((&seen, &massif))).unwrap();
+        assert_eq!(mode, PerRequest::Windows);
+        // (1007 + 1107 + 912 + 50) / 2 iterations, 26 allocations / 2, 3,500 bytes / 2.
+        assert!(close(fig.instructions, 1538.0), "{fig:?}");
+        assert!(
+            close(fig.allocs, 13.0) && fig.alloc_bytes == Some(1750.0),
+            "{fig:?}"
+        );
+        assert!(close(fig.syscalls, 6.5), "{fig:?}");
+        let item = &requests["item"];
+        assert!(
+            close(item.instructions, 1057.0) && close(item.allocs, 7.0),
+            "{item:?}"
+        );
+        assert_eq!(item.alloc_bytes, Some(1000.0));
+        let missing = &requests["item_missing"];
+        assert!(close(missing.instructions, 912.0) && close(missing.allocs, 12.0));
+        assert_eq!(missing.alloc_bytes, Some(1500.0));
+        // The massif run must have seen the same requests.
+        let other = done(2, &[("item", 3)], &["item", "item", "item"]);
+        assert!(measure(&seen, &callgrind, Some((&other, &massif))).is_err());
+    }
+
+    #[test]
+    fn one_request_name_is_attributed_and_several_without_marks_get_no_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let callgrind = WindowFiles {
+            tool: Tool::Callgrind,
+            begin: None,
+            marks: vec![],
+            end: write_part(dir.path(), "end", 10_000, 30, 40),
+            elapsed: std::time::Duration::from_millis(100),
+        };
+        let one = done(10, &[("POST /predict", 10)], &[]);
+        let (fig, requests, mode) = measure(&one, &callgrind, None).unwrap();
+        assert_eq!(mode, PerRequest::Attributed);
+        assert!(close(fig.instructions, 1004.0) && fig.alloc_bytes.is_none());
+        assert!(close(requests["POST /predict"].instructions, 1004.0));
+        let two = done(10, &[("a", 10), ("b", 2)], &[]);
+        let (_, requests, _) = measure(&two, &callgrind, None).unwrap();
+        assert!(requests.is_empty(), "{requests:?}");
     }
 
     #[test]
