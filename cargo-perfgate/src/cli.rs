@@ -77,6 +77,34 @@ pub struct CalibrateArgs {
     pub baseline_file: Option<PathBuf>,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
+    /// With the cost pass: how many times each scenario is measured (the spread of repeated passes
+    /// is the cost checks' noise floor).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=50))]
+    pub cost_passes: u32,
+}
+
+/// The deterministic cost pass: the service under valgrind, instructions, allocations, bytes and
+/// syscalls per iteration counted in a window of fixed iterations.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CostArgs {
+    /// Run the cost pass for every scenario, whatever `cost` in [package.metadata.perfgate] says
+    /// (an error without valgrind).
+    #[arg(long)]
+    pub cost: bool,
+    /// Skip the cost pass, also where cost SLOs or the baseline's cost figures ask for it.
+    #[arg(long, conflicts_with_all = ["cost", "cost_only"])]
+    pub no_cost: bool,
+    /// Only the cost pass: no load run, no latency checks (implies --cost).
+    #[arg(long)]
+    pub cost_only: bool,
+    /// Iterations in the cost pass's measured window [default: 50].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub cost_iterations: Option<u64>,
+    /// Iterations before the cost pass's window [default: 20].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub cost_warmup: Option<u64>,
 }
 
 /// How the regression gate finds the baseline and decides.
@@ -131,6 +159,8 @@ pub struct RecordArgs {
     pub baseline_file: Option<PathBuf>,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -195,6 +225,8 @@ pub struct RunArgs {
     /// The baseline and the regression gate.
     #[command(flatten)]
     pub gate: GateArgs,
+    #[command(flatten)]
+    pub cost: CostArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -344,6 +376,9 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--baseline-file",
     "--budget",
     "--pairs",
+    "--cost-iterations",
+    "--cost-warmup",
+    "--cost-passes",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -696,6 +731,45 @@ mod tests {
             "b.toml"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn cost_options_parse() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--cost-only",
+            "--cost-iterations",
+            "10",
+            "--cost-warmup",
+            "0",
+            "predict",
+        ]);
+        match cli.action() {
+            Command::Run(r) => {
+                assert!(r.cost.cost_only && !r.cost.cost && !r.cost.no_cost);
+                assert_eq!(
+                    (r.cost.cost_iterations, r.cost.cost_warmup),
+                    (Some(10), Some(0))
+                );
+                assert_eq!(r.filter.as_deref(), Some("predict"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::parse_args(["cargo-perfgate", "--cost", "--no-cost"]).is_err());
+        assert!(Cli::parse_args(["cargo-perfgate", "--cost-iterations", "0"]).is_err());
+        let cli = parse(&["cargo-perfgate", "record", "--cost-only"]);
+        assert!(matches!(cli.action(), Command::Record(r) if r.cost.cost_only));
+        let cli = parse(&[
+            "cargo-perfgate",
+            "calibrate",
+            "--cost-only",
+            "--cost-passes",
+            "4",
+        ]);
+        assert!(
+            matches!(cli.action(), Command::Calibrate(c) if c.cost.cost_only && c.cost_passes == 4)
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Error {
     },
     #[error("scenario binary failed: {0}")]
     Scenario(String),
+    /// The cost pass cannot run where it is required (no valgrind, `--target-url`).
+    #[error("{0}")]
+    Cost(String),
     /// The baseline could not be found, read or written (git lookup, unreadable file, refused drop).
     #[error("{0}")]
     Baseline(String),
@@ -69,6 +72,7 @@ impl Error {
             | Error::Discovery(_)
             | Error::Start { .. }
             | Error::Scenario(_)
+            | Error::Cost(_)
             | Error::Baseline(_)
             | Error::Corrupt(_)
             | Error::Busy(_)

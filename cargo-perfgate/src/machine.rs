@@ -17,6 +17,17 @@ pub struct Fingerprint {
     pub rustc: Option<String>,
     pub git_commit: Option<String>,
     pub perfgate_version: String,
+    /// `valgrind-3.19.0`, when valgrind is installed: the cost pass's figures depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valgrind: Option<String>,
+    /// The C library (`glibc 2.36`): its allocator and string functions are part of every count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc: Option<String>,
+    /// The instruction-set level the CPU offers code that picks its implementation at run time
+    /// (glibc's string functions, httparse's SIMD): `x86-64-v3`. AVX-512 counts as v3, since
+    /// valgrind does not offer it to the programs it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_level: Option<String>,
 }
 
 impl Fingerprint {
@@ -41,8 +52,54 @@ impl Fingerprint {
                     .current_dir(workspace_root),
             ),
             perfgate_version: format::PERFGATE_VERSION.to_string(),
+            valgrind: command_line(Command::new("valgrind").arg("--version")),
+            libc: libc_version(),
+            cpu_level: std::fs::read_to_string("/proc/cpuinfo")
+                .ok()
+                .and_then(|s| cpu_level(&s, std::env::consts::ARCH)),
         }
     }
+}
+
+/// The x86-64 microarchitecture level of the first CPU's flags (`x86-64-v2`, `x86-64-v3`); the
+/// architecture's name elsewhere. v4 (AVX-512) is reported as v3: valgrind hides AVX-512.
+fn cpu_level(cpuinfo: &str, arch: &str) -> Option<String> {
+    if arch != "x86_64" {
+        return Some(arch.to_string());
+    }
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))?
+        .split_once(':')?
+        .1
+        .split_whitespace()
+        .collect();
+    let has = |names: &[&str]| names.iter().all(|n| flags.contains(n));
+    let v2 = has(&["cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"]);
+    let v3 = v2
+        && has(&[
+            "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "xsave",
+        ]);
+    Some(
+        match (v2, v3) {
+            (_, true) => "x86-64-v3",
+            (true, false) => "x86-64-v2",
+            _ => "x86-64",
+        }
+        .to_string(),
+    )
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn libc_version() -> Option<String> {
+    // SAFETY: gnu_get_libc_version returns a pointer to a static, NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    Some(format!("glibc {}", v.to_string_lossy()))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn libc_version() -> Option<String> {
+    None
 }
 
 fn cpu_model(cpuinfo: &str) -> Option<String> {
@@ -72,6 +129,78 @@ fn command_line(cmd: &mut Command) -> Option<String> {
 /// core count and OS/architecture (not the kernel, compiler, commit or perfgate version).
 pub fn same_machine(a: &Fingerprint, b: &Fingerprint) -> bool {
     a.cpu_model == b.cpu_model && a.cores == b.cores && a.os == b.os
+}
+
+/// What cost figures depend on besides the code: instructions and allocations are the same on any
+/// machine of one architecture with the same compiler, valgrind and C library (not the CPU model,
+/// core count or kernel).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toolchain {
+    pub os: String,
+    pub rustc: Option<String>,
+    pub valgrind: Option<String>,
+    pub libc: Option<String>,
+    #[serde(default)]
+    pub cpu_level: Option<String>,
+}
+
+impl Fingerprint {
+    pub fn toolchain(&self) -> Toolchain {
+        Toolchain {
+            os: self.os.clone(),
+            rustc: self.rustc.clone(),
+            valgrind: self.valgrind.clone(),
+            libc: self.libc.clone(),
+            cpu_level: self.cpu_level.clone(),
+        }
+    }
+}
+
+/// Whether cost figures measured under `a` and `b` are comparable. A compiler or valgrind that
+/// could not be identified on either side does not match.
+pub fn same_toolchain(a: &Toolchain, b: &Toolchain) -> bool {
+    a.rustc.is_some() && a.valgrind.is_some() && a == b
+}
+
+fn short_rustc(r: &str) -> &str {
+    r.split(" (").next().unwrap_or(r)
+}
+
+/// `linux x86_64 (x86-64-v3), rustc 1.95.0, valgrind-3.19.0, glibc 2.36`
+pub fn describe_toolchain(t: &Toolchain) -> String {
+    format!(
+        "{}{}, {}, {}, {}",
+        t.os,
+        t.cpu_level
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default(),
+        t.rustc.as_deref().map_or("unknown rustc", short_rustc),
+        t.valgrind.as_deref().unwrap_or("no valgrind"),
+        t.libc.as_deref().unwrap_or("unknown C library")
+    )
+}
+
+/// What differs between two toolchains, for the "not comparable" note: `rustc 1.94.0 → rustc 1.95.0`.
+pub fn describe_toolchain_change(base: &Toolchain, head: &Toolchain) -> String {
+    let shown = |v: Option<&str>| {
+        v.map(|r| short_rustc(r).to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let mut out = Vec::new();
+    // A compiler or valgrind that could not be identified never matches, even "unknown → unknown".
+    for (a, b, must_be_known) in [
+        (Some(base.os.as_str()), Some(head.os.as_str()), false),
+        (base.rustc.as_deref(), head.rustc.as_deref(), true),
+        (base.valgrind.as_deref(), head.valgrind.as_deref(), true),
+        (base.libc.as_deref(), head.libc.as_deref(), false),
+        (base.cpu_level.as_deref(), head.cpu_level.as_deref(), false),
+    ] {
+        if a != b || (must_be_known && a.is_none()) {
+            out.push(format!("{} → {}", shown(a), shown(b)));
+        }
+    }
+    out.join(", ")
 }
 
 pub fn describe_machine(f: &Fingerprint) -> String {
@@ -267,6 +396,70 @@ mod tests {
             Some(cpu.to_string().as_str()),
             "{text}"
         );
+    }
+
+    #[test]
+    fn toolchains_compare_without_the_machine() {
+        let a = Fingerprint {
+            cpu_model: Some("AMD EPYC".into()),
+            cores: 2,
+            os: "linux x86_64".into(),
+            rustc: Some("rustc 1.95.0 (abc 2026-01-01)".into()),
+            valgrind: Some("valgrind-3.19.0".into()),
+            libc: Some("glibc 2.36".into()),
+            ..Default::default()
+        };
+        let other_machine = Fingerprint {
+            cpu_model: Some("Intel Xeon".into()),
+            cores: 8,
+            ..a.clone()
+        };
+        assert!(same_toolchain(&a.toolchain(), &other_machine.toolchain()));
+        let newer = Fingerprint {
+            rustc: Some("rustc 1.96.0 (def 2026-03-01)".into()),
+            ..a.clone()
+        };
+        assert!(!same_toolchain(&a.toolchain(), &newer.toolchain()));
+        assert_eq!(
+            describe_toolchain_change(&a.toolchain(), &newer.toolchain()),
+            "rustc 1.95.0 → rustc 1.96.0"
+        );
+        let no_valgrind = Fingerprint {
+            valgrind: None,
+            ..a.clone()
+        };
+        assert!(!same_toolchain(
+            &no_valgrind.toolchain(),
+            &no_valgrind.toolchain()
+        ));
+        assert_eq!(
+            describe_toolchain(&a.toolchain()),
+            "linux x86_64, rustc 1.95.0, valgrind-3.19.0, glibc 2.36"
+        );
+        let v3 = Fingerprint {
+            cpu_level: Some("x86-64-v3".into()),
+            ..a.clone()
+        };
+        let v2 = Fingerprint {
+            cpu_level: Some("x86-64-v2".into()),
+            ..a.clone()
+        };
+        assert!(!same_toolchain(&v3.toolchain(), &v2.toolchain()));
+        assert_eq!(
+            describe_toolchain_change(&v3.toolchain(), &v2.toolchain()),
+            "x86-64-v3 → x86-64-v2"
+        );
+        assert!(describe_toolchain(&v3.toolchain()).starts_with("linux x86_64 (x86-64-v3), "));
+    }
+
+    #[test]
+    fn cpu_levels_from_flags() {
+        let v3 = "flags\t\t: fpu cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3 avx avx2 bmi1 bmi2 f16c fma movbe xsave avx512f\n";
+        assert_eq!(cpu_level(v3, "x86_64").as_deref(), Some("x86-64-v3"));
+        let v2 = "flags\t\t: fpu cx16 lahf_lm popcnt sse4_1 sse4_2 ssse3 avx\n";
+        assert_eq!(cpu_level(v2, "x86_64").as_deref(), Some("x86-64-v2"));
+        assert_eq!(cpu_level("", "aarch64").as_deref(), Some("aarch64"));
+        assert_eq!(cpu_level("model name: x\n", "x86_64"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use perfgate_runtime::format::{self, ScenarioResult, ScenarioSpec};
+use perfgate_runtime::format::{self, CostDone, ScenarioResult, ScenarioSpec};
 use serde::de::DeserializeOwned;
 
 use crate::files::tail_lines;
@@ -48,6 +48,15 @@ pub enum Mode<'a> {
         warmup: Option<Duration>,
         ca_cert: Option<&'a Path>,
         max_body_bytes: Option<u64>,
+    },
+    /// Drive the service at `base_url` for `warmup` then `iterations` iterations, one at a time,
+    /// in step with the cost pass through the marker files in `dir`.
+    Cost {
+        base_url: &'a str,
+        dir: &'a Path,
+        warmup: u64,
+        iterations: u64,
+        service_pid: u32,
     },
 }
 
@@ -93,6 +102,20 @@ pub fn scenario_command(
                 cmd.env(format::env::MAX_BODY_BYTES, n.to_string());
             }
         }
+        Mode::Cost {
+            base_url,
+            dir,
+            warmup,
+            iterations,
+            service_pid,
+        } => {
+            cmd.env(format::env::MODE, "cost")
+                .env(format::env::BASE_URL, base_url)
+                .env(format::env::COST_DIR, dir)
+                .env(format::env::COST_WARMUP, warmup.to_string())
+                .env(format::env::COST_ITERATIONS, iterations.to_string())
+                .env(format::env::SERVICE_PID, service_pid.to_string());
+        }
     }
     cmd
 }
@@ -117,6 +140,11 @@ pub fn read_result(path: &Path) -> Result<ScenarioResult, ReadError> {
         ))
     })?;
     Ok(r)
+}
+
+/// Reads what a scenario wrote at the end of its cost-mode iterations (schema checked first).
+pub fn read_cost_done(path: &Path) -> Result<CostDone, ReadError> {
+    read_json(path, "cost pass", true)
 }
 
 /// Reads a scenario's spec file (schema checked first).

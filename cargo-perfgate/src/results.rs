@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use perfgate_runtime::format::{ResourceStats, ScenarioResult, ScenarioSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::cost::CostMeasurement;
 use crate::error::{Error, Result};
 use crate::gate::contention::Contention;
 use crate::gate::file::{MeasuredScenario, Measurements};
@@ -29,6 +30,9 @@ pub struct RunResults {
     pub target_url: Option<String>,
     pub build_secs: f64,
     pub load_secs: f64,
+    /// Seconds of the cost pass (services under valgrind), 0 when it did not run.
+    #[serde(default)]
+    pub cost_secs: f64,
     pub total_secs: f64,
     pub scenarios: Vec<ScenarioRun>,
     pub exit_code: i32,
@@ -72,6 +76,12 @@ pub struct ScenarioRun {
     /// gate compares it with the baseline's (`gate/contention.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contention: Vec<Option<Contention>>,
+    /// What the cost pass measured (None when it did not run for this scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostMeasurement>,
+    /// Why the cost pass could not measure this scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_error: Option<String>,
 }
 
 /// The base side of a scenario measured in `--ab` mode, and how sampling went.
@@ -111,6 +121,37 @@ impl ScenarioRun {
             }
         }
         rounds
+    }
+
+    /// The cost pass's outcome: its figures and the cost SLOs checked against them, or why it could
+    /// not measure (an error: the cost asked for is unknown).
+    pub fn attach_cost(&mut self, measured: std::result::Result<CostMeasurement, String>) {
+        match measured {
+            Ok(m) => {
+                if let Some(spec) = &self.spec {
+                    self.checks.extend(slo::check_cost_slos(spec, &m));
+                }
+                self.cost = Some(m);
+                if self.verdict == Verdict::Pass && self.checks.iter().any(|c| !c.passed) {
+                    self.verdict = Verdict::Fail;
+                }
+            }
+            Err(e) => {
+                self.error = Some(match self.error.take() {
+                    Some(before) => format!("{before}\n{e}"),
+                    None => e.clone(),
+                });
+                self.cost_error = Some(e);
+                self.verdict = Verdict::Error;
+            }
+        }
+    }
+
+    /// Adds regression checks to those attached; a failed one fails a scenario that had passed.
+    pub fn add_regressions(&mut self, decisions: Vec<Decision>) {
+        let mut all = std::mem::take(&mut self.regressions);
+        all.extend(decisions);
+        self.attach_regressions(all);
     }
 
     /// Attaches the regression checks; a failed one fails a scenario that had passed.
@@ -198,6 +239,7 @@ pub fn measurements(reports: &[ScenarioRun], machine: &Fingerprint, origin: &str
                         spec_hash: (!r.spec_parts.is_empty()).then(|| spec_hash(&r.spec_parts)),
                         spec_parts: r.spec_parts.clone(),
                         spec: r.spec.clone(),
+                        cost_only: false,
                     },
                 )
             })
@@ -277,6 +319,8 @@ pub(crate) mod tests {
             regressions: vec![],
             ab: None,
             contention: vec![],
+            cost: None,
+            cost_error: None,
         };
         let errored = ScenarioRun {
             id: "predict-service::catalogue".into(),
@@ -297,6 +341,7 @@ pub(crate) mod tests {
             target_url: None,
             build_secs: 3.0,
             load_secs: 11.0,
+            cost_secs: 0.0,
             total_secs: 15.0,
             scenarios: vec![failing, errored],
             exit_code: 2,
@@ -339,6 +384,8 @@ pub(crate) mod tests {
             regressions: vec![],
             ab: None,
             contention: vec![],
+            cost: None,
+            cost_error: None,
         };
         let other = ScenarioRun {
             id: "pkg::b".into(),

@@ -5,6 +5,7 @@
 use perfgate_runtime::format::{format_value, Metric, Op, ScenarioResult, ScenarioSpec, Slo};
 use serde::{Deserialize, Serialize};
 
+use crate::cost::CostMeasurement;
 use crate::error::exit;
 use crate::gate::{Decision, GateSummary, Outcome};
 
@@ -35,6 +36,7 @@ fn slos_of(spec: &ScenarioSpec) -> Vec<(Slo, Kind)> {
     let mut out: Vec<(Slo, Kind)> = spec
         .slos
         .iter()
+        .filter(|s| !s.metric.is_cost())
         .map(|s| (s.clone(), Kind::Declared))
         .collect();
     let errors = |threshold| Slo {
@@ -165,6 +167,71 @@ pub fn check_slo(slo: &Slo, result: &ScenarioResult) -> Check {
     }
 }
 
+/// Whether the scenario declares SLOs on what the cost pass measures.
+pub fn has_cost_slos(spec: &ScenarioSpec) -> bool {
+    spec.slos.iter().any(|s| s.metric.is_cost())
+}
+
+/// The cost SLOs of `spec` (`instructions < "150k"`, `item.allocs < 40`) against the cost pass's
+/// figures per iteration or per named request.
+pub fn check_cost_slos(spec: &ScenarioSpec, cost: &CostMeasurement) -> Vec<Check> {
+    spec.slos
+        .iter()
+        .filter(|s| s.metric.is_cost())
+        .map(|slo| {
+            let description = slo.describe();
+            let figures = match &slo.request {
+                None => Some(&cost.figures),
+                Some(name) => cost.requests.get(name),
+            };
+            let value = figures.and_then(|f| f.value(slo.metric));
+            let (measured, passed, message) = match (figures, value) {
+                (None, _) => {
+                    let name = slo.request.as_deref().unwrap_or_default();
+                    let seen: Vec<&str> = cost.requests.keys().map(String::as_str).collect();
+                    (
+                        None,
+                        false,
+                        format!(
+                            "request `{name}` was never made in the cost pass (made: {})",
+                            if seen.is_empty() {
+                                "none".to_string()
+                            } else {
+                                seen.join(", ")
+                            }
+                        ),
+                    )
+                }
+                (Some(_), None) => (
+                    None,
+                    false,
+                    "not measured (the bytes come from the massif run, which did not run)".into(),
+                ),
+                (Some(_), Some(v)) => (
+                    Some(v),
+                    v.is_finite() && slo.op.holds(v, slo.threshold),
+                    format!(
+                        "measured {} per {}",
+                        format_value(slo.metric, v),
+                        match slo.request {
+                            Some(_) => "request",
+                            None => "iteration",
+                        }
+                    ),
+                ),
+            };
+            Check {
+                slo: slo.clone(),
+                description,
+                measured,
+                passed,
+                message,
+                implicit: false,
+            }
+        })
+        .collect()
+}
+
 /// What happened to a scenario, from which its verdict follows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Evidence<'a> {
@@ -275,6 +342,7 @@ pub(crate) mod tests {
             regression_pct: 10.0,
             service: None,
             data: vec![],
+            cost_regression_pct: 1.0,
         }
     }
 

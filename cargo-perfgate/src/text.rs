@@ -3,6 +3,7 @@
 
 use perfgate_runtime::format::{format_value, LoadModel, Metric, ScenarioSpec};
 
+use crate::cost::{CostMeasurement, FunctionChange, PerRequest};
 use crate::gate::{Decision, Outcome};
 
 /// A load model as users declare it: `open 200/s`, `closed 8 users, think 100ms`.
@@ -58,10 +59,13 @@ fn whole_ms(ms: u64) -> String {
     }
 }
 
-/// `+12.3%`, or percentage points for the error rate.
+/// `+12.3%`, or percentage points for the error rate; cost figures, which move by hundredths of a
+/// percent, with two decimals.
 pub fn format_change(metric: Metric, v: f64) -> String {
     if metric == Metric::Errors {
         format!("{:+.2}pp", v * 100.0)
+    } else if metric.is_cost() {
+        format!("{:+.2}%", v * 100.0)
     } else {
         format!("{:+.1}%", v * 100.0)
     }
@@ -81,16 +85,28 @@ pub fn describe_change(d: &Decision) -> String {
     }
 }
 
-/// A check's tolerance: `10%`, or percentage points for the error rate.
+/// A check's tolerance: `10%`, `7.5%`, percentage points for the error rate, and for the counted
+/// cost figures (allocations, syscalls) the count per iteration: `+0.5/iter`.
 pub fn format_tolerance(d: &Decision) -> String {
-    if d.metric == Metric::Errors {
-        format!("{:.2}pp", d.tolerance * 100.0)
-    } else {
-        let resolves = d
-            .resolves
-            .map(|r| format!(" (resolves {})", describe_resolution(r)))
-            .unwrap_or_default();
-        format!("{:.0}%{resolves}", d.tolerance * 100.0)
+    match d.metric {
+        Metric::Errors => format!("{:.2}pp", d.tolerance * 100.0),
+        Metric::Allocs | Metric::Syscalls => {
+            let per = if d.request.is_some() { "req" } else { "iter" };
+            let abs = d.tolerance * d.baseline.unwrap_or(0.0);
+            format!("+{}/{per}", (abs * 100.0).round() / 100.0)
+        }
+        _ => {
+            let pct = d.tolerance * 100.0;
+            let resolves = d
+                .resolves
+                .map(|r| format!(" (resolves {})", describe_resolution(r)))
+                .unwrap_or_default();
+            if (pct - pct.round()).abs() < 1e-9 {
+                format!("{pct:.0}%{resolves}")
+            } else {
+                format!("{pct:.1}%{resolves}")
+            }
+        }
     }
 }
 
@@ -104,6 +120,36 @@ pub fn describe_resolution(r: f64) -> String {
     } else {
         ">999%".to_string()
     }
+}
+
+/// The cost table's columns after the scenario.
+pub const COST_COLUMNS: [&str; 4] = ["instructions", "allocs", "alloc bytes", "syscalls"];
+
+/// The rows of a scenario's cost figures: per iteration, then per named request when each was
+/// counted in its own window (with one request per iteration they are the iteration's).
+pub fn cost_rows(m: &CostMeasurement) -> Vec<(String, [String; 4])> {
+    let row = |f: &crate::cost::CostFigures| {
+        Metric::COST.map(|metric| {
+            f.value(metric)
+                .map_or("-".into(), |v| format_value(metric, v))
+        })
+    };
+    let mut out = vec![(format!("per iteration ({})", m.iterations), row(&m.figures))];
+    if m.per_request == PerRequest::Windows {
+        for (name, f) in &m.requests {
+            out.push((format!("per `{name}`"), row(f)));
+        }
+    }
+    out
+}
+
+/// `+2.24k instr/iter in app::burn, -120 instr/iter in hyper::…`
+pub fn describe_attribution(changes: &[FunctionChange]) -> String {
+    changes
+        .iter()
+        .map(FunctionChange::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The outcome of a regression check, one word for every report.

@@ -34,6 +34,7 @@ fn spec(name: &str, line: u32, slos: serde_json::Value) -> ScenarioSpec {
         regression_pct: 10.0,
         service: None,
         data: vec![],
+        cost_regression_pct: 1.0,
     }
 }
 

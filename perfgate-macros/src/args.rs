@@ -8,10 +8,10 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Ident, Lit, LitInt, LitStr, Token};
 
-use perfgate_units::{self as units, Duration, DURATION_FORM};
+use perfgate_units::{self as units, Duration, BYTES_FORM, COUNT_FORM, DURATION_FORM};
 
 /// Every key the attribute accepts, in the order the error message lists them.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "rate",
     "users",
     "stages",
@@ -21,14 +21,16 @@ const KEYS: [&str; 11] = [
     "warmup",
     "timeout",
     "regression",
+    "cost_regression",
     "service",
     "data",
 ];
 
 const SLO_FORM: &str =
-    "an SLO such as `p99 < \"40ms\"`, `pay.p99 < \"20ms\"`, `errors < \"0.5%\"` or `throughput > \"100/s\"`";
+    "an SLO such as `p99 < \"40ms\"`, `pay.p99 < \"20ms\"`, `errors < \"0.5%\"`, `throughput > \"100/s\"`, `instructions < \"150k\"` or `allocs < 40`";
 
-const METRICS: &str = "p50, p90, p95, p99, p99.9, max, mean, errors, throughput";
+const METRICS: &str =
+    "p50, p90, p95, p99, p99.9, max, mean, errors, throughput, instructions, allocs, alloc_bytes, syscalls";
 
 /// The parsed attribute. Settings left as None take the runtime's defaults in the expansion, so
 /// the defaults are defined once, in `perfgate_runtime::format`.
@@ -41,6 +43,7 @@ pub struct Args {
     pub max_in_flight: Option<u64>,
     pub slos: Vec<Slo>,
     pub regression_pct: Option<f64>,
+    pub cost_regression_pct: Option<f64>,
     pub service: Option<String>,
     pub data: Vec<String>,
 }
@@ -80,6 +83,10 @@ pub enum Metric {
     Mean,
     Errors,
     Throughput,
+    Instructions,
+    Allocs,
+    AllocBytes,
+    Syscalls,
 }
 
 impl Metric {
@@ -94,6 +101,10 @@ impl Metric {
             "mean" => Metric::Mean,
             "errors" => Metric::Errors,
             "throughput" => Metric::Throughput,
+            "instructions" => Metric::Instructions,
+            "allocs" => Metric::Allocs,
+            "alloc_bytes" => Metric::AllocBytes,
+            "syscalls" => Metric::Syscalls,
             _ => return None,
         })
     }
@@ -109,6 +120,10 @@ impl Metric {
             Metric::Mean => "Mean",
             Metric::Errors => "Errors",
             Metric::Throughput => "Throughput",
+            Metric::Instructions => "Instructions",
+            Metric::Allocs => "Allocs",
+            Metric::AllocBytes => "AllocBytes",
+            Metric::Syscalls => "Syscalls",
         }
     }
 }
@@ -149,6 +164,7 @@ enum Setting {
     Warmup(u64),
     Timeout(u64),
     Regression(f64),
+    CostRegression(f64),
     Service(String),
     Data(Vec<String>),
 }
@@ -279,6 +295,10 @@ fn suggestion(word: &str) -> Option<&'static str> {
         "mean",
         "errors",
         "throughput",
+        "instructions",
+        "allocs",
+        "alloc_bytes",
+        "syscalls",
     ];
     let tolerance = (word.chars().count() / 3).max(1);
     KEYS.iter()
@@ -428,6 +448,36 @@ fn parse_threshold(input: ParseStream, metric: Metric) -> syn::Result<f64> {
             }
             Ok(per_second)
         }
+        Metric::Instructions | Metric::Allocs | Metric::Syscalls => {
+            let count = match &lit {
+                Lit::Str(s) => units::parse_count(&s.value()).ok_or_else(|| {
+                    syn::Error::new(
+                        s.span(),
+                        format!("expected a count per iteration: {COUNT_FORM}"),
+                    )
+                })?,
+                _ => number(&lit, &format!("a count per iteration: {COUNT_FORM}"))?,
+            };
+            if count < 0.0 {
+                return Err(syn::Error::new(lit.span(), "a count cannot be negative"));
+            }
+            Ok(count)
+        }
+        Metric::AllocBytes => {
+            let bytes = match &lit {
+                Lit::Str(s) => units::parse_bytes(&s.value()).ok_or_else(|| {
+                    syn::Error::new(
+                        s.span(),
+                        format!("expected bytes allocated per iteration: {BYTES_FORM}"),
+                    )
+                })?,
+                _ => number(&lit, &format!("bytes per iteration: {BYTES_FORM}"))?,
+            };
+            if bytes < 0.0 {
+                return Err(syn::Error::new(lit.span(), "a size cannot be negative"));
+            }
+            Ok(bytes)
+        }
         _ => match &lit {
             Lit::Str(s) => Ok(duration(s)?.as_ms_f64()),
             _ => Err(syn::Error::new(
@@ -523,19 +573,15 @@ fn parse_setting(key: &str, input: ParseStream) -> syn::Result<Setting> {
         "duration" => Setting::Duration(duration_setting(input, key, false)?),
         "warmup" => Setting::Warmup(duration_setting(input, key, true)?),
         "timeout" => Setting::Timeout(duration_setting(input, key, false)?),
-        "regression" => {
-            let lit: Lit = input.parse()?;
-            let pct = match &lit {
-                Lit::Str(s) => units::parse_percent(&s.value()),
-                _ => None,
-            };
-            Setting::Regression(pct.ok_or_else(|| {
-                syn::Error::new(
-                    lit.span(),
-                    "expected the tolerated slowdown as a percentage string, e.g. \"10%\"",
-                )
-            })?)
-        }
+        "regression" => Setting::Regression(percent(
+            input,
+            "expected the tolerated slowdown as a percentage string, e.g. \"10%\"",
+        )?),
+        "cost_regression" => Setting::CostRegression(percent(
+            input,
+            "expected the tolerated rise of instructions and bytes per iteration as a percentage \
+             string, e.g. \"1%\"",
+        )?),
         "service" => {
             let lit: LitStr = input.parse().map_err(|e| {
                 syn::Error::new(
@@ -554,6 +600,16 @@ fn parse_setting(key: &str, input: ParseStream) -> syn::Result<Setting> {
         "data" => Setting::Data(parse_data(input)?),
         _ => unreachable!("every key of KEYS has a parser"),
     })
+}
+
+/// A percentage string (`"10%"`); anything else is an error saying `expected`.
+fn percent(input: ParseStream, expected: &str) -> syn::Result<f64> {
+    let lit: Lit = input.parse()?;
+    let pct = match &lit {
+        Lit::Str(s) => units::parse_percent(&s.value()),
+        _ => None,
+    };
+    pct.ok_or_else(|| syn::Error::new(lit.span(), expected))
 }
 
 /// `[("10s", 100), ("30s", 500)]`
@@ -649,6 +705,7 @@ fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error
         max_in_flight: None,
         slos: Vec::new(),
         regression_pct: None,
+        cost_regression_pct: None,
         service: None,
         data: Vec::new(),
     };
@@ -695,6 +752,10 @@ fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error
             }
             Setting::Regression(pct) => {
                 args.regression_pct = Some(pct);
+                continue;
+            }
+            Setting::CostRegression(pct) => {
+                args.cost_regression_pct = Some(pct);
                 continue;
             }
             Setting::Service(s) => {
@@ -841,7 +902,10 @@ mod tests {
             errors < "0.5%", throughput >= "100/s",
             pay.p99 < "20ms", p99.9 < "100ms", p999 < "90ms", pay.p99.9 > "1ms",
             "GET /items".p50 < "5ms",
-            regression = "7.5%", service = "api", data = ["a.jsonl", "fixtures/b.jsonl"],
+            instructions < "150k", allocs < 40, alloc_bytes <= "16KiB", syscalls < 4.5,
+            item.instructions < 12000, "GET /items".allocs < "1.5k",
+            regression = "7.5%", cost_regression = "2%", service = "api",
+            data = ["a.jsonl", "fixtures/b.jsonl"],
         "#);
         assert_eq!(
             args,
@@ -865,8 +929,15 @@ mod tests {
                     slo(None, Metric::P999, Op::Lt, 90.0),
                     slo(Some("pay"), Metric::P999, Op::Gt, 1.0),
                     slo(Some("GET /items"), Metric::P50, Op::Lt, 5.0),
+                    slo(None, Metric::Instructions, Op::Lt, 150_000.0),
+                    slo(None, Metric::Allocs, Op::Lt, 40.0),
+                    slo(None, Metric::AllocBytes, Op::Le, 16_384.0),
+                    slo(None, Metric::Syscalls, Op::Lt, 4.5),
+                    slo(Some("item"), Metric::Instructions, Op::Lt, 12_000.0),
+                    slo(Some("GET /items"), Metric::Allocs, Op::Lt, 1_500.0),
                 ],
                 regression_pct: Some(7.5),
+                cost_regression_pct: Some(2.0),
                 service: Some("api".into()),
                 data: vec!["a.jsonl".into(), "fixtures/b.jsonl".into()],
             }
@@ -882,9 +953,10 @@ mod tests {
                 args.duration_ms,
                 args.warmup_ms,
                 args.timeout_ms,
-                args.regression_pct
+                args.regression_pct,
+                args.cost_regression_pct
             ),
-            (None, None, None, None)
+            (None, None, None, None, None)
         );
         assert!(args.slos.is_empty() && args.data.is_empty() && args.service.is_none());
     }
@@ -1073,6 +1145,18 @@ mod tests {
         );
         error_at(r#"rate = 1, service = """#, "\"\"", &["cannot be empty"]);
         error_at("rate = 1, data = [1]", "1", &["expected string literal"]);
+        error_at("rate = 1, cost_regression = 2", "2", &["\"1%\""]);
+        error_at(
+            r#"rate = 1, instructions < "150q""#,
+            "\"150q\"",
+            &["count per iteration", "\"150k\""],
+        );
+        error_at("rate = 1, allocs < -1", "-1", &["cannot be negative"]);
+        error_at(
+            r#"rate = 1, alloc_bytes < "16""#,
+            "\"16\"",
+            &["bytes allocated per iteration", "KiB"],
+        );
     }
 
     #[test]

@@ -187,6 +187,10 @@ pub fn spec_expr(args: &Args, name: &str) -> TokenStream {
     let warmup_ms = or_default(args.warmup_ms.map(u64_lit), "DEFAULT_WARMUP_MS");
     let timeout_ms = or_default(args.timeout_ms.map(u64_lit), "DEFAULT_TIMEOUT_MS");
     let regression_pct = or_default(args.regression_pct.map(f64_lit), "DEFAULT_REGRESSION_PCT");
+    let cost_regression_pct = or_default(
+        args.cost_regression_pct.map(f64_lit),
+        "DEFAULT_COST_REGRESSION_PCT",
+    );
     let max_in_flight = option(args.max_in_flight, u64_lit);
     let service = option(args.service.as_deref(), string);
     let data = args.data.iter().map(|d| string(d));
@@ -219,6 +223,7 @@ pub fn spec_expr(args: &Args, name: &str) -> TokenStream {
             regression_pct: #regression_pct,
             service: #service,
             data: ::std::vec![#(#data),*],
+            cost_regression_pct: #cost_regression_pct,
         }
     }
 }

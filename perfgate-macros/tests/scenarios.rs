@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use perfgate_runtime::format::{
-    self, LoadModel, Metric, Op, ScenarioSpec, Slo, Stage, DEFAULT_DURATION_MS,
-    DEFAULT_REGRESSION_PCT, DEFAULT_TIMEOUT_MS, DEFAULT_WARMUP_MS,
+    self, LoadModel, Metric, Op, ScenarioSpec, Slo, Stage, DEFAULT_COST_REGRESSION_PCT,
+    DEFAULT_DURATION_MS, DEFAULT_REGRESSION_PCT, DEFAULT_TIMEOUT_MS, DEFAULT_WARMUP_MS,
 };
 use perfgate_runtime::{perf_test, Ctx};
 
@@ -145,6 +145,7 @@ fn describe_mode_writes_the_declared_spec() {
             regression_pct: 7.5,
             service: Some("api".into()),
             data: vec!["fixtures/requests.jsonl".into()],
+            cost_regression_pct: DEFAULT_COST_REGRESSION_PCT,
         }
     );
     let ramp = describe("nested::__perfgate_ramp");
@@ -181,6 +182,7 @@ fn describe_mode_writes_the_declared_spec() {
             regression_pct: DEFAULT_REGRESSION_PCT,
             service: None,
             data: vec![],
+            cost_regression_pct: DEFAULT_COST_REGRESSION_PCT,
         }
     );
     let browse = describe("nested::__perfgate_browse");

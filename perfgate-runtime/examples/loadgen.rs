@@ -44,6 +44,7 @@ fn main() {
         regression_pct: 10.0,
         service: None,
         data: vec![],
+        cost_regression_pct: 1.0,
     };
     let r = run_scenario(&spec, &url, |ctx: Ctx| async move {
         ctx.get("/").send().await?.expect_status(200)?;

@@ -39,8 +39,19 @@ where
                 .unwrap_or_else(|e| panic!("perfgate scenario `{name}`: {e}"));
             write_json(Path::new(&out), &result);
         }
+        Some("cost") => {
+            if let Some(schema) = var(env::SCHEMA) {
+                check_schema(&schema);
+            }
+            let base_url = var(env::BASE_URL)
+                .unwrap_or_else(|| panic!("perfgate: {} is not set (cost mode)", env::BASE_URL));
+            let cfg = engine::cost::CostConfig::from_env(&var)
+                .unwrap_or_else(|e| panic!("perfgate: {e}"));
+            engine::cost::execute(&spec, &base_url, f, &cfg)
+                .unwrap_or_else(|e| panic!("perfgate scenario `{name}` (cost pass): {e}"));
+        }
         Some(other) => panic!(
-            "perfgate: unknown {}={other:?} (expected `run` or `describe`)",
+            "perfgate: unknown {}={other:?} (expected `run`, `describe` or `cost`)",
             env::MODE
         ),
         None => match var(env::BASE_URL) {

@@ -18,6 +18,10 @@ use crate::error::{lock, Error, ErrorKind, Result};
 use crate::http::{build_client, HttpClient, Transport};
 use crate::record::Recorder;
 
+/// Called after each request (and `ctx.time` step) with its series name and whether it was in the
+/// measured window; the cost mode uses it to count each request in a window of its own.
+pub(crate) type AfterRequest = Arc<dyn Fn(&str, bool) + Send + Sync>;
+
 /// What the iterations of one worker share (one per worker thread, so its reference count and its
 /// client's pool stay on one core).
 pub(crate) struct Run {
@@ -25,6 +29,7 @@ pub(crate) struct Run {
     base_url: String,
     timeout: Duration,
     pub(crate) recorder: Arc<Recorder>,
+    after_request: Option<AfterRequest>,
 }
 
 impl Run {
@@ -41,6 +46,18 @@ impl Run {
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             recorder,
+            after_request: None,
+        }
+    }
+
+    pub(crate) fn with_after_request(mut self, hook: AfterRequest) -> Self {
+        self.after_request = Some(hook);
+        self
+    }
+
+    fn after_request(&self, name: &str, measured: bool) {
+        if let Some(hook) = &self.after_request {
+            hook(name, measured);
         }
     }
 }
@@ -160,6 +177,7 @@ impl Ctx {
         if self.measured {
             self.run.recorder.request(name, start.elapsed(), None);
         }
+        self.run.after_request(name, self.measured);
         out
     }
 }
@@ -299,22 +317,19 @@ impl RequestBuilder {
             )),
         };
         let elapsed = start.elapsed();
-        match outcome {
-            Ok((parts, body)) => {
-                record(elapsed, None);
-                Ok(Response {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                    name,
-                    ctx: ctx.clone(),
-                })
-            }
-            Err(e) => {
-                record(elapsed, Some(&e));
-                Err(e)
-            }
+        match &outcome {
+            Ok(_) => record(elapsed, None),
+            Err(e) => record(elapsed, Some(e)),
         }
+        run.after_request(&name, ctx.measured);
+        let (parts, body) = outcome?;
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            name,
+            ctx: ctx.clone(),
+        })
     }
 }
 

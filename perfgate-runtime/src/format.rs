@@ -46,6 +46,67 @@ pub mod env {
     /// fails as an `other` error that names the bound; the run goes on. Bodies of at most 16 KiB
     /// are not counted (they are bounded by the requests in flight).
     pub const MAX_BODY_BYTES: &str = "PERFGATE_MAX_BODY_BYTES";
+    /// Cost mode (`PERFGATE_MODE=cost`): the directory of the marker files both sides write (see
+    /// [`cost`](super::cost)).
+    pub const COST_DIR: &str = "PERFGATE_COST_DIR";
+    /// Cost mode: iterations before the measured window, and in it.
+    pub const COST_WARMUP: &str = "PERFGATE_COST_WARMUP";
+    pub const COST_ITERATIONS: &str = "PERFGATE_COST_ITERATIONS";
+    /// Cost mode: the service's process id, whose threads must all be asleep before an iteration
+    /// starts (so every iteration finds the service in the same state).
+    pub const SERVICE_PID: &str = "PERFGATE_SERVICE_PID";
+}
+
+/// The cost pass's handshake between `cargo perfgate` (which runs the service under valgrind and
+/// opens and closes the measured window) and the scenario binary (which drives the iterations), as
+/// files in [`env::COST_DIR`], each written atomically ([`write_atomic`]). In order:
+/// 1. the scenario runs the warm-up iterations, one at a time on one connection, waiting after each
+///    until the service is idle, and writes [`READY`];
+/// 2. the CLI opens the window and writes [`GO`];
+/// 3. the scenario runs the measured iterations the same way. When its iterations make requests of
+///    several names, it writes [`mark`]`(k)` (holding the request's name) after each request once
+///    the service is idle, and waits for [`marked`]`(k)`, which the CLI writes once it has taken
+///    the counts so far: each request then has a window of its own;
+/// 4. the scenario writes [`DONE`] (a [`CostDone`]); the CLI closes the window and writes [`CLOSED`];
+///    only then does the scenario close its connection and exit.
+///
+/// Every wait has a deadline and gives up when the other side has gone.
+pub mod cost {
+    pub const READY: &str = "ready";
+    pub const GO: &str = "go";
+    pub const DONE: &str = "done";
+    pub const CLOSED: &str = "closed";
+
+    /// The scenario's `k`-th request boundary in the window (from 0).
+    pub fn mark(k: u64) -> String {
+        format!("mark-{k}")
+    }
+
+    /// The CLI's answer to [`mark`]`(k)`.
+    pub fn marked(k: u64) -> String {
+        format!("marked-{k}")
+    }
+}
+
+/// What a scenario binary writes in cost mode ([`cost::DONE`]): what it sent in the measured window.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CostDone {
+    pub schema_version: u32,
+    pub perfgate_version: String,
+    pub warmup: u64,
+    /// Iterations in the measured window.
+    pub iterations: u64,
+    /// Iterations of the window that failed, by kind.
+    pub errors: ErrorCounts,
+    pub error_samples: Vec<String>,
+    /// Requests (and `ctx.time` steps) of the window, by name.
+    pub requests: BTreeMap<String, u64>,
+    /// The name of each request boundary the CLI was asked to mark, in order (empty when the
+    /// iterations make requests of one name only).
+    pub marks: Vec<String>,
+    /// Waits for an idle service that ran out of time: those iterations may have started while the
+    /// service was still busy with the previous one.
+    pub not_idle: u64,
 }
 
 /// What a `#[perf_test]` declares. Durations are milliseconds.
@@ -72,12 +133,23 @@ pub struct ScenarioSpec {
     pub service: Option<String>,
     /// Declared test data files (hashed into the spec by the CLI).
     pub data: Vec<String>,
+    /// Tolerated rise of the cost pass's instructions and allocated bytes per iteration against the
+    /// baseline, in percent (`cost_regression = "1%"`).
+    #[serde(default = "default_cost_regression_pct")]
+    pub cost_regression_pct: f64,
+}
+
+fn default_cost_regression_pct() -> f64 {
+    DEFAULT_COST_REGRESSION_PCT
 }
 
 pub const DEFAULT_DURATION_MS: u64 = 10_000;
 pub const DEFAULT_WARMUP_MS: u64 = 1_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_REGRESSION_PCT: f64 = 10.0;
+/// Tight, since the cost pass's figures repeat to a few hundredths of a percent: a 2% change in
+/// code is then decided with room to spare above the noise floor.
+pub const DEFAULT_COST_REGRESSION_PCT: f64 = 1.0;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "model", rename_all = "snake_case")]
@@ -127,10 +199,22 @@ pub enum Metric {
     Errors,
     #[serde(rename = "throughput")]
     Throughput,
+    /// Cost pass: instructions the service executed per iteration.
+    #[serde(rename = "instructions")]
+    Instructions,
+    /// Cost pass: heap allocations per iteration.
+    #[serde(rename = "allocs")]
+    Allocs,
+    /// Cost pass: bytes allocated per iteration.
+    #[serde(rename = "alloc_bytes")]
+    AllocBytes,
+    /// Cost pass: system calls per iteration.
+    #[serde(rename = "syscalls")]
+    Syscalls,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 13] = [
         Metric::P50,
         Metric::P90,
         Metric::P95,
@@ -140,6 +224,18 @@ impl Metric {
         Metric::Mean,
         Metric::Errors,
         Metric::Throughput,
+        Metric::Instructions,
+        Metric::Allocs,
+        Metric::AllocBytes,
+        Metric::Syscalls,
+    ];
+
+    /// What the cost pass measures, in the order reports show them.
+    pub const COST: [Metric; 4] = [
+        Metric::Instructions,
+        Metric::Allocs,
+        Metric::AllocBytes,
+        Metric::Syscalls,
     ];
 
     /// The name users write in the attribute and see in reports.
@@ -154,6 +250,10 @@ impl Metric {
             Metric::Mean => "mean",
             Metric::Errors => "errors",
             Metric::Throughput => "throughput",
+            Metric::Instructions => "instructions",
+            Metric::Allocs => "allocs",
+            Metric::AllocBytes => "alloc_bytes",
+            Metric::Syscalls => "syscalls",
         }
     }
 
@@ -162,10 +262,25 @@ impl Metric {
     }
 
     pub fn is_latency(self) -> bool {
-        !matches!(self, Metric::Errors | Metric::Throughput)
+        matches!(
+            self,
+            Metric::P50
+                | Metric::P90
+                | Metric::P95
+                | Metric::P99
+                | Metric::P999
+                | Metric::Max
+                | Metric::Mean
+        )
     }
 
-    /// The value of this metric in `stats`, in the unit of [`Slo::threshold`].
+    /// Measured by the cost pass (under valgrind), not by the load run.
+    pub fn is_cost(self) -> bool {
+        Metric::COST.contains(&self)
+    }
+
+    /// The value of this metric in `stats`, in the unit of [`Slo::threshold`]; NaN for the cost
+    /// metrics, which the load run does not measure.
     pub fn value(self, stats: &Stats) -> f64 {
         let l = &stats.latency;
         match self {
@@ -178,6 +293,9 @@ impl Metric {
             Metric::Mean => l.mean_ms,
             Metric::Errors => stats.error_rate(),
             Metric::Throughput => stats.throughput,
+            Metric::Instructions | Metric::Allocs | Metric::AllocBytes | Metric::Syscalls => {
+                f64::NAN
+            }
         }
     }
 }
@@ -241,8 +359,59 @@ pub fn format_value(metric: Metric, v: f64) -> String {
     match metric {
         Metric::Errors => format!("{:.2}%", v * 100.0),
         Metric::Throughput => format!("{v:.1}/s"),
+        Metric::Instructions => format_count(v),
+        Metric::Allocs | Metric::Syscalls => format_small_count(v),
+        Metric::AllocBytes => format_bytes(v),
         _ => format_ms(v),
     }
+}
+
+/// A large count with four significant digits: `97.18k`, `1.250M`, `850`.
+pub fn format_count(v: f64) -> String {
+    let a = v.abs();
+    let (x, unit) = if a >= 1e9 {
+        (v / 1e9, "G")
+    } else if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        return format!("{v:.0}");
+    };
+    let decimals = if x.abs() >= 100.0 {
+        1
+    } else if x.abs() >= 10.0 {
+        2
+    } else {
+        3
+    };
+    format!("{x:.decimals$}{unit}")
+}
+
+/// A count per iteration that is often small and fractional: `125.5`, `3.05`, `12`.
+fn format_small_count(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Bytes in binary units: `9.08KiB`, `512B`, `1.50MiB`.
+pub fn format_bytes(v: f64) -> String {
+    let a = v.abs();
+    let (x, unit) = if a >= 1_073_741_824.0 {
+        (v / 1_073_741_824.0, "GiB")
+    } else if a >= 1_048_576.0 {
+        (v / 1_048_576.0, "MiB")
+    } else if a >= 1024.0 {
+        (v / 1024.0, "KiB")
+    } else {
+        return format!("{v:.0}B");
+    };
+    format!("{x:.2}{unit}")
 }
 
 /// Milliseconds with a precision that suits their size.
@@ -707,6 +876,21 @@ mod tests {
             threshold: 0.005,
         };
         assert_eq!(slo.describe(), "errors < 0.50%");
+        let slo = Slo {
+            request: None,
+            metric: Metric::Instructions,
+            op: Op::Lt,
+            threshold: 150_000.0,
+        };
+        assert_eq!(slo.describe(), "instructions < 150.0k");
+        assert_eq!(format_value(Metric::Instructions, 97_175.3), "97.18k");
+        assert_eq!(format_value(Metric::Allocs, 125.5), "125.5");
+        assert_eq!(format_value(Metric::Allocs, 7.25), "7.25");
+        assert_eq!(format_value(Metric::Allocs, 40.0), "40");
+        assert_eq!(format_value(Metric::AllocBytes, 9296.0), "9.08KiB");
+        assert_eq!(format_value(Metric::Syscalls, 3.05), "3.05");
+        assert!(Metric::Instructions.is_cost() && !Metric::Instructions.is_latency());
+        assert!(Metric::P99.is_latency() && !Metric::Throughput.is_latency());
         assert!(Op::Lt.holds(1.0, 2.0) && !Op::Lt.holds(2.0, 2.0) && Op::Ge.holds(2.0, 2.0));
     }
 }

@@ -1,5 +1,5 @@
-//! The string forms of perfgate's values: durations (`"1.5s"`), percentages (`"0.5%"`) and rates
-//! (`"100/s"`). One grammar for the `#[perf_test]` attribute (at compile time), the
+//! The string forms of perfgate's values: durations (`"1.5s"`), percentages (`"0.5%"`), rates
+//! (`"100/s"`), counts (`"150k"`) and byte sizes (`"16KiB"`). One grammar for the `#[perf_test]` attribute (at compile time), the
 //! `[package.metadata.perfgate]` tables and the command line, so that a value accepted in one place is
 //! accepted in all of them. No dependencies: the proc-macro crate compiles it too.
 
@@ -133,6 +133,49 @@ pub fn parse_per_second(s: &str) -> Option<f64> {
     Decimal::parse(s.strip_suffix("/s")?).map(Decimal::to_f64)
 }
 
+/// Count suffixes: thousands, millions, billions (SI, as instruction counts are usually written).
+const COUNT_UNITS: [(&str, u32); 4] = [("k", 3), ("K", 3), ("M", 6), ("G", 9)];
+
+pub const COUNT_FORM: &str =
+    "a number, optionally followed by k, M or G (thousands, millions, billions), e.g. \"150k\", \"1.5M\" or \"40\"";
+
+/// `"150k"`, `"1.5M"`, `"2G"`, `"40"`, `"12.5"` → the count (150000.0, …). Counts per iteration are
+/// averages over a window, so a fraction is allowed.
+pub fn parse_count(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (number, exp) = COUNT_UNITS
+        .iter()
+        .find_map(|&(suffix, exp)| s.strip_suffix(suffix).map(|n| (n, exp)))
+        .unwrap_or((s, 0));
+    let d = Decimal::parse(number)?;
+    Some(d.to_f64() * 10f64.powi(exp as i32))
+}
+
+/// Byte-size suffixes: binary (`KiB`, 1024) and decimal (`kB`, 1000); the longest that matches wins
+/// because every binary suffix comes before the decimal one it ends with.
+const BYTE_UNITS: [(&str, f64); 8] = [
+    ("KiB", 1024.0),
+    ("MiB", 1_048_576.0),
+    ("GiB", 1_073_741_824.0),
+    ("kB", 1e3),
+    ("KB", 1e3),
+    ("MB", 1e6),
+    ("GB", 1e9),
+    ("B", 1.0),
+];
+
+pub const BYTES_FORM: &str =
+    "a size with a unit: B, KiB, MiB, GiB (1024-based) or kB, MB, GB (1000-based), e.g. \"16KiB\" or \"512B\"";
+
+/// `"16KiB"`, `"1.5MB"`, `"512B"` → bytes. A bare number is not a size (the unit says which base).
+pub fn parse_bytes(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (number, unit) = BYTE_UNITS
+        .iter()
+        .find_map(|&(suffix, unit)| s.strip_suffix(suffix).map(|n| (n, unit)))?;
+    Decimal::parse(number).map(|d| d.to_f64() * unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +269,27 @@ mod tests {
         assert_eq!(parse_per_second("12.5/s"), Some(12.5));
         assert_eq!(parse_per_second("100"), None);
         assert_eq!(parse_per_second("100/m"), None);
+    }
+
+    #[test]
+    fn counts_and_byte_sizes() {
+        assert_eq!(parse_count("150k"), Some(150_000.0));
+        assert_eq!(parse_count("1.5M"), Some(1_500_000.0));
+        assert_eq!(parse_count("2G"), Some(2e9));
+        assert_eq!(parse_count("40"), Some(40.0));
+        assert_eq!(parse_count("12.5"), Some(12.5));
+        assert_eq!(parse_count(" 97k "), Some(97_000.0));
+        assert_eq!(parse_count("150K"), Some(150_000.0));
+        for bad in ["", "k", "150 k", "-1", "1e5", "150kb", "1.k", "15x"] {
+            assert_eq!(parse_count(bad), None, "{bad:?} should not parse");
+        }
+        assert_eq!(parse_bytes("16KiB"), Some(16_384.0));
+        assert_eq!(parse_bytes("1.5MB"), Some(1_500_000.0));
+        assert_eq!(parse_bytes("512B"), Some(512.0));
+        assert_eq!(parse_bytes("2kB"), Some(2000.0));
+        assert_eq!(parse_bytes("1GiB"), Some(1_073_741_824.0));
+        for bad in ["512", "KiB", "16 KiB", "16kib", "-1B", "1.B"] {
+            assert_eq!(parse_bytes(bad), None, "{bad:?} should not parse");
+        }
     }
 }

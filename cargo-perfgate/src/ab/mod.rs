@@ -18,14 +18,18 @@ use std::time::Duration;
 
 use crate::baseline::lookup::Baselines;
 use crate::cli::{fmt_duration, RunArgs};
+use crate::cost::CostMeasurement;
 use crate::discover::config::AbSetting;
 use crate::error::{Error, Result};
+use crate::gate::cost::{self as cost_gate, CostBase, CostTolerance};
 use crate::gate::sequential::{self, NoiseFloor};
 use crate::gate::spec::spec_hash;
 use crate::gate::{GateOptions, GateSummary, Outcome, ScenarioPair};
 use crate::load::window::{spec_parts, Window};
 use crate::load::PreparedPackage;
-use crate::machine::{describe_machine, same_machine, Fingerprint};
+use crate::machine::{
+    describe_machine, describe_toolchain, same_machine, same_toolchain, Fingerprint,
+};
 use crate::results::ScenarioRun;
 use crate::service::deps::external_url;
 use crate::slo::Verdict;
@@ -70,10 +74,22 @@ pub fn reason(
                     .map_or_else(|| group.path.display().to_string(), |l| l.origin.clone())
             ));
         };
-        if !same_machine(&file.machine, machine) {
+        if !same_machine(&file.machine, machine) && file.rounds.values().any(|r| !r.is_empty()) {
             return auto(format!(
                 "the baseline was recorded on another machine ({})",
                 describe_machine(&file.machine)
+            ));
+        }
+        let toolchain = machine.toolchain();
+        if let Some((id, c)) = r
+            .scenarios
+            .iter()
+            .find_map(|s| file.cost_of(&s.id).map(|c| (&s.id, c)))
+            .filter(|(_, c)| !same_toolchain(&c.toolchain, &toolchain))
+        {
+            return auto(format!(
+                "the baseline's cost figures for {id} were measured with another toolchain ({})",
+                describe_toolchain(&c.toolchain)
             ));
         }
         for s in &r.scenarios {
@@ -125,6 +141,50 @@ pub fn contended_reason(contended: &[String], runs: &[PreparedPackage<'_>]) -> O
          here, under the same conditions (`ab = \"auto\"` in {})",
         id.id, run.pkg.name
     ))
+}
+
+/// The cost checks of `--ab`: each scenario's cost pass against the merge-base's, both measured in
+/// this run (one pass per side: the figures are counts, so no pairs are needed). A merge-base whose
+/// pass failed makes the scenario an error; the floors are those `calibrate` stored, if any.
+pub fn judge_costs(
+    reports: &mut [ScenarioRun],
+    mut base: BTreeMap<String, std::result::Result<CostMeasurement, String>>,
+    machine: &Fingerprint,
+    baselines: &Baselines,
+    short: &str,
+) {
+    let toolchain = machine.toolchain();
+    let origin = format!("the merge-base {short} (--ab)");
+    for r in reports.iter_mut() {
+        let Some(measured) = base.remove(&r.id) else {
+            continue;
+        };
+        let bm = match measured {
+            Ok(m) => m,
+            Err(e) => {
+                r.attach_cost(Err(format!("the merge-base's cost pass: {e}")));
+                continue;
+            }
+        };
+        let Some(head) = r.cost.as_mut() else {
+            continue;
+        };
+        let floors = baselines
+            .file_for(&r.package)
+            .and_then(|f| f.cost_floors(&r.id));
+        let tol = CostTolerance::of(r.spec.as_ref(), floors);
+        let cb = CostBase {
+            figures: bm.figures.clone(),
+            requests: bm.requests.clone(),
+            per_request: bm.per_request,
+            spec_parts: &bm.spec_parts,
+            toolchain: &toolchain,
+        };
+        let (decisions, attribution) =
+            cost_gate::judge(&r.id, &origin, Some(&cb), head, &toolchain, tol);
+        head.attribution = attribution;
+        r.add_regressions(decisions);
+    }
 }
 
 /// The floors `cargo perfgate calibrate` stored for this machine, from the first baseline file that

@@ -8,8 +8,9 @@ use crate::baseline::{git, BaselineFile, DEFAULT_PATH};
 use crate::cli::GateArgs;
 use crate::discover::{PerfPackage, Workspace};
 use crate::error::Result;
+use crate::gate::cost::{self, CostBase, CostTolerance};
 use crate::gate::file::{judge, GateSummary};
-use crate::gate::GateFlags;
+use crate::gate::{Decision, GateFlags};
 use crate::machine::Fingerprint;
 use crate::results::{self, ScenarioRun};
 use crate::ui::Ui;
@@ -38,6 +39,29 @@ impl Baselines {
     /// Whether any baseline file was found.
     pub fn any_found(&self) -> bool {
         self.groups.iter().any(|g| g.file.is_some())
+    }
+
+    /// Whether any baseline file holds latency rounds (a file of cost figures only does not).
+    pub fn any_rounds(&self) -> bool {
+        self.groups
+            .iter()
+            .filter_map(|g| g.file.as_ref())
+            .any(|f| f.rounds.values().any(|r| !r.is_empty()))
+    }
+
+    /// The file that serves `package`, if one was found.
+    pub fn file_for(&self, package: &str) -> Option<&BaselineFile> {
+        self.groups
+            .iter()
+            .find(|g| g.packages.iter().any(|p| p == package))
+            .and_then(|g| g.file.as_ref())
+    }
+
+    /// Whether the baseline holds cost figures for scenario `id` (`package::name`).
+    pub fn has_cost(&self, id: &str) -> bool {
+        let package = id.split("::").next().unwrap_or_default();
+        self.file_for(package)
+            .is_some_and(|f| f.cost_of(id).is_some())
     }
 }
 
@@ -132,7 +156,12 @@ pub fn apply_baselines(
         let base = file.measurements(&origin);
         let mine: Vec<ScenarioRun> = reports.iter().filter(|r| in_group(r)).cloned().collect();
         let head = results::measurements(&mine, machine, "this run");
-        let (decisions, s) = judge(&base, &head, flags);
+        let (mut decisions, s) = judge(&base, &head, flags);
+        for r in reports.iter_mut().filter(|r| in_group(r)) {
+            let cost = cost_checks(file, &origin, r, machine);
+            total.count(&cost);
+            decisions.entry(r.id.clone()).or_default().extend(cost);
+        }
         results::attach(reports, decisions, in_group);
         total.commit = total.commit.or(commit);
         total.same_machine &= s.same_machine;
@@ -144,4 +173,36 @@ pub fn apply_baselines(
     }
     total.baseline = Some(origins.join("; "));
     total
+}
+
+/// The cost checks of a measured scenario against the file's recorded figures (none when the cost
+/// pass did not run for it); the functions that changed most go with its figures.
+fn cost_checks(
+    file: &BaselineFile,
+    origin: &str,
+    r: &mut ScenarioRun,
+    machine: &Fingerprint,
+) -> Vec<Decision> {
+    let Some(head) = r.cost.as_mut() else {
+        return Vec::new();
+    };
+    let recorded = file.cost_of(&r.id);
+    let base = recorded.map(|c| CostBase {
+        figures: c.figures(file.cost_functions.get(&r.id)),
+        requests: c.request_figures(),
+        per_request: c.per_request,
+        spec_parts: &c.spec_parts,
+        toolchain: &c.toolchain,
+    });
+    let tol = CostTolerance::of(r.spec.as_ref(), file.cost_floors(&r.id));
+    let (decisions, attribution) = cost::judge(
+        &r.id,
+        origin,
+        base.as_ref(),
+        head,
+        &machine.toolchain(),
+        tol,
+    );
+    head.attribution = attribution;
+    decisions
 }

@@ -6,8 +6,16 @@
 //! - a header (schema and perfgate versions, commit, the machine's fingerprint);
 //! - `[scenarios."package::name"]`: per scenario, the medians over rounds of p50/p95/p99 in ms, the error
 //!   rate and the throughput, per named request too, and the spec hash — small, human-readable lines;
+//! - `[scenarios."package::name".cost]`: the cost pass's figures per iteration (and per named
+//!   request) with the toolchain they were measured under — what the cost checks compare;
 //! - `[rounds."package::name"]` at the end: each round's counts and its encoded HDR histogram, which is
-//!   what the gate actually compares (long base64 lines nobody needs to read in a diff).
+//!   what the gate actually compares (long base64 lines nobody needs to read in a diff);
+//! - `[cost_functions."package::name"]`: the largest functions' instructions per iteration, from
+//!   which a cost regression names the functions that changed.
+//!
+//! A scenario may have rounds, cost figures, or both (`record --cost-only` records cost figures
+//! only: portable across machines of one toolchain, so a repository can commit them for every
+//! runner, where latency rounds hold for one machine only).
 //!
 //! Several packages share one file: every scenario is keyed by `package::name`. Packages that set their
 //! own `baseline = "…"` in `[package.metadata.perfgate]` get their own file.
@@ -22,10 +30,13 @@ use std::path::Path;
 use perfgate_runtime::format::{self, Metric, Stats};
 use serde::{Deserialize, Serialize};
 
+use crate::cost::{CostFigures, CostMeasurement, PerRequest};
 use crate::error::{Error, Result};
+use crate::gate::cost::CostFloors;
 use crate::gate::file::{MeasuredScenario, Measurements};
+use crate::gate::spec::spec_hash;
 use crate::gate::RoundStats;
-use crate::machine::Fingerprint;
+use crate::machine::{Fingerprint, Toolchain};
 
 /// Version of the baseline file. Bump on any change a reader of the old version would misread.
 pub const BASELINE_SCHEMA_VERSION: u32 = 1;
@@ -36,7 +47,9 @@ pub const DEFAULT_PATH: &str = "perfgate.baseline.toml";
 const HEADER: &str = "\
 # perfgate baseline: written by `cargo perfgate record`; commit it. `cargo perfgate` compares a pull
 # request with this file as committed at the merge-base. Latencies are in milliseconds (medians over
-# rounds); the [rounds.*] tables hold each round's encoded histograms, which the gate compares.
+# rounds); the [rounds.*] tables hold each round's encoded histograms, which the gate compares. The
+# .cost tables hold the cost pass's figures per iteration (instructions, allocations, bytes, syscalls
+# under valgrind) and [cost_functions.*] the largest functions' instructions per iteration.
 ";
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -53,6 +66,9 @@ pub struct BaselineFile {
     /// The rounds themselves, keyed like `scenarios`.
     #[serde(default)]
     pub rounds: BTreeMap<String, Vec<BaselineRound>>,
+    /// Per scenario, the self instructions per iteration of its largest functions (by name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost_functions: BTreeMap<String, BTreeMap<String, f64>>,
     /// This machine's noise floor, measured by `cargo perfgate calibrate` (used by `--ab`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
@@ -70,6 +86,9 @@ pub struct Calibration {
     pub budget_secs: f64,
     #[serde(default)]
     pub scenarios: BTreeMap<String, crate::gate::sequential::NoiseFloor>,
+    /// Per scenario, the relative spread of repeated cost passes (per check).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost: BTreeMap<String, CostFloors>,
 }
 
 /// Medians over rounds of the headline metrics of one scenario.
@@ -80,15 +99,185 @@ pub struct ScenarioSummary {
     /// What the hash covers, spelled out, so a changed hash can be explained.
     pub load: String,
     pub rounds: usize,
+    /// Absent from a file of cost figures only (no rounds).
+    #[serde(default, skip_serializing_if = "SeriesSummary::is_empty")]
     pub iterations: SeriesSummary,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, SeriesSummary>,
     /// Per-round values of the hashed parts, to say *what* changed when the hash differs.
     #[serde(default)]
     pub spec_parts: BTreeMap<String, String>,
+    /// The cost pass's figures, when they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
 }
 
+/// The cost pass's figures of a scenario, as recorded: per iteration, per named request, and
+/// what they are comparable with.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CostSummary {
+    /// Hash of the cost pass's own spec parts (iterations, service, data files).
+    pub spec_hash: String,
+    pub toolchain: Toolchain,
+    pub warmup: u64,
+    pub iterations: u64,
+    pub instructions: f64,
+    pub allocs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc_bytes: Option<f64>,
+    pub syscalls: f64,
+    pub per_request: PerRequest,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, CostRequestSummary>,
+    #[serde(default)]
+    pub spec_parts: BTreeMap<String, String>,
+}
+
+/// One named request's cost figures.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CostRequestSummary {
+    pub instructions: f64,
+    pub allocs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc_bytes: Option<f64>,
+    pub syscalls: f64,
+}
+
+/// Functions kept per scenario in `[cost_functions]`: enough to name what changed, small enough for
+/// a readable file.
+pub const COST_FUNCTIONS: usize = 100;
+
+/// Significant digits kept of cost figures: repeated passes agree to a few hundredths of a percent,
+/// so a re-recording only changes the lines whose figures really moved.
+fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let d = digits - 1 - x.abs().log10().floor() as i32;
+    let f = 10f64.powi(d);
+    (x * f).round() / f
+}
+
+impl CostSummary {
+    pub fn of(m: &CostMeasurement, spec_hash: String, toolchain: Toolchain) -> CostSummary {
+        let r = |x: f64| round_sig(x, 6);
+        CostSummary {
+            spec_hash,
+            toolchain,
+            warmup: m.warmup,
+            iterations: m.iterations,
+            instructions: r(m.figures.instructions),
+            allocs: r(m.figures.allocs),
+            alloc_bytes: m.figures.alloc_bytes.map(r),
+            syscalls: r(m.figures.syscalls),
+            per_request: m.per_request,
+            requests: m
+                .requests
+                .iter()
+                .map(|(k, f)| {
+                    (
+                        k.clone(),
+                        CostRequestSummary {
+                            instructions: r(f.instructions),
+                            allocs: r(f.allocs),
+                            alloc_bytes: f.alloc_bytes.map(r),
+                            syscalls: r(f.syscalls),
+                        },
+                    )
+                })
+                .collect(),
+            spec_parts: m.spec_parts.clone(),
+        }
+    }
+
+    /// The figures per iteration, with the recorded functions (largest first).
+    pub fn figures(&self, functions: Option<&BTreeMap<String, f64>>) -> CostFigures {
+        let mut top: Vec<(String, f64)> = functions
+            .map(|f| f.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        CostFigures {
+            iterations: self.iterations,
+            instructions: self.instructions,
+            allocs: self.allocs,
+            alloc_bytes: self.alloc_bytes,
+            syscalls: self.syscalls,
+            top_functions: top,
+        }
+    }
+
+    /// The recorded figures as a measurement (what `compare` reads from a baseline file).
+    pub fn measurement(&self, functions: Option<&BTreeMap<String, f64>>) -> CostMeasurement {
+        CostMeasurement {
+            warmup: self.warmup,
+            iterations: self.iterations,
+            figures: self.figures(functions),
+            requests: self.request_figures(),
+            per_request: self.per_request,
+            not_idle: 0,
+            secs: 0.0,
+            window_secs: 0.0,
+            spec_parts: self.spec_parts.clone(),
+            attribution: Vec::new(),
+        }
+    }
+
+    /// The figures per named request.
+    pub fn request_figures(&self) -> BTreeMap<String, CostFigures> {
+        self.requests
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    CostFigures {
+                        iterations: self.iterations,
+                        instructions: r.instructions,
+                        allocs: r.allocs,
+                        alloc_bytes: r.alloc_bytes,
+                        syscalls: r.syscalls,
+                        top_functions: Vec::new(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Every figure, checked: finite and not negative.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let series = std::iter::once((
+            "cost",
+            (
+                self.instructions,
+                self.allocs,
+                self.alloc_bytes,
+                self.syscalls,
+            ),
+        ))
+        .chain(self.requests.iter().map(|(k, r)| {
+            (
+                k.as_str(),
+                (r.instructions, r.allocs, r.alloc_bytes, r.syscalls),
+            )
+        }));
+        for (name, (i, a, b, sc)) in series {
+            for (field, x) in [
+                ("instructions", Some(i)),
+                ("allocs", Some(a)),
+                ("alloc_bytes", b),
+                ("syscalls", Some(sc)),
+            ] {
+                if let Some(x) = x {
+                    if !(x.is_finite() && x >= 0.0) {
+                        return Err(format!("`{name}.{field}` is {x}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct SeriesSummary {
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -145,6 +334,15 @@ pub struct Measured {
     pub spec_hash: String,
     pub spec_parts: BTreeMap<String, String>,
     pub rounds: Vec<RoundStats>,
+    /// The cost pass's figures and the toolchain they were measured under.
+    pub cost: Option<(CostMeasurement, Toolchain)>,
+}
+
+impl SeriesSummary {
+    /// A scenario recorded without rounds has no latency summary.
+    pub fn is_empty(&self) -> bool {
+        *self == SeriesSummary::default()
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -206,6 +404,9 @@ impl ScenarioSummary {
             iterations: summarize(&its),
             requests,
             spec_parts: m.spec_parts.clone(),
+            cost: m.cost.as_ref().map(|(c, toolchain)| {
+                CostSummary::of(c, spec_hash(&c.spec_parts), toolchain.clone())
+            }),
         }
     }
 }
@@ -220,6 +421,7 @@ impl BaselineFile {
             machine,
             scenarios: BTreeMap::new(),
             rounds: BTreeMap::new(),
+            cost_functions: BTreeMap::new(),
             calibration: None,
         }
     }
@@ -227,10 +429,39 @@ impl BaselineFile {
     pub fn insert(&mut self, m: &Measured, load: String) {
         self.scenarios
             .insert(m.id.clone(), ScenarioSummary::of(m, load));
-        self.rounds.insert(
-            m.id.clone(),
-            m.rounds.iter().map(BaselineRound::from_round).collect(),
-        );
+        if m.rounds.is_empty() {
+            self.rounds.remove(&m.id);
+        } else {
+            self.rounds.insert(
+                m.id.clone(),
+                m.rounds.iter().map(BaselineRound::from_round).collect(),
+            );
+        }
+        match &m.cost {
+            Some((c, _)) => {
+                let kept = c
+                    .figures
+                    .top_functions
+                    .iter()
+                    .take(COST_FUNCTIONS)
+                    .map(|(k, v)| (k.clone(), round_sig(*v, 4)))
+                    .collect();
+                self.cost_functions.insert(m.id.clone(), kept);
+            }
+            None => {
+                self.cost_functions.remove(&m.id);
+            }
+        }
+    }
+
+    /// The recorded cost figures of a scenario, if any.
+    pub fn cost_of(&self, id: &str) -> Option<&CostSummary> {
+        self.scenarios.get(id).and_then(|s| s.cost.as_ref())
+    }
+
+    /// The cost floors `calibrate` measured for a scenario.
+    pub fn cost_floors(&self, id: &str) -> Option<&CostFloors> {
+        self.calibration.as_ref().and_then(|c| c.cost.get(id))
     }
 
     /// The file as one side of the file gate.
@@ -246,6 +477,7 @@ impl BaselineFile {
                         spec_hash: Some(s.spec_hash.clone()),
                         spec_parts: s.spec_parts.clone(),
                         spec: None,
+                        cost_only: s.rounds == 0 && s.cost.is_some(),
                     },
                 )
             })
@@ -347,6 +579,17 @@ impl BaselineFile {
                     ));
                 }
             }
+            if let Some(c) = &s.cost {
+                c.validate().map_err(|e| format!("scenario `{id}`, {e}"))?;
+            }
+        }
+        for (id, functions) in &self.cost_functions {
+            if let Some((f, v)) = functions
+                .iter()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(format!("scenario `{id}`, cost function `{f}` is {v}"));
+            }
         }
         for (id, rounds) in &self.rounds {
             for (i, r) in rounds.iter().enumerate() {
@@ -420,6 +663,7 @@ pub(crate) mod tests {
             spec_hash: spec_hash(&parts),
             spec_parts: parts,
             rounds,
+            cost: None,
         }
     }
 

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::lookup::baseline_paths;
-use super::{BaselineFile, Calibration, Measured};
+use super::{BaselineFile, Calibration, Measured, ScenarioSummary};
 use crate::discover::{PerfPackage, Workspace};
 use crate::error::{Error, Result};
+use crate::gate::cost::CostFloors;
 use crate::gate::sequential::NoiseFloor;
 use crate::gate::spec::spec_hash;
 use crate::machine::{same_machine, Fingerprint};
@@ -31,6 +32,27 @@ fn targets(
         .into(),
         None => baseline_paths(ws, packages),
     }
+}
+
+/// The scenarios whose cost figures the files `record` merges into already hold: re-recording them
+/// requires the cost pass.
+pub fn recorded_cost(
+    ws: &Workspace,
+    packages: &[PerfPackage],
+    baseline_file: Option<&Path>,
+) -> Result<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    for path in targets(ws, packages, baseline_file).into_keys() {
+        if let Some(file) = BaselineFile::read(&path)? {
+            out.extend(
+                file.scenarios
+                    .iter()
+                    .filter(|(_, s)| s.cost.is_some())
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the file at `path` (if any), lets `update` build the new content from it, and writes that
@@ -66,10 +88,15 @@ pub fn write_baselines(
     ui: &Ui,
 ) -> Result<()> {
     let (filter, allow_drop) = (args.filter.as_deref(), args.allow_drop);
+    let cost_only = args.cost.cost_only;
     let unmeasured: Vec<String> = report
         .scenarios
         .iter()
-        .filter(|s| !matches!(s.verdict, Verdict::Pass | Verdict::Fail) || s.result.is_none())
+        .filter(|s| {
+            !matches!(s.verdict, Verdict::Pass | Verdict::Fail)
+                || (s.result.is_none() && !cost_only)
+                || (s.cost.is_none() && cost_only)
+        })
         .map(|s| format!("`{}` ({})", s.id, s.verdict.as_str()))
         .collect();
     if !unmeasured.is_empty() {
@@ -104,6 +131,7 @@ pub fn write_baselines(
                     spec_hash: spec_hash(&s.spec_parts),
                     spec_parts: s.spec_parts.clone(),
                     rounds,
+                    cost: s.cost.clone().map(|c| (c, report.environment.toolchain())),
                 },
                 load,
             );
@@ -127,12 +155,20 @@ pub fn write_baselines(
             .map(|s| s.all_rounds().len())
             .max()
             .unwrap_or(0);
+        let costed = report.scenarios.iter().filter(|s| s.cost.is_some()).count();
+        let what = match (rounds, costed) {
+            (0, _) => "cost figures".to_string(),
+            (r, 0) => format!("{r} round{}", if r == 1 { "" } else { "s" }),
+            (r, _) => format!(
+                "{r} round{} and cost figures",
+                if r == 1 { "" } else { "s" }
+            ),
+        };
         ui.status(
             "Recorded",
             &format!(
-                "{recorded} scenario{} × {rounds} round{} to {}{}",
+                "{recorded} scenario{} ({what}) to {}{}",
                 if recorded == 1 { "" } else { "s" },
-                if rounds == 1 { "" } else { "s" },
                 path.display(),
                 if dropped.is_empty() {
                     String::new()
@@ -146,6 +182,8 @@ pub fn write_baselines(
 }
 
 /// Merges a new recording into the old file: selected scenarios are replaced, unselected ones kept.
+/// Of a re-recorded scenario, what this recording did not measure is kept: its latency rounds after
+/// `record --cost-only`, its cost figures after `record --no-cost`.
 /// Scenarios of the old file that were selected (`selected(id)`) but not measured now would be dropped:
 /// refused unless `allow_drop`, naming them.
 pub fn merge_recording(
@@ -162,7 +200,23 @@ pub fn merge_recording(
             new.calibration = old.calibration.clone();
         }
         for (id, summary) in &old.scenarios {
-            if new.scenarios.contains_key(id) {
+            if let Some(fresh) = new.scenarios.get_mut(id) {
+                if fresh.cost.is_none() && summary.cost.is_some() {
+                    fresh.cost = summary.cost.clone();
+                    if let Some(f) = old.cost_functions.get(id) {
+                        new.cost_functions.insert(id.clone(), f.clone());
+                    }
+                }
+                if fresh.rounds == 0 && summary.rounds > 0 {
+                    let cost = fresh.cost.take();
+                    *fresh = ScenarioSummary {
+                        cost,
+                        ..summary.clone()
+                    };
+                    if let Some(r) = old.rounds.get(id) {
+                        new.rounds.insert(id.clone(), r.clone());
+                    }
+                }
                 continue;
             }
             if selected(id) {
@@ -171,6 +225,9 @@ pub fn merge_recording(
                 new.scenarios.insert(id.clone(), summary.clone());
                 if let Some(r) = old.rounds.get(id) {
                     new.rounds.insert(id.clone(), r.clone());
+                }
+                if let Some(f) = old.cost_functions.get(id) {
+                    new.cost_functions.insert(id.clone(), f.clone());
                 }
             }
         }
@@ -191,50 +248,71 @@ pub fn merge_recording(
     Ok((new, dropped))
 }
 
+/// What `calibrate` measured, to be written.
+pub struct Calibrated<'a> {
+    /// The A/A pairs' floors per scenario (latency checks, for `--ab`).
+    pub floors: &'a BTreeMap<String, NoiseFloor>,
+    /// The repeated cost passes' floors per scenario.
+    pub cost: &'a BTreeMap<String, CostFloors>,
+    pub machine: &'a Fingerprint,
+    pub head_commit: Option<String>,
+    pub pairs: usize,
+    pub budget_secs: f64,
+    pub now_unix_ms: u64,
+}
+
 /// After `calibrate` ran: the noise floors into each baseline file (or `--baseline-file`), keeping
-/// the floors of scenarios this run did not measure when they were taken on this machine. A file that
-/// does not exist yet is created with the floors only.
-#[allow(clippy::too_many_arguments)]
+/// the floors of scenarios this run did not measure (the latency ones when they were taken on this
+/// machine; the cost ones always, as they do not depend on the machine). A file that does not exist
+/// yet is created with the floors only.
 pub fn write_calibration(
     ws: &Workspace,
     baseline_file: Option<&Path>,
-    measured: &BTreeMap<String, NoiseFloor>,
-    machine: &Fingerprint,
-    head_commit: Option<String>,
-    pairs: usize,
-    budget_secs: f64,
-    now_unix_ms: u64,
+    c: &Calibrated<'_>,
     ui: &Ui,
 ) -> Result<()> {
+    let ours = |pkgs: &[String], id: &str| {
+        pkgs.iter()
+            .any(|p| id.split("::").next() == Some(p.as_str()))
+    };
     for (path, pkgs) in targets(ws, &ws.packages, baseline_file) {
-        let mine: BTreeMap<String, NoiseFloor> = measured
+        let mine: BTreeMap<String, NoiseFloor> = c
+            .floors
             .iter()
-            .filter(|(id, _)| {
-                pkgs.iter()
-                    .any(|p| id.split("::").next() == Some(p.as_str()))
-            })
+            .filter(|(id, _)| ours(&pkgs, id))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if mine.is_empty() {
+        let mine_cost: BTreeMap<String, CostFloors> = c
+            .cost
+            .iter()
+            .filter(|(id, _)| ours(&pkgs, id))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if mine.is_empty() && mine_cost.is_empty() {
             continue;
         }
         rewrite(&path, "calibrate", |old| {
             let mut file = old.unwrap_or_else(|| {
-                BaselineFile::new(machine.clone(), head_commit.clone(), now_unix_ms)
+                BaselineFile::new(c.machine.clone(), c.head_commit.clone(), c.now_unix_ms)
             });
-            let mut scenarios = file
-                .calibration
-                .take()
-                .filter(|c| same_machine(&c.machine, machine))
-                .map(|c| c.scenarios)
+            let old_cal = file.calibration.take();
+            let mut cost = old_cal.as_ref().map(|o| o.cost.clone()).unwrap_or_default();
+            cost.extend(mine_cost);
+            let same = old_cal
+                .as_ref()
+                .is_some_and(|o| same_machine(&o.machine, c.machine));
+            let mut scenarios = old_cal
+                .filter(|_| same)
+                .map(|o| o.scenarios)
                 .unwrap_or_default();
             scenarios.extend(mine);
             file.calibration = Some(Calibration {
-                machine: machine.clone(),
-                recorded_unix_ms: now_unix_ms,
-                pairs,
-                budget_secs,
+                machine: c.machine.clone(),
+                recorded_unix_ms: c.now_unix_ms,
+                pairs: c.pairs,
+                budget_secs: c.budget_secs,
                 scenarios,
+                cost,
             });
             Ok(Some(file))
         })?;

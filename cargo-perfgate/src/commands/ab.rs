@@ -7,6 +7,7 @@ use crate::baseline::git;
 use crate::baseline::lookup::Baselines;
 use crate::cli::{CommonArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
+use crate::cost;
 use crate::discover::Discovered;
 use crate::error::{Error, Result};
 use crate::gate::GateOptions;
@@ -49,6 +50,15 @@ pub fn run(
         ));
     };
     let short = commit.to_string()[..10].to_string();
+    // Decided before anything is built: a cost pass that cannot run is said at once.
+    let cost_plan = cost::plan::plan(
+        runs,
+        &args.cost,
+        &|id| baselines.has_cost(id),
+        false,
+        cost::valgrind::detect,
+        ui,
+    )?;
     ui.status(
         "A/B",
         &format!("HEAD against {short} ({how}), both measured on this machine ({why})"),
@@ -82,24 +92,59 @@ pub fn run(
     };
     let opts = RunOptions::one_round(&args.load);
     let load_started = Instant::now();
-    progress::set_scenario_dir(&run_dir.join("scenarios"));
-    let paired = paired::run_paired(
-        runs,
-        &base_runs,
-        &run_dir,
-        &opts,
-        &sampling,
-        &commit.to_string(),
-        ui,
-    );
-    progress::cleanup(&run_dir.join("scenarios"));
+    let paired = if args.cost.cost_only {
+        Ok(Vec::new())
+    } else {
+        progress::set_scenario_dir(&run_dir.join("scenarios"));
+        let paired = paired::run_paired(
+            runs,
+            &base_runs,
+            &run_dir,
+            &opts,
+            &sampling,
+            &commit.to_string(),
+            ui,
+        );
+        progress::cleanup(&run_dir.join("scenarios"));
+        paired
+    };
+    let load_secs = load_started.elapsed().as_secs_f64();
+    // One cost pass per side (the figures are deterministic: no pairs needed), the merge-base's
+    // while its worktree is still there.
+    let cost_started = Instant::now();
+    let base_cost = match &paired {
+        Ok(_) => cost::pass::run(
+            &base_runs,
+            &cost_plan,
+            &run_dir.join("cost").join("base"),
+            ui,
+        ),
+        Err(_) => Ok(Default::default()),
+    };
     // The worktree goes before the results are shown: nothing of it outlives the run.
     if let Err(e) = base.checkout.remove() {
         ui.warn(&format!("removing the merge-base's worktree: {e}"));
     }
     let _ = std::fs::remove_file(ab::base::ab_dirs(&found.ws.perfgate_dir()).0.join("base"));
-    let scenarios: Vec<ScenarioRun> = paired?.into_iter().map(|p| p.report).collect();
-    let load_secs = load_started.elapsed().as_secs_f64();
+    let mut scenarios: Vec<ScenarioRun> = if args.cost.cost_only {
+        crate::load::cost_only_reports(runs, &opts)
+    } else {
+        paired?.into_iter().map(|p| p.report).collect()
+    };
+    let base_cost = base_cost?;
+    cost::pass::measure_into(
+        runs,
+        &cost_plan,
+        &run_dir.join("cost").join("head"),
+        &mut scenarios,
+        ui,
+    )?;
+    ab::judge_costs(&mut scenarios, base_cost, &environment, baselines, &short);
+    let cost_secs = if cost_plan.valgrind.is_some() {
+        cost_started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
 
     let gate = ab::summary(&scenarios, &short, &how, sampling.budget);
     let measured = Measured {
@@ -109,6 +154,7 @@ pub fn run(
         target_url: None,
         build_secs,
         load_secs,
+        cost_secs,
         scenarios,
         environment,
         gate: Some(gate),

@@ -7,6 +7,7 @@ use crate::baseline::BaselineFile;
 use crate::cli::{CommonArgs, CompareArgs, MessageFormat};
 use crate::commands::{print_stdout, stdout_color};
 use crate::error::{Error, Result};
+use crate::gate::cost::{self, CostBase, CostTolerance};
 use crate::gate::file::judge;
 use crate::gate::GateFlags;
 use crate::report::table::{gate_line, render_regressions};
@@ -34,7 +35,7 @@ pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result
         &report.environment,
         &args.head.display().to_string(),
     );
-    if head.scenarios.is_empty() {
+    if head.scenarios.is_empty() && report.scenarios.iter().all(|s| s.cost.is_none()) {
         return Err(Error::Usage(format!(
             "{} has no measured scenario to compare",
             args.head.display()
@@ -45,10 +46,40 @@ pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result
         allow_other_machine: args.allow_other_machine,
         ignore_contention: args.ignore_contention,
     };
-    let (mut decisions, summary) = judge(&base, &head, flags);
-    report
-        .scenarios
-        .retain(|s| head.scenarios.contains_key(&s.id));
+    let (mut decisions, mut summary) = judge(&base, &head, flags);
+    // The cost checks of the scenarios HEAD measured the cost of, against BASE's figures.
+    for s in report.scenarios.iter_mut() {
+        let Some(h) = s.cost.as_mut() else { continue };
+        let b = base_report
+            .scenarios
+            .iter()
+            .find(|b| b.id == s.id)
+            .and_then(|b| b.cost.as_ref());
+        let base_toolchain = base_report.environment.toolchain();
+        let cb = b.map(|b| CostBase {
+            figures: b.figures.clone(),
+            requests: b.requests.clone(),
+            per_request: b.per_request,
+            spec_parts: &b.spec_parts,
+            toolchain: &base_toolchain,
+        });
+        let tol = CostTolerance::of(s.spec.as_ref(), None);
+        let origin = args.base.display().to_string();
+        let (d, attribution) = cost::judge(
+            &s.id,
+            &origin,
+            cb.as_ref(),
+            h,
+            &report.environment.toolchain(),
+            tol,
+        );
+        h.attribution = attribution;
+        summary.count(&d);
+        decisions.entry(s.id.clone()).or_default().extend(d);
+    }
+    report.scenarios.retain(|s| {
+        head.scenarios.contains_key(&s.id) || decisions.get(&s.id).is_some_and(|d| !d.is_empty())
+    });
     for s in &mut report.scenarios {
         s.regressions = decisions.remove(&s.id).unwrap_or_default();
         // Only the regression checks decide here; the SLOs were the other run's business.
@@ -110,6 +141,11 @@ fn read_document(path: &Path) -> Result<RunResults> {
             regressions: Vec::new(),
             ab: None,
             contention: Vec::new(),
+            cost: s
+                .cost
+                .as_ref()
+                .map(|c| c.measurement(file.cost_functions.get(id))),
+            cost_error: None,
         })
         .collect();
     Ok(RunResults {
@@ -121,6 +157,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
         target_url: None,
         build_secs: 0.0,
         load_secs: 0.0,
+        cost_secs: 0.0,
         total_secs: 0.0,
         scenarios,
         exit_code: 0,

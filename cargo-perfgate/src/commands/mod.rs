@@ -51,6 +51,7 @@ pub struct Measured {
     pub target_url: Option<String>,
     pub build_secs: f64,
     pub load_secs: f64,
+    pub cost_secs: f64,
     pub scenarios: Vec<ScenarioRun>,
     pub environment: Fingerprint,
     /// The gate's summary, when there was a baseline to look for or a merge-base measured.
@@ -82,6 +83,7 @@ pub fn conclude(
         target_url: m.target_url,
         build_secs: m.build_secs,
         load_secs: m.load_secs,
+        cost_secs: m.cost_secs,
         total_secs: m.clock.started.elapsed().as_secs_f64(),
         scenarios: m.scenarios,
         exit_code,

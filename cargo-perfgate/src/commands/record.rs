@@ -9,6 +9,7 @@ pub fn run(common: &CommonArgs, args: &RecordArgs, ui: &Ui) -> Result<i32> {
     let run_args = RunArgs {
         filter: args.filter.clone(),
         load: args.load.clone(),
+        cost: args.cost.clone(),
         ..Default::default()
     };
     super::run::pipeline(common, &run_args, Some(args), ui)

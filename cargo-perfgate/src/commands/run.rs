@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use crate::ab;
 use crate::baseline::lookup::{apply_baselines, lookup_baselines, Baselines};
-use crate::baseline::write::write_baselines;
+use crate::baseline::write::{recorded_cost, write_baselines};
 use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
+use crate::cost;
 use crate::discover::{self, Workspace};
 use crate::error::Result;
 use crate::gate::file::DEFAULT_RUN_ROUNDS;
@@ -58,10 +59,26 @@ pub(crate) fn pipeline(
         }
     }
 
+    // Decided before the load: a cost pass that cannot run is said before minutes of load.
+    let recorded = match record {
+        Some(r) => recorded_cost(&found.ws, &found.ws.packages, r.baseline_file.as_deref())?,
+        None => Default::default(),
+    };
+    let cost_plan = cost::plan::plan(
+        &runs,
+        &args.cost,
+        &|id| recorded.contains(id) || baselines.as_ref().is_some_and(|b| b.has_cost(id)),
+        args.load.target_url.is_some(),
+        cost::valgrind::detect,
+        ui,
+    )?;
+
     let (run_id, run_dir) = rundir::new_run_dir(&found.ws)?;
-    let has_baseline = baselines.as_ref().is_some_and(Baselines::any_found);
+    // Several rounds only when there are rounds to compare them with.
+    let has_baseline = baselines.as_ref().is_some_and(Baselines::any_rounds);
     let opts = RunOptions {
-        gate_follows: record.is_none() && has_baseline,
+        // The cost pass (its SLOs, its checks) may still fail a scenario whose load passed.
+        gate_follows: record.is_none() && (has_baseline || !cost_plan.scenarios.is_empty()),
         first_round: 0,
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,
@@ -77,11 +94,17 @@ pub(crate) fn pipeline(
         },
     };
     let load_started = Instant::now();
-    progress::set_scenario_dir(&run_dir.join("scenarios"));
-    let scenarios = load::run_all(&runs, &run_dir, &opts, ui);
-    progress::cleanup(&run_dir.join("scenarios"));
-    let mut scenarios = scenarios?;
+    let mut scenarios = if args.cost.cost_only {
+        load::cost_only_reports(&runs, &opts)
+    } else {
+        progress::set_scenario_dir(&run_dir.join("scenarios"));
+        let scenarios = load::run_all(&runs, &run_dir, &opts, ui);
+        progress::cleanup(&run_dir.join("scenarios"));
+        scenarios?
+    };
     let load_secs = load_started.elapsed().as_secs_f64();
+    let cost_secs =
+        cost::pass::measure_into(&runs, &cost_plan, &run_dir.join("cost"), &mut scenarios, ui)?;
 
     let flags = GateFlags {
         strict: args.gate.strict,
@@ -119,6 +142,7 @@ pub(crate) fn pipeline(
         target_url: args.load.target_url.clone(),
         build_secs,
         load_secs,
+        cost_secs,
         scenarios,
         environment,
         gate,

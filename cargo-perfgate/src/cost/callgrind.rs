@@ -51,7 +51,9 @@ pub struct Part {
     pub summary: Option<Vec<u64>>,
     /// The `totals:` line (the sum of every cost written), or that sum computed when absent.
     pub totals: Vec<u64>,
-    /// Costs per function, keyed by [`normalize_name`] of the demangled name.
+    /// Costs per function, keyed by [`normalize_name`] of the demangled name. An inclusive cost
+    /// that includes a call begun before the part's window (whose cost callgrind writes wrapped
+    /// below zero) is 0 when the sum is still below zero.
     pub functions: BTreeMap<String, FunctionCosts>,
     /// Call counts per (caller, callee), both normalised.
     pub calls: BTreeMap<(String, String), u64>,
@@ -200,11 +202,18 @@ impl PartBuilder {
                     *seen_base = true;
                 }
                 for (i, v) in costs.inclusive.iter().enumerate() {
-                    entry.inclusive[i] += v;
+                    entry.inclusive[i] = entry.inclusive[i].wrapping_add(*v);
                 }
             } else if !*seen_base {
                 for (i, v) in costs.inclusive.iter().enumerate() {
                     entry.inclusive[i] = entry.inclusive[i].max(*v);
+                }
+            }
+        }
+        for f in functions.values_mut() {
+            for v in &mut f.inclusive {
+                if *v > i64::MAX as u64 {
+                    *v = 0;
                 }
             }
         }
@@ -385,8 +394,11 @@ impl Parser {
                 self_cost: vec![0; width],
                 inclusive: vec![0; width],
             });
+        // A call that began before the window opened (a thread parked in epoll_wait across the
+        // edge) is written with its cost wrapped below zero: summed modulo 2^64, and a total that
+        // ends up "negative" is unknown (see `Part::functions`).
         for (i, v) in costs.iter().enumerate() {
-            entry.inclusive[i] += v;
+            entry.inclusive[i] = entry.inclusive[i].wrapping_add(*v);
         }
         match self.pending_call.take() {
             Some(count) => {
@@ -507,6 +519,25 @@ mod tests {
         assert_eq!(exit.totals, [751_342, 59, 165]);
         assert_eq!(exit.self_cost("epoll_wait", "Ir"), 140);
         assert!(p.dump_labelled("w2").is_none());
+    }
+
+    #[test]
+    fn a_call_begun_before_the_window_does_not_overflow() {
+        // From a real window: a thread parked in the driver across the window's start returns in
+        // it, and callgrind writes that call's cost wrapped below zero.
+        let text = "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npart: 1\n\
+desc: Trigger: dump perfgate-window-2\npositions: line\nevents: Ir sysCount\n\
+summary: 4489623 18446744073709551522\n\n\
+fn=(36) tokio::park_internal\n0 2635\ncfn=(14) tokio::time::park\ncalls=1 0\n\
+0 18446744073708745387 18446744073709551006\n0 339\ncfn=(42) tokio::driver::park\ncalls=51 0\n\
+0 41581 100\n\nfn=(14)\n0 500 1\nfn=(42)\n0 41581 100\n\ntotals: 45055 101\n";
+        let p = parse(text).unwrap();
+        let part = &p.parts[0];
+        assert_eq!(part.totals, [45_055, 101]);
+        assert_eq!(part.self_cost("tokio::park_internal", "Ir"), 2_974);
+        // Its inclusive cost is below zero modulo 2^64: unknown, shown as 0.
+        assert_eq!(part.inclusive("tokio::park_internal", "Ir"), 0);
+        assert_eq!(part.calls_to("tokio::driver::park"), 51);
     }
 
     #[test]

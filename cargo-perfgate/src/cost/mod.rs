@@ -1,15 +1,20 @@
 //! The deterministic cost pass: what one iteration of a scenario costs the service, counted
 //! under valgrind rather than timed, so the figures repeat whatever else the machine does.
 //!
-//! How a pass runs (the orchestration lives with the CLI's run loop):
+//! How a pass runs (`plan.rs` decides whether and for which scenarios, `pass.rs` runs it):
 //! 1. [`valgrind::detect`]; a missing valgrind is an error that says how to install it.
 //! 2. Start the service with [`valgrind::CostRun::command`] (callgrind), pinned to one CPU.
-//! 3. The load generator runs W warm-up iterations with one user, waiting for the service to
-//!    be [`idle`] after each; then [`window::Window::begin`]; N iterations the same way;
-//!    [`window::Window::end`].
-//! 4. [`read_callgrind_window`] → [`WindowCounts`]; the same again under massif for the bytes
-//!    ([`read_heap_window`]); [`per_iteration`] → [`CostFigures`]; [`diff_functions`] against
-//!    the baseline's figures.
+//! 3. The scenario binary, in cost mode (the runtime's `engine/cost.rs`), runs W warm-up
+//!    iterations with one user, waiting for the service to be idle after each; then
+//!    [`window::Window::begin`]; N iterations the same way (with a [`window::Window::mark`] after
+//!    each request when the iterations make requests of several names); [`window::Window::end`].
+//! 4. The same again under massif for the bytes; [`measure`] turns both windows into
+//!    [`CostFigures`] per iteration and per named request; the gate (`gate/cost.rs`) compares
+//!    them with the baseline's and [`diff_functions`] names the functions that changed.
+//!
+//! This file and the parsers and valgrind control it uses depend on nothing else of the crate:
+//! the gate and the results document use its types. `plan.rs` and `pass.rs` sit above the
+//! service and discovery layers.
 //!
 //! Measured on predict-service (POST /predict, ~97k instructions per request; GET /items/{id},
 //! ~13k), 200 iterations after 50 of warm-up, 3 runs on a shared 2-core machine and 3 with both
@@ -22,14 +27,15 @@
 
 pub mod callgrind;
 pub mod dhat;
-pub mod idle;
-#[cfg(test)]
-mod live;
+pub mod pass;
+pub mod plan;
 pub mod valgrind;
 pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use perfgate_runtime::format::{CostDone, Metric};
 
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +153,33 @@ impl WindowCounts {
         }
     }
 
+    /// Adds the counts of a later part of the same window (a window cut by marks).
+    pub fn add(&mut self, other: &WindowCounts) {
+        self.instructions += other.instructions;
+        self.syscalls += other.syscalls;
+        self.vdso_calls += other.vdso_calls;
+        self.allocs += other.allocs;
+        let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for f in self.functions.iter().chain(&other.functions) {
+            let e = by_name.entry(f.name.clone()).or_default();
+            e.0 += f.self_instructions;
+            e.1 += f.inclusive_instructions;
+        }
+        self.functions = by_name
+            .into_iter()
+            .map(|(name, (s, i))| FunctionCount {
+                name,
+                self_instructions: s,
+                inclusive_instructions: i,
+            })
+            .collect();
+        self.functions.sort_by(|a, b| {
+            b.self_instructions
+                .cmp(&a.self_instructions)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+    }
+
     /// Adds the bytes and blocks of the same window measured under massif.
     pub fn with_heap(mut self, heap: HeapWindow) -> WindowCounts {
         self.alloc_bytes = Some(heap.bytes);
@@ -229,6 +262,137 @@ pub fn read_heap_window(begin: &Path, end: &Path) -> Result<HeapWindow, CostErro
     })
 }
 
+/// What the cost pass measured for one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostMeasurement {
+    pub warmup: u64,
+    pub iterations: u64,
+    /// Per iteration, over the window.
+    pub figures: CostFigures,
+    /// Per named request (and `ctx.time` step).
+    #[serde(default)]
+    pub requests: BTreeMap<String, CostFigures>,
+    pub per_request: PerRequest,
+    /// Iterations (or requests) that started before the service had gone idle: 0 when the figures
+    /// are as repeatable as the method allows.
+    pub not_idle: u64,
+    /// Wall time of the scenario's part of the pass (both valgrind runs, the service starts shared
+    /// with other scenarios not included), and of the callgrind window alone.
+    pub secs: f64,
+    pub window_secs: f64,
+    /// What makes two cost measurements of the scenario comparable (see `load::window::cost_spec_parts`).
+    #[serde(default)]
+    pub spec_parts: BTreeMap<String, String>,
+    /// The functions whose instructions per iteration changed most against the base (set by the
+    /// gate; empty without a base to compare with).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribution: Vec<FunctionChange>,
+}
+
+/// How per-request figures were counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerRequest {
+    /// Each request in a window of its own (the iterations make requests of several names).
+    Windows,
+    /// One name only: the iteration's figures divided by that name's requests per iteration.
+    Attributed,
+}
+
+/// Turns the callgrind window (and the massif one, for the bytes) of one scenario into figures per
+/// iteration and per named request. `done` is what the scenario sent in the callgrind window; the
+/// massif window must have seen the same requests.
+pub fn measure(
+    done: &CostDone,
+    callgrind: &WindowFiles,
+    massif: Option<(&CostDone, &WindowFiles)>,
+) -> Result<(CostFigures, BTreeMap<String, CostFigures>, PerRequest), CostError> {
+    let n = done.iterations;
+    let mut parts = Vec::new();
+    for path in callgrind.marks.iter().chain([&callgrind.end]) {
+        parts.push((path.clone(), read_callgrind_window(path)?));
+    }
+    if !done.marks.is_empty() && done.marks.len() != callgrind.marks.len() {
+        return Err(CostError::Parse {
+            path: callgrind.end.clone(),
+            message: format!(
+                "the scenario marked {} requests but {} dumps were taken",
+                done.marks.len(),
+                callgrind.marks.len()
+            ),
+        });
+    }
+    let mut total = WindowCounts::default();
+    for (_, c) in &parts {
+        total.add(c);
+    }
+    // Bytes per part: differences of the cumulative xtree totals at consecutive edges.
+    let mut heap_parts: Option<Vec<HeapWindow>> = None;
+    if let Some((mdone, m)) = massif {
+        if mdone.marks != done.marks || mdone.requests != done.requests {
+            return Err(CostError::Parse {
+                path: m.end.clone(),
+                message: "the massif run saw other requests than the callgrind run (does the                           scenario depend on time or randomness?)"
+                    .to_string(),
+            });
+        }
+        let begin = m.begin.clone().ok_or_else(|| CostError::MissingOutput {
+            what: "the xtree dump at the window's start".into(),
+            dir: m.end.parent().map(Path::to_path_buf).unwrap_or_default(),
+        })?;
+        let edges: Vec<&Path> = std::iter::once(begin.as_path())
+            .chain(m.marks.iter().map(|p| p.as_path()))
+            .chain([m.end.as_path()])
+            .collect();
+        let mut hp = Vec::new();
+        for w in edges.windows(2) {
+            hp.push(read_heap_window(w[0], w[1])?);
+        }
+        let whole = read_heap_window(edges[0], &m.end)?;
+        total = total.with_heap(whole);
+        heap_parts = Some(hp);
+    }
+    let figures = per_iteration(&total, n);
+    let mut requests = BTreeMap::new();
+    let mode = if done.marks.is_empty() {
+        PerRequest::Attributed
+    } else {
+        PerRequest::Windows
+    };
+    match mode {
+        // Several names without marks (the warm-up saw only one of them): no request's share of
+        // the iteration is known, so none gets figures of its own.
+        PerRequest::Attributed if done.requests.len() > 1 => {}
+        PerRequest::Attributed => {
+            for (name, &count) in &done.requests {
+                let mut f = per_iteration(&total, count);
+                f.top_functions.clear();
+                requests.insert(name.clone(), f);
+            }
+        }
+        PerRequest::Windows => {
+            let mut by_name: BTreeMap<&str, (WindowCounts, u64, u64)> = BTreeMap::new();
+            for (k, name) in done.marks.iter().enumerate() {
+                let e = by_name.entry(name).or_default();
+                e.0.add(&parts[k].1);
+                e.2 += 1;
+                if let Some(hp) = &heap_parts {
+                    e.1 += hp[k].bytes;
+                }
+            }
+            for (name, (mut counts, bytes, count)) in by_name {
+                if heap_parts.is_some() {
+                    counts.alloc_bytes = Some(bytes);
+                }
+                let mut f = per_iteration(&counts, count);
+                f.top_functions.clear();
+                requests.insert(name.to_string(), f);
+            }
+        }
+    }
+    Ok((figures, requests, mode))
+}
+
 /// What one iteration costs the service, averaged over a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostFigures {
@@ -241,6 +405,20 @@ pub struct CostFigures {
     /// Self instructions per iteration by function, largest first; functions under
     /// [`MIN_FUNCTION_INSTRUCTIONS`] and beyond [`MAX_FUNCTIONS`] are left out.
     pub top_functions: Vec<(String, f64)>,
+}
+
+impl CostFigures {
+    /// The figure a cost metric names; None for the bytes when massif did not run, and for the
+    /// metrics the cost pass does not measure.
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Instructions => Some(self.instructions),
+            Metric::Allocs => Some(self.allocs),
+            Metric::AllocBytes => self.alloc_bytes,
+            Metric::Syscalls => Some(self.syscalls),
+            _ => None,
+        }
+    }
 }
 
 /// Divides a window's counts by its iterations. A window of 0 iterations has no figures: all
@@ -314,21 +492,43 @@ fn signed_count(v: f64) -> String {
 
 /// The `n` functions whose self instructions per iteration changed most (by absolute change,
 /// then by name); functions that did not change are left out.
+///
+/// Each side lists only its largest functions, so a function missing from one side cost at most
+/// that side's smallest listed value there: it counts as 0 when the other side's value is larger
+/// (a function that appeared or grew into the list), and is left out when it is not (nothing can be
+/// said about it).
 pub fn diff_functions(base: &CostFigures, head: &CostFigures, n: usize) -> Vec<FunctionChange> {
-    let mut both: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    let cut = |f: &CostFigures| {
+        f.top_functions
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (base_cut, head_cut) = (cut(base), cut(head));
+    let mut both: BTreeMap<&str, (Option<f64>, Option<f64>)> = BTreeMap::new();
     for (name, v) in &base.top_functions {
-        both.entry(name).or_default().0 += v;
+        let e = both.entry(name).or_default();
+        e.0 = Some(e.0.unwrap_or(0.0) + v);
     }
     for (name, v) in &head.top_functions {
-        both.entry(name).or_default().1 += v;
+        let e = both.entry(name).or_default();
+        e.1 = Some(e.1.unwrap_or(0.0) + v);
     }
     let mut changes: Vec<FunctionChange> = both
         .into_iter()
-        .map(|(name, (b, h))| FunctionChange {
-            name: name.to_string(),
-            base: b,
-            head: h,
-            delta: h - b,
+        .filter_map(|(name, sides)| {
+            let (b, h) = match sides {
+                (Some(b), Some(h)) => (b, h),
+                (None, Some(h)) if h > base_cut || base.top_functions.is_empty() => (0.0, h),
+                (Some(b), None) if b > head_cut || head.top_functions.is_empty() => (b, 0.0),
+                _ => return None,
+            };
+            Some(FunctionChange {
+                name: name.to_string(),
+                base: b,
+                head: h,
+                delta: h - b,
+            })
         })
         .filter(|c| c.delta != 0.0)
         .collect();
@@ -504,6 +704,12 @@ mod tests {
         assert_eq!((changes[1].base, changes[1].head), (0.0, 300.0));
         assert_eq!(diff_functions(&base, &head, 1).len(), 1);
         assert!(diff_functions(&base, &base, 10).is_empty());
+        // Missing from the base, whose list ends at 40: 10 in head says nothing about a change.
+        let mut small = head.clone();
+        small.top_functions.push(("tiny".into(), 10.0));
+        assert!(diff_functions(&base, &small, 10)
+            .iter()
+            .all(|c| c.name != "tiny"));
     }
 
     #[test]
@@ -519,6 +725,118 @@ mod tests {
         assert_eq!(changes[0].name, "epoll_wait");
         assert!(close(changes[0].delta, 1.4));
         assert_eq!(changes[0].describe(), "+1.4 instr/iter in epoll_wait");
+    }
+
+    fn write_part(dir: &Path, name: &str, ir: u64, sys: u64, mallocs: u64) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let text = format!(
+            "# callgrind format\nversion: 1\npart: 1\nevents: Ir sysCount\n\
+             fn=(1) handle\n0 {ir} {sys}\ncfn=(2) malloc\ncalls={mallocs} 0\n0 {mallocs} 0\n\
+             fn=(2)\n0 {mallocs} 0\n\ntotals: {} {sys}\n",
+            ir + mallocs
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn write_xtree(dir: &Path, name: &str, bytes: u64, blocks: u64) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let text = format!(
+            "# callgrind format\nversion: 1\ncreator: xtree-1\npart: 1\n\
+             events: curB curBk totB totBk totFdB totFdBk\nfn=(1) main\n0 0 0 {bytes} {blocks} 0 0\n\
+             totals: 0 0 {bytes} {blocks} 0 0\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn done(iterations: u64, requests: &[(&str, u64)], marks: &[&str]) -> CostDone {
+        CostDone {
+            schema_version: perfgate_runtime::format::SCHEMA_VERSION,
+            perfgate_version: "0.1.0".into(),
+            warmup: 2,
+            iterations,
+            errors: Default::default(),
+            error_samples: vec![],
+            requests: requests.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            marks: marks.iter().map(|m| m.to_string()).collect(),
+            not_idle: 0,
+        }
+    }
+
+    #[test]
+    fn each_request_counted_in_its_own_window_and_the_iteration_in_all_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Two iterations: item, then item and item_missing; the rest of the window after them.
+        let callgrind = WindowFiles {
+            tool: Tool::Callgrind,
+            begin: None,
+            marks: vec![
+                write_part(d, "m0", 1000, 4, 7),
+                write_part(d, "m1", 1100, 4, 7),
+                write_part(d, "m2", 900, 4, 12),
+            ],
+            end: write_part(d, "end", 50, 1, 0),
+            elapsed: std::time::Duration::from_millis(300),
+        };
+        let massif = WindowFiles {
+            tool: Tool::Massif,
+            begin: Some(write_xtree(d, "x0", 1_000, 10)),
+            marks: vec![
+                write_xtree(d, "x1", 2_000, 17),
+                write_xtree(d, "x2", 3_000, 24),
+                write_xtree(d, "x3", 4_500, 36),
+            ],
+            end: write_xtree(d, "x4", 4_500, 36),
+            elapsed: std::time::Duration::from_millis(300),
+        };
+        let seen = done(
+            2,
+            &[("item", 2), ("item_missing", 1)],
+            &["item", "item", "item_missing"],
+        );
+        let (fig, requests, mode) = measure(&seen, &callgrind, Some((&seen, &massif))).unwrap();
+        assert_eq!(mode, PerRequest::Windows);
+        // (1007 + 1107 + 912 + 50) / 2 iterations, 26 allocations / 2, 3,500 bytes / 2.
+        assert!(close(fig.instructions, 1538.0), "{fig:?}");
+        assert!(
+            close(fig.allocs, 13.0) && fig.alloc_bytes == Some(1750.0),
+            "{fig:?}"
+        );
+        assert!(close(fig.syscalls, 6.5), "{fig:?}");
+        let item = &requests["item"];
+        assert!(
+            close(item.instructions, 1057.0) && close(item.allocs, 7.0),
+            "{item:?}"
+        );
+        assert_eq!(item.alloc_bytes, Some(1000.0));
+        let missing = &requests["item_missing"];
+        assert!(close(missing.instructions, 912.0) && close(missing.allocs, 12.0));
+        assert_eq!(missing.alloc_bytes, Some(1500.0));
+        // The massif run must have seen the same requests.
+        let other = done(2, &[("item", 3)], &["item", "item", "item"]);
+        assert!(measure(&seen, &callgrind, Some((&other, &massif))).is_err());
+    }
+
+    #[test]
+    fn one_request_name_is_attributed_and_several_without_marks_get_no_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let callgrind = WindowFiles {
+            tool: Tool::Callgrind,
+            begin: None,
+            marks: vec![],
+            end: write_part(dir.path(), "end", 10_000, 30, 40),
+            elapsed: std::time::Duration::from_millis(100),
+        };
+        let one = done(10, &[("POST /predict", 10)], &[]);
+        let (fig, requests, mode) = measure(&one, &callgrind, None).unwrap();
+        assert_eq!(mode, PerRequest::Attributed);
+        assert!(close(fig.instructions, 1004.0) && fig.alloc_bytes.is_none());
+        assert!(close(requests["POST /predict"].instructions, 1004.0));
+        let two = done(10, &[("a", 10), ("b", 2)], &[]);
+        let (_, requests, _) = measure(&two, &callgrind, None).unwrap();
+        assert!(requests.is_empty(), "{requests:?}");
     }
 
     #[test]

@@ -239,7 +239,7 @@ impl CostRun {
     /// by up to 1.4% between runs.
     pub fn pin(&self, cmd: &mut Command) {
         if let Some(cpu) = self.cpu {
-            pin_to_cpu(cmd, cpu);
+            crate::machine::pin(cmd, &[cpu]);
         }
     }
 
@@ -270,26 +270,6 @@ pub fn pick_cpu() -> Option<usize> {
 pub fn pick_cpu() -> Option<usize> {
     None
 }
-
-#[cfg(target_os = "linux")]
-fn pin_to_cpu(cmd: &mut Command, cpu: usize) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls sched_setaffinity, which is
-    // async-signal-safe; the set is built on the stack.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pin_to_cpu(_cmd: &mut Command, _cpu: usize) {}
 
 #[cfg(test)]
 mod tests {
@@ -429,7 +409,7 @@ mod tests {
         let Some(cpu) = pick_cpu() else { return };
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "grep Cpus_allowed_list /proc/self/status"]);
-        pin_to_cpu(&mut cmd, cpu);
+        crate::machine::pin(&mut cmd, &[cpu]);
         let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(

@@ -96,6 +96,7 @@ pub struct Window<'a> {
     pid: u32,
     index: u32,
     begin_file: Option<PathBuf>,
+    marks: Vec<PathBuf>,
     opened: Instant,
 }
 
@@ -107,6 +108,10 @@ pub struct WindowFiles {
     pub begin: Option<PathBuf>,
     /// Callgrind: the window's dump. Massif: the xtree dump at its end.
     pub end: PathBuf,
+    /// The dumps taken inside the window by [`Window::mark`], in order. Callgrind: each holds what
+    /// was counted since the previous mark (`end` then holds the rest). Massif: cumulative totals,
+    /// like `begin` and `end`.
+    pub marks: Vec<PathBuf>,
     /// Wall time between the two edges (vgdb calls included).
     pub elapsed: Duration,
 }
@@ -130,8 +135,30 @@ impl<'a> Window<'a> {
             pid,
             index,
             begin_file,
+            marks: Vec::new(),
             opened: Instant::now(),
         })
+    }
+
+    /// Takes the counts so far inside the open window (a request boundary), as mark `k`.
+    pub fn mark(&mut self, k: u64) -> Result<(), CostError> {
+        let run = self.run;
+        let file = match run.tool {
+            Tool::Callgrind => {
+                let label = format!("{}-mark-{k}", window_label(self.index));
+                vgdb(run, self.pid, &["dump", &label])?;
+                find_dump(&run.dir, &label)?
+            }
+            Tool::Massif => {
+                let file = run
+                    .dir
+                    .join(format!("xtmemory.{}.mark-{k}.kcg", self.index));
+                xtmemory(run, self.pid, &file)?;
+                file
+            }
+        };
+        self.marks.push(file);
+        Ok(())
     }
 
     /// Closes the window (once the service is idle again) and returns its files.
@@ -154,6 +181,7 @@ impl<'a> Window<'a> {
             tool: run.tool,
             begin: self.begin_file,
             end,
+            marks: self.marks,
             elapsed: self.opened.elapsed(),
         })
     }

@@ -21,6 +21,22 @@ pub struct PackageConfig {
     pub baseline: Option<String>,
     /// `ab = "auto" | "always" | "off"`: when the same-machine A/B mode runs without `--ab`.
     pub ab: AbSetting,
+    /// `cost = "auto" | "on" | "off"`: when the cost pass runs without `--cost`.
+    pub cost: CostSetting,
+}
+
+/// When `cargo perfgate` runs the cost pass (the service under valgrind) after the load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CostSetting {
+    /// Only with `--cost`, or for scenarios that declare cost SLOs or have cost figures in the
+    /// baseline (the default).
+    #[default]
+    Off,
+    /// Whenever valgrind is installed; without it, a message says how to install it, and it is an
+    /// error only where cost SLOs or the baseline's cost figures require the pass.
+    Auto,
+    /// Always: a missing valgrind is an error.
+    On,
 }
 
 /// When `cargo perfgate` measures the merge-base on this machine instead of reading the baseline file.
@@ -162,10 +178,10 @@ impl PackageConfig {
         for key in section.keys() {
             if !matches!(
                 key.as_str(),
-                "service" | "services" | "deps" | "baseline" | "ab"
+                "service" | "services" | "deps" | "baseline" | "ab" | "cost"
             ) {
                 return Err(err(format!(
-                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline` and `ab`"
+                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline`, `ab` and `cost`"
             )));
             }
         }
@@ -238,6 +254,21 @@ impl PackageConfig {
             )));
             }
         }
+        cfg.cost = match section.get("cost") {
+            None | Some(Value::Null) => CostSetting::Off,
+            Some(Value::String(s)) if s == "auto" => CostSetting::Auto,
+            Some(Value::String(s)) if s == "on" => CostSetting::On,
+            Some(Value::String(s)) if s == "off" => CostSetting::Off,
+            Some(Value::Bool(true)) => CostSetting::On,
+            Some(Value::Bool(false)) => CostSetting::Off,
+            Some(other) => {
+                return Err(err(format!(
+                    "`cost` must be \"auto\" (run the cost pass under valgrind when it is installed), \"on\" \
+                     (always; an error without valgrind) or \"off\", found {}",
+                    show(other)
+                )));
+            }
+        };
         Ok(cfg)
     }
 }
@@ -729,6 +760,23 @@ mod tests {
             }
             other => panic!("expected a config error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_cost_switch_parses_and_bad_values_say_what_is_accepted() {
+        let cost = |v: Value| parse(json!({"perfgate": {"cost": v}})).map(|c| c.cost);
+        assert_eq!(cost(json!("auto")).unwrap(), CostSetting::Auto);
+        assert_eq!(cost(json!("on")).unwrap(), CostSetting::On);
+        assert_eq!(cost(json!(false)).unwrap(), CostSetting::Off);
+        assert_eq!(
+            parse(json!({"perfgate": {}})).unwrap().cost,
+            CostSetting::Off
+        );
+        let msg = config_msg(json!({"perfgate": {"cost": "always"}}));
+        assert!(
+            msg.contains("`cost` must be \"auto\"") && msg.contains("\"always\""),
+            "{msg}"
+        );
     }
 
     #[test]

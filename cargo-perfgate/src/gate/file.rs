@@ -37,6 +37,8 @@ pub struct MeasuredScenario {
     pub spec_hash: Option<String>,
     pub spec_parts: BTreeMap<String, String>,
     pub spec: Option<ScenarioSpec>,
+    /// A baseline entry with cost figures only (`record --cost-only`): no latency checks.
+    pub cost_only: bool,
 }
 
 /// What the gate found for a run.
@@ -59,6 +61,20 @@ pub struct GateSummary {
     /// cannot fail; `ab = "auto"` measures them with `--ab` instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contended: Vec<String>,
+}
+
+impl GateSummary {
+    /// Counts the outcomes of `decisions` into the summary.
+    pub fn count(&mut self, decisions: &[Decision]) {
+        for d in decisions {
+            match d.outcome {
+                Outcome::Fail => self.fails += 1,
+                Outcome::Inconclusive => self.inconclusive += 1,
+                Outcome::NotComparable => self.not_comparable += 1,
+                Outcome::Pass => {}
+            }
+        }
+    }
 }
 
 pub(crate) fn not_comparable(
@@ -98,6 +114,9 @@ pub fn judge(
         let tolerance = spec.map_or(perfgate_runtime::format::DEFAULT_REGRESSION_PCT, |s| {
             s.regression_pct
         }) / 100.0;
+        if base.scenarios.get(id).is_some_and(|b| b.cost_only) {
+            continue;
+        }
         let Some(old) = base.scenarios.get(id) else {
             out.entry(id.clone()).or_default().push(not_comparable(
                 id,
@@ -233,14 +252,7 @@ pub fn judge(
         ));
     }
     for ds in out.values() {
-        for d in ds {
-            match d.outcome {
-                Outcome::Fail => summary.fails += 1,
-                Outcome::Inconclusive => summary.inconclusive += 1,
-                Outcome::NotComparable => summary.not_comparable += 1,
-                Outcome::Pass => {}
-            }
-        }
+        summary.count(ds);
     }
     if summary.inconclusive > 0 && !other_machine {
         summary.warnings.push(format!(
@@ -268,6 +280,7 @@ mod tests {
                 spec_hash: Some(crate::gate::spec::spec_hash(&parts)),
                 spec_parts: parts,
                 spec: Some(crate::slo::tests::spec(vec![])),
+                cost_only: false,
             },
         );
         Measurements {

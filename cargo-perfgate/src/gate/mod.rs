@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 pub mod contention;
+pub mod cost;
 mod dist;
 pub mod file;
 pub mod sequential;

@@ -228,6 +228,36 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         regressions: Vec::new(),
         ab: None,
         contention: Vec::new(),
+        cost: None,
+        cost_error: None,
+    }
+}
+
+/// `--cost-only`: a report per scenario with no load run, for the cost pass to fill in.
+pub fn cost_only_reports(runs: &[PreparedPackage<'_>], opts: &RunOptions) -> Vec<ScenarioRun> {
+    runs.iter()
+        .flat_map(|run| {
+            run.scenarios
+                .iter()
+                .map(move |s| cost_only_report(run, s, opts))
+        })
+        .collect()
+}
+
+/// A scenario's report when only the cost pass measures it (`--cost-only`): nothing failed yet.
+pub fn cost_only_report(
+    run: &PreparedPackage<'_>,
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> ScenarioRun {
+    let spec = scenario
+        .spec
+        .clone()
+        .expect("scenarios are described before they run");
+    ScenarioRun {
+        verdict: Verdict::Pass,
+        spec_parts: spec_parts(&spec, run.pkg, opts.window(&spec)),
+        ..empty_report(scenario, &spec)
     }
 }
 

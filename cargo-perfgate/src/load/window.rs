@@ -68,7 +68,6 @@ pub fn spec_parts(
     pkg: &PerfPackage,
     window: Window,
 ) -> BTreeMap<String, String> {
-    let package_root = pkg.root.as_path();
     let Window {
         duration_ms,
         warmup_ms,
@@ -91,8 +90,40 @@ pub fn spec_parts(
                 .map_or("default".to_string(), |n| n.to_string())
         ),
     );
-    let slos: Vec<String> = spec.slos.iter().map(|s| s.describe()).collect();
+    // The cost SLOs are the cost pass's business: adding one keeps the latency baseline comparable.
+    let slos: Vec<String> = spec
+        .slos
+        .iter()
+        .filter(|s| !s.metric.is_cost())
+        .map(|s| s.describe())
+        .collect();
     parts.insert("slos".to_string(), slos.join(", "));
+    parts.extend(service_and_data(spec, pkg));
+    parts
+}
+
+/// What makes two cost passes of a scenario comparable: the iterations before and in the window
+/// (the window's fixed overhead is shared among them), the service and the declared data files.
+/// Not the load model, durations or SLOs, which the cost pass does not use.
+pub fn cost_spec_parts(
+    spec: &ScenarioSpec,
+    pkg: &PerfPackage,
+    warmup: u64,
+    iterations: u64,
+) -> BTreeMap<String, String> {
+    let mut parts = service_and_data(spec, pkg);
+    parts.insert(
+        "cost window".to_string(),
+        format!("{warmup} warm-up + {iterations} measured iterations"),
+    );
+    parts
+}
+
+/// The service a scenario runs against, the SHA-256 of each declared data file, and the package's
+/// dependencies (each declaration and the files it names).
+fn service_and_data(spec: &ScenarioSpec, pkg: &PerfPackage) -> BTreeMap<String, String> {
+    let package_root = pkg.root.as_path();
+    let mut parts = BTreeMap::new();
     parts.insert(
         "service".to_string(),
         spec.service.clone().unwrap_or_default(),

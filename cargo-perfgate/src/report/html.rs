@@ -13,8 +13,10 @@ use crate::report::table::summary_line;
 use crate::results::{RunResults, ScenarioRun};
 use crate::slo::Verdict;
 use crate::text::escape_xml as esc;
+use crate::text::{
+    cost_rows, describe_attribution, describe_duration, describe_load, COST_COLUMNS,
+};
 use crate::text::{decision_value, describe_change, format_tolerance, outcome_str};
-use crate::text::{describe_duration, describe_load};
 
 /// One results file given to `report`.
 pub struct Run {
@@ -509,6 +511,29 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
             );
         }
         h.push_str("</table>");
+    }
+    if let Some(c) = &current.cost {
+        let _ = write!(
+            h,
+            "<table class=\"cost\"><tr><th>cost (valgrind)</th><th>{}</th></tr>",
+            COST_COLUMNS.join("</th><th>")
+        );
+        for (label, values) in cost_rows(c) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&label),
+                values.map(|v| esc(&v)).join("</td><td>")
+            );
+        }
+        h.push_str("</table>");
+        if !c.attribution.is_empty() {
+            let _ = write!(
+                h,
+                "<p class=\"note\">Instructions per iteration changed most in: {}</p>",
+                esc(&describe_attribution(&c.attribution))
+            );
+        }
     }
     if let Some(ab) = &current.ab {
         let _ = write!(

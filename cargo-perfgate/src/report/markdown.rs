@@ -8,7 +8,10 @@ use crate::gate::Outcome;
 use crate::report::table::summary_line;
 use crate::results::RunResults;
 use crate::slo::Verdict;
-use crate::text::{decision_value, describe_change, format_tolerance, outcome_str};
+use crate::text::{
+    cost_rows, decision_value, describe_attribution, describe_change, format_tolerance,
+    outcome_str, COST_COLUMNS,
+};
 
 fn verdict_md(v: Verdict) -> &'static str {
     match v {
@@ -126,6 +129,23 @@ pub fn render(report: &RunResults, run_url: Option<&str>) -> String {
         }
     }
 
+    let costed: Vec<_> = report
+        .scenarios
+        .iter()
+        .filter_map(|s| s.cost.as_ref().map(|c| (s, c)))
+        .collect();
+    if !costed.is_empty() {
+        m.push_str("\n#### Cost (valgrind)\n\n");
+        let _ = writeln!(m, "| scenario | | {} |", COST_COLUMNS.join(" | "));
+        m.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
+        for (s, c) in &costed {
+            for (i, (label, values)) in cost_rows(c).into_iter().enumerate() {
+                let id = if i == 0 { code(&s.id) } else { String::new() };
+                let _ = writeln!(m, "| {id} | {} | {} |", cell(&label), values.join(" | "));
+            }
+        }
+    }
+
     let decisions: Vec<_> = report
         .scenarios
         .iter()
@@ -182,6 +202,21 @@ pub fn render(report: &RunResults, run_url: Option<&str>) -> String {
         if !ab_lines.is_empty() {
             m.push('\n');
             m.push_str(&ab_lines);
+        }
+        let mut changed = String::new();
+        for (s, c) in &costed {
+            if !c.attribution.is_empty() {
+                let _ = writeln!(
+                    changed,
+                    "- {}: instructions per iteration changed most in: {}",
+                    code(&s.id),
+                    cell(&describe_attribution(&c.attribution))
+                );
+            }
+        }
+        if !changed.is_empty() {
+            m.push('\n');
+            m.push_str(&changed);
         }
         let notes: Vec<_> = decisions
             .iter()

@@ -6,12 +6,15 @@ use std::path::Path;
 use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 use perfgate_runtime::format::{self, format_ms};
 
+use crate::cost::CostFigures;
+use crate::gate::cost::CostFloors;
 use crate::gate::sequential::NoiseFloor;
 use crate::gate::{Decision, Outcome};
 use crate::results::{ListedScenario, RunResults, ScenarioRun};
 use crate::slo::Verdict;
 use crate::text::{
-    describe_change, describe_duration, describe_load, format_tolerance, outcome_str,
+    cost_rows, describe_attribution, describe_change, describe_duration, describe_load,
+    format_tolerance, outcome_str, COST_COLUMNS,
 };
 
 pub(crate) fn new_table(color: bool) -> Table {
@@ -41,6 +44,10 @@ fn num(s: String) -> Cell {
 
 /// The results table, then a line per failed check, error and invalid measurement, then the summary.
 pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: bool) -> String {
+    // A run of the cost pass alone (`--cost-only`) has no load figures: its cost table carries
+    // the verdicts instead.
+    let cost_only = report.scenarios.iter().all(|s| s.result.is_none())
+        && report.scenarios.iter().any(|s| s.cost.is_some());
     let mut t = new_table(color);
     t.set_header([
         "scenario",
@@ -81,7 +88,12 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
         row.push(verdict_cell(s.verdict));
         t.add_row(row);
     }
-    let mut out = format!("{t}\n");
+    let mut out = if cost_only {
+        String::new()
+    } else {
+        format!("{t}\n")
+    };
+    out.push_str(&render_cost(report, color, cost_only));
     let (red, yellow, dim) = if color {
         (
             anstyle::AnsiColor::Red.on_default().bold(),
@@ -139,6 +151,49 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
         out.push_str(&format!("results: {}\n", p.display()));
     }
     out
+}
+
+/// The cost pass's figures (per iteration, and per request when counted in windows of their own),
+/// when it ran: what the cost checks compare.
+/// With `verdicts`, each scenario's verdict too (and a row for those without figures).
+pub fn render_cost(report: &RunResults, color: bool, verdicts: bool) -> String {
+    if report.scenarios.iter().all(|s| s.cost.is_none()) {
+        return String::new();
+    }
+    let mut t = new_table(color);
+    let mut header = vec!["cost (valgrind)", ""];
+    header.extend(COST_COLUMNS);
+    if verdicts {
+        header.push("verdict");
+    }
+    t.set_header(header);
+    for s in &report.scenarios {
+        let rows = match &s.cost {
+            Some(m) => cost_rows(m),
+            None if verdicts => vec![("-".to_string(), Default::default())],
+            None => continue,
+        };
+        for (i, (label, values)) in rows.into_iter().enumerate() {
+            let mut row = vec![
+                Cell::new(if i == 0 { s.id.as_str() } else { "" }),
+                Cell::new(label),
+            ];
+            row.extend(
+                values
+                    .into_iter()
+                    .map(|v| num(if v.is_empty() { "-".into() } else { v })),
+            );
+            if verdicts {
+                row.push(if i == 0 {
+                    verdict_cell(s.verdict)
+                } else {
+                    Cell::new("")
+                });
+            }
+            t.add_row(row);
+        }
+    }
+    format!("{t}\n")
 }
 
 /// The regression checks: one row per scenario and check, then a line per regression and warning.
@@ -210,6 +265,20 @@ pub fn render_regressions(report: &RunResults, color: bool) -> String {
                 out.push_str(&format!("{yellow}!{yellow:#} {}: {}\n", s.id, d.note))
             }
             _ => {}
+        }
+    }
+    for s in &report.scenarios {
+        if let Some(changes) = s
+            .cost
+            .as_ref()
+            .map(|c| &c.attribution)
+            .filter(|a| !a.is_empty())
+        {
+            out.push_str(&format!(
+                "  {}: instructions per iteration changed most in: {}\n",
+                s.id,
+                describe_attribution(changes)
+            ));
         }
     }
     for s in &report.scenarios {
@@ -285,8 +354,13 @@ pub fn summary_line(report: &RunResults) -> String {
         let n = count(Verdict::Error);
         parts.push(format!("{n} error{}", if n == 1 { "" } else { "s" }));
     }
+    let cost = if report.cost_secs > 0.0 {
+        format!(" · cost {:.1}s", report.cost_secs)
+    } else {
+        String::new()
+    };
     format!(
-        "{} scenario{}: {} · build {:.1}s · load {:.1}s · total {:.1}s",
+        "{} scenario{}: {} · build {:.1}s · load {:.1}s{cost} · total {:.1}s",
         report.scenarios.len(),
         if report.scenarios.len() == 1 { "" } else { "s" },
         parts.join(", "),
@@ -400,6 +474,45 @@ pub fn render_floors(rows: &[(String, f64, usize, NoiseFloor)]) -> String {
     out
 }
 
+/// `calibrate`'s cost floors: per scenario and figure, the spread of repeated cost passes against
+/// the tolerance the checks use.
+pub fn render_cost_floors(rows: &[(String, f64, CostFigures, CostFloors)]) -> String {
+    use perfgate_runtime::format::Metric;
+    let mut t = new_table(false);
+    t.set_header([
+        "scenario",
+        "cost check",
+        "figure",
+        "noise floor",
+        "tolerance",
+    ]);
+    for (id, tolerance, figures, floors) in rows {
+        for metric in Metric::COST {
+            let Some(v) = figures.value(metric) else {
+                continue;
+            };
+            let floor = floors.get(metric.as_str()).copied().unwrap_or(0.0);
+            let tol = match metric {
+                Metric::Allocs | Metric::Syscalls => {
+                    format!("+{}/iter", crate::gate::cost::COUNT_SLACK)
+                }
+                _ => format!("{:.1}%", tolerance * 100.0),
+            };
+            t.add_row(vec![
+                id.clone(),
+                metric.to_string(),
+                format::format_value(metric, v),
+                format!("{:.4}%", floor * 100.0),
+                tol,
+            ]);
+        }
+    }
+    format!(
+        "{t}\nthe noise floor is twice the largest distance of a pass from the median of the passes; a cost \
+         check fails when its change minus the floor exceeds the tolerance\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +601,118 @@ mod tests {
         assert!(
             html.contains("14 pairs of rounds in ABBA order; every check decided after 14 pairs"),
             "{html}"
+        );
+    }
+
+    fn cost_measurement() -> crate::cost::CostMeasurement {
+        use crate::cost::{CostFigures, CostMeasurement, FunctionChange, PerRequest};
+        let figures = |instructions: f64, allocs: f64| CostFigures {
+            iterations: 50,
+            instructions,
+            allocs,
+            alloc_bytes: Some(9296.0),
+            syscalls: 3.05,
+            top_functions: vec![],
+        };
+        CostMeasurement {
+            warmup: 20,
+            iterations: 50,
+            figures: figures(99_420.0, 126.5),
+            requests: [
+                ("item".to_string(), figures(14_710.0, 7.0)),
+                ("item_missing".to_string(), figures(14_220.0, 12.0)),
+            ]
+            .into(),
+            per_request: PerRequest::Windows,
+            not_idle: 0,
+            secs: 3.2,
+            window_secs: 1.1,
+            spec_parts: std::collections::BTreeMap::new(),
+            attribution: vec![FunctionChange {
+                name: "predict_service::routes::extra_work".into(),
+                base: 0.0,
+                head: 2_240.0,
+                delta: 2_240.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_cost_pass_has_its_table_its_checks_and_the_functions_that_changed() {
+        let mut r = report();
+        r.scenarios[0].cost = Some(cost_measurement());
+        r.cost_secs = 31.5;
+        r.scenarios[0].regressions = vec![Decision {
+            scenario: "predict-service::predict".into(),
+            request: None,
+            metric: Metric::Instructions,
+            outcome: Outcome::Fail,
+            baseline: Some(97_180.0),
+            current: Some(99_420.0),
+            change: Some(0.023),
+            change_low: Some(0.022),
+            change_high: Some(0.024),
+            tolerance: 0.01,
+            resolves: None,
+            rounds_baseline: 1,
+            rounds_current: 1,
+            note:
+                "instructions per iteration 97.18k → 99.42k (+2.30%), beyond the tolerance (1.0%)"
+                    .into(),
+        }];
+        let out = render_human(&r, None, false);
+        assert!(
+            out.contains("cost (valgrind)") && out.contains("per iteration (50)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("99.42k") && out.contains("126.5") && out.contains("9.08KiB"),
+            "{out}"
+        );
+        assert!(out.contains("per `item_missing`"), "{out}");
+        assert!(
+            out.contains("instructions per iteration changed most in: +2.24k instr/iter in predict_service::routes::extra_work"),
+            "{out}"
+        );
+        assert!(out.contains("+2.30% [+2.20%, +2.40%]"), "{out}");
+        assert!(out.contains("· cost 31.5s ·"), "{out}");
+        // The load table is there (the run measured latency); a cost-only run shows its verdicts
+        // in the cost table instead.
+        assert!(out.contains("rate/s"), "{out}");
+        let mut only = r.clone();
+        for s in &mut only.scenarios {
+            s.result = None;
+        }
+        let out = render_human(&only, None, false);
+        assert!(
+            !out.contains("rate/s") && out.contains("┆ verdict"),
+            "{out}"
+        );
+        let md = crate::report::markdown::render(&r, None);
+        assert!(
+            md.contains("#### Cost (valgrind)") && md.contains("99.42k"),
+            "{md}"
+        );
+        assert!(
+            md.contains("+2.24k instr/iter in predict_service::routes::extra_work"),
+            "{md}"
+        );
+        let html = crate::report::html::render(&[crate::report::html::Run {
+            label: "current".into(),
+            report: r.clone(),
+        }]);
+        assert!(
+            html.contains("cost (valgrind)") && html.contains("99.42k"),
+            "{html}"
+        );
+        assert!(
+            html.contains("predict_service::routes::extra_work"),
+            "{html}"
+        );
+        let junit = crate::report::junit::render(&r);
+        assert!(
+            junit.contains("regression: instructions") && junit.contains("+2.30%"),
+            "{junit}"
         );
     }
 

@@ -101,7 +101,8 @@ impl Dep {
                     dir.path().display(),
                     show_command(&cfg.command)
                 );
-                let cmd = command(&cfg.command, &vars, root, &cfg.env);
+                let mut cmd = command(&cfg.command, &vars, root, &cfg.env);
+                crate::service::pin_to_service_cpus(&mut cmd);
                 Some(Process::spawn(what.clone(), cmd, port, &log_path)?)
             }
         };

@@ -4,6 +4,7 @@
 //! log, a readiness probe (TCP, HTTP or a command), and SIGTERM → grace → SIGKILL of the whole tree.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -120,9 +121,6 @@ impl Process {
     pub fn spawn(what: String, mut cmd: Command, port: u16, log_path: &Path) -> Result<Process> {
         let log = open_log(log_path)?;
         LogPump::pipe(&mut cmd);
-        if let Some(cpus) = crate::machine::CpuPlan::current().service() {
-            crate::machine::pin(&mut cmd, cpus);
-        }
         let mut child = match procs::spawn(&mut cmd) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
@@ -284,6 +282,17 @@ pub struct Service {
     process: Process,
 }
 
+/// Makes the command that runs a service's executable with its arguments (placeholders filled): a
+/// wrapper around it (the cost pass runs it under valgrind, pinned its own way).
+pub type Launch<'a> = &'a dyn Fn(&Path, &[OsString]) -> Command;
+
+/// Pins a service or a dependency to the CPUs the run's plan gives services (none on a small machine).
+pub fn pin_to_service_cpus(cmd: &mut Command) {
+    if let Some(cpus) = crate::machine::CpuPlan::current().service() {
+        crate::machine::pin(cmd, cpus);
+    }
+}
+
 impl Service {
     /// Starts `exe` for `cfg` on a free loopback port and waits until it is ready. Its stdout and
     /// stderr are appended to `log_path`; `deps` are the values of its dependencies' placeholders.
@@ -293,6 +302,19 @@ impl Service {
         cwd: &Path,
         log_path: &Path,
         deps: &Vars,
+    ) -> Result<Service> {
+        Self::start_with(cfg, exe, cwd, log_path, deps, None)
+    }
+
+    /// [`Service::start`] with the command made by `launch`; the rest of the lifecycle (port,
+    /// environment, readiness, log, stop) is the same.
+    pub fn start_with(
+        cfg: &ServiceConfig,
+        exe: &Path,
+        cwd: &Path,
+        log_path: &Path,
+        deps: &Vars,
+        launch: Option<Launch<'_>>,
     ) -> Result<Service> {
         let what = format!("service `{}`", cfg.name);
         if !exe.is_file() {
@@ -313,6 +335,21 @@ impl Service {
             .chain(cfg.args.iter().cloned())
             .collect();
         let mut cmd = command(&words, &vars, cwd, &cfg.env);
+        match launch {
+            None => pin_to_service_cpus(&mut cmd),
+            Some(launch) => {
+                let args: Vec<OsString> = cmd.get_args().map(OsString::from).collect();
+                let mut wrapped = launch(Path::new(cmd.get_program()), &args);
+                wrapped.current_dir(cwd).stdin(Stdio::null());
+                crate::protocol::clean_env(&mut wrapped);
+                for (k, v) in cmd.get_envs() {
+                    if let Some(v) = v {
+                        wrapped.env(k, v);
+                    }
+                }
+                cmd = wrapped;
+            }
+        }
         cmd.env("PORT", port.to_string())
             // Handed over on purpose: explicitly set, so the scrubbing of credentials keeps them.
             .envs(

@@ -461,6 +461,25 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 impl Fixture {
+    /// Commits a branch off main whose `src/main.rs` has `from` (which must occur) replaced by `to`,
+    /// and a note saying `note` (so that even an unchanged service makes a commit). An unchanged
+    /// source keeps its mtime, so cargo does not rebuild the service for nothing; Cargo.lock, which
+    /// builds rewrite, is not committed.
+    pub fn branch_replacing(&self, branch: &str, from: &str, to: &str, note: &str) {
+        git(&self.root, &["checkout", "-q", "main"]);
+        git(&self.root, &["checkout", "-q", "-b", branch]);
+        let main_rs = self.root.join("src/main.rs");
+        let text = std::fs::read_to_string(&main_rs).unwrap();
+        assert!(text.contains(from), "the fixture lost `{from}`");
+        let changed = text.replace(from, to);
+        if changed != text {
+            std::fs::write(&main_rs, changed).unwrap();
+        }
+        std::fs::write(self.root.join("NOTES.md"), format!("{note}\n")).unwrap();
+        git(&self.root, &["add", "src/main.rs", "NOTES.md"]);
+        git(&self.root, &["commit", "-q", "-m", note]);
+    }
+
     /// Makes the fixture copy a git repository with everything committed on `main`.
     pub fn git_init(&self) {
         git(&self.root, &["init", "-q", "-b", "main"]);

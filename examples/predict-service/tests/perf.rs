@@ -1,7 +1,7 @@
 //! Performance scenarios for `cargo perfgate`. Plain `cargo test` lists them as ignored.
 //!
 //! The SLO bounds are chosen so the default (small) model passes with a wide margin on a 2-core
-//! CI runner, while the `--model large` build breaches `predict`'s p99: see the README.
+//! CI runner, while the `--model large` build breaches `predict`'s p99 and its cost: see the README.
 
 use std::sync::OnceLock;
 
@@ -34,11 +34,13 @@ struct Prediction {
 
 const QUEUES: [&str; 5] = ["account", "billing", "returns", "shipping", "technical"];
 
-/// Routing a customer's message must stay interactive at 200 messages/s.
+/// Routing a customer's message must stay interactive at 200 messages/s, and cheap: the cost pass
+/// (valgrind) holds a prediction to 150k instructions and 150 allocations.
 /// The request data is declared so a baseline is never compared across a change of it.
 #[perf_test(
     rate = 200, duration = "5s", warmup = "1s",
     p99 < "50ms", errors < "1%",
+    instructions < "150k", allocs < 150,
     data = ["tests/data/requests.jsonl"],
 )]
 async fn predict(ctx: Ctx) -> perfgate_runtime::Result {
@@ -75,8 +77,12 @@ struct Item {
 /// Number of items in data/catalogue.jsonl (ids 1..=CATALOGUE_SIZE).
 const CATALOGUE_SIZE: u64 = 400;
 
-/// Catalogue lookups by 8 concurrent shoppers, with a miss now and then.
-#[perf_test(users = 8, duration = "4s", warmup = "500ms", item.p99 < "25ms", p99 < "40ms", errors < "1%")]
+/// Catalogue lookups by 8 concurrent shoppers, with a miss now and then; a lookup costs at most
+/// 25k instructions (each request is counted in a window of its own in the cost pass).
+#[perf_test(
+    users = 8, duration = "4s", warmup = "500ms",
+    item.p99 < "25ms", p99 < "40ms", errors < "1%", item.instructions < "25k",
+)]
 async fn item_lookup(ctx: Ctx) -> perfgate_runtime::Result {
     let i = ctx.iteration();
     // A multiplicative hash spreads consecutive iterations over the catalogue, so the scenario

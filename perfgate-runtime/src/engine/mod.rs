@@ -22,6 +22,8 @@
 //! iteration starts; those in flight get `timeout_ms` to finish, then are cancelled and counted as
 //! timeouts (their latency recorded as the time they had run, a lower bound).
 
+pub(crate) mod cost;
+mod idle;
 mod pacing;
 
 use std::future::Future;
@@ -138,6 +140,21 @@ pub(crate) fn validate(spec: &ScenarioSpec) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The service's URL as the client needs it: `http://host:port`.
+/// Checks the base URL's form; whether it is `https://`.
+fn check_base_url(base_url: &str) -> std::result::Result<bool, String> {
+    let uri: hyper::Uri = base_url
+        .parse()
+        .map_err(|e| format!("invalid base URL `{base_url}`: {e}"))?;
+    let https = uri.scheme_str() == Some("https");
+    if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
+        return Err(format!(
+            "invalid base URL `{base_url}`: expected http://host:port or https://host:port"
+        ));
+    }
+    Ok(https)
+}
+
 /// The times of one run, shared by every worker.
 #[derive(Clone, Copy)]
 struct Window {
@@ -166,15 +183,7 @@ where
     Fut: Future<Output = Result> + Send + 'static,
 {
     validate(spec)?;
-    let uri: hyper::Uri = base_url
-        .parse()
-        .map_err(|e| format!("invalid base URL `{base_url}`: {e}"))?;
-    let https = uri.scheme_str() == Some("https");
-    if !(https || uri.scheme_str() == Some("http")) || uri.host().is_none() {
-        return Err(format!(
-            "invalid base URL `{base_url}`: expected http://host:port or https://host:port"
-        ));
-    }
+    let https = check_base_url(base_url)?;
     let transport = transport_from_env(https)?;
     quiet_worker_panics();
     // The coordinator's and every worker's: one thread each, I/O and timers.
@@ -770,6 +779,7 @@ mod tests {
             regression_pct: 10.0,
             service: None,
             data: vec![],
+            cost_regression_pct: 1.0,
         };
         assert_eq!(default_max_in_flight(&spec), 1000);
         spec.load = LoadModel::Open { rate: 5.0 };

@@ -189,6 +189,7 @@ pub fn spec(load: LoadModel, duration_ms: u64) -> ScenarioSpec {
         regression_pct: 10.0,
         service: None,
         data: vec![],
+        cost_regression_pct: 1.0,
     }
 }
 

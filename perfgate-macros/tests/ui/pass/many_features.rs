@@ -14,6 +14,15 @@ async fn checkout(ctx: Ctx) -> perfgate_runtime::Result {
 }
 
 #[perf_test(users = 50, think = "100ms", errors < 0.01, throughput > 20)]
+async fn browse_plain(_: Ctx) -> perfgate_runtime::Result {
+    Ok(())
+}
+
+#[perf_test(
+    users = 50, think = "100ms", errors < 0.01, throughput > 20,
+    instructions < "150k", allocs < 40, alloc_bytes < "16KiB", syscalls <= 5,
+    item.instructions < "20.5k", cost_regression = "2%",
+)]
 async fn browse(_: Ctx) -> perfgate_runtime::Result {
     Ok(())
 }
