@@ -115,9 +115,9 @@ pub struct RecordArgs {
     /// Record only scenarios whose `package::scenario` name contains this (the others are kept).
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
-    /// Rounds per scenario.
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rounds: u32,
+    /// Rounds per scenario [default: the tier's, else 5].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: Option<u32>,
     /// Remove scenarios from the baseline that this run did not record (removed or renamed ones).
     #[arg(long)]
     pub allow_drop: bool,
@@ -147,6 +147,10 @@ pub struct CompareArgs {
 /// Where the load goes and for how long: shared by `run` and `record`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LoadArgs {
+    /// The test tier: how long each scenario runs, how many rounds, and which scenarios run at all
+    /// (`tier = [...]`); see the README for each tier's defaults [default: $PERFGATE_TIER, else smoke].
+    #[arg(long, value_name = "TIER", env = "PERFGATE_TIER")]
+    pub tier: Option<Tier>,
     /// Drive an already running service at this URL instead of building and starting one.
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
@@ -188,6 +192,40 @@ pub struct ListArgs {
     /// List only scenarios whose `package::scenario` name contains this.
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+    /// Show the plan of this tier only [default: every tier's].
+    #[arg(long, value_name = "TIER", env = "PERFGATE_TIER")]
+    pub tier: Option<Tier>,
+}
+
+/// A test tier: the same scenarios at three depths.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Tier {
+    /// Every pull request, within minutes: the scenarios as declared.
+    #[default]
+    Smoke,
+    /// Nightly on the main branch: longer windows, more rounds.
+    Nightly,
+    /// Before a release: an hour or more per scenario, with leak checks always reported.
+    Soak,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Smoke, Tier::Nightly, Tier::Soak];
+
+    /// The name users write (`perfgate_units::TIERS`).
+    pub fn as_str(self) -> &'static str {
+        perfgate_units::TIERS[self as usize]
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Options shared by every subcommand, spelled as cargo spells them.
@@ -318,6 +356,7 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--baseline-file",
     "--budget",
     "--pairs",
+    "--tier",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -575,13 +614,13 @@ mod tests {
         match cli.action() {
             Command::Record(r) => {
                 assert_eq!(r.filter.as_deref(), Some("work"));
-                assert_eq!(r.rounds, 7);
+                assert_eq!(r.rounds, Some(7));
                 assert!(r.allow_drop);
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds == 5)
+            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds.is_none())
         );
         let cli = parse(&[
             "cargo-perfgate",
@@ -622,6 +661,27 @@ mod tests {
             "b.toml"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn the_tier_flag_parses_its_three_names_only() {
+        let cli = parse(&["cargo-perfgate", "--tier", "nightly", "checkout"]);
+        match cli.action() {
+            Command::Run(r) => {
+                assert_eq!(r.load.tier, Some(Tier::Nightly));
+                assert_eq!(r.filter.as_deref(), Some("checkout"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["cargo-perfgate", "--tier", "soak", "record"]);
+        assert!(matches!(cli.action(), Command::Record(r) if r.load.tier == Some(Tier::Soak)));
+        let cli = parse(&["cargo-perfgate", "list", "--tier", "smoke"]);
+        assert!(matches!(cli.action(), Command::List(l) if l.tier == Some(Tier::Smoke)));
+        assert!(Cli::parse_args(["cargo-perfgate", "--tier", "weekly"]).is_err());
+        for t in Tier::ALL {
+            assert_eq!(Tier::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(Tier::Soak.to_string(), "soak");
     }
 
     #[test]

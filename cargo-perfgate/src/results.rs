@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gate::file::{MeasuredScenario, Measurements};
 use crate::gate::{spec::spec_hash, Decision, GateSummary, RoundStats};
 use crate::machine::Fingerprint;
-use crate::slo::{self, Check, Evidence, Verdict};
+use crate::slo::{self, Check, Evidence, TrendCheck, Verdict};
 
 /// Version of the `results.json` document (the CLI's; the scenario results inside carry their own).
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
@@ -34,6 +34,9 @@ pub struct RunResults {
     /// The comparison with the baseline: where it was read, warnings, counts of outcomes.
     #[serde(default)]
     pub gate: Option<GateSummary>,
+    /// The test tier the run was planned for (`--tier`), when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -67,6 +70,13 @@ pub struct ScenarioRun {
     /// The merge-base's side of a same-machine A/B run (`--ab`); `rounds` then holds HEAD's side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ab: Option<AbRounds>,
+    /// The leak and drift checks (memory, descriptors, threads, p99 over time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trends: Vec<TrendCheck>,
+    /// The load generator's own process (the scenario binary) during its first round: what shows
+    /// that it stayed flat over a long run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<ResourceStats>,
 }
 
 /// The base side of a scenario measured in `--ab` mode, and how sampling went.
@@ -108,6 +118,7 @@ impl ScenarioRun {
             self.verdict = slo::verdict(&Evidence {
                 checks: &self.checks,
                 regressions: &self.regressions,
+                trends: &self.trends,
                 ..Default::default()
             });
         }
@@ -217,6 +228,18 @@ pub struct ListedScenario {
     pub test_name: String,
     pub executable: PathBuf,
     pub spec: ScenarioSpec,
+    /// How each tier runs it, by tier name; None where `tier = [...]` leaves it out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plan: BTreeMap<String, Option<PlannedRun>>,
+}
+
+/// A scenario's window and rounds in one tier.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PlannedRun {
+    pub duration_ms: u64,
+    pub warmup_ms: u64,
+    /// The tier's rounds; None: perfgate's default (1, or 3 when there is a baseline).
+    pub rounds: Option<u32>,
 }
 
 #[cfg(test)]
@@ -260,6 +283,8 @@ pub(crate) mod tests {
             spec_parts: BTreeMap::new(),
             regressions: vec![],
             ab: None,
+            trends: vec![],
+            generator: None,
         };
         let errored = ScenarioRun {
             id: "predict-service::catalogue".into(),
@@ -284,6 +309,7 @@ pub(crate) mod tests {
             scenarios: vec![failing, errored],
             exit_code: 2,
             gate: None,
+            tier: None,
         }
     }
 
@@ -321,6 +347,8 @@ pub(crate) mod tests {
             spec_parts: BTreeMap::new(),
             regressions: vec![],
             ab: None,
+            trends: vec![],
+            generator: None,
         };
         let other = ScenarioRun {
             id: "pkg::b".into(),

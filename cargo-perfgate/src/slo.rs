@@ -1,11 +1,15 @@
-//! SLO checks, the verdict of a scenario and the exit code of a run: the one place each is decided,
-//! whatever mode measured the scenario (a plain run, rounds against a baseline file, A/B pairs, or
-//! `compare` of two files).
+//! SLO checks, trend checks (leaks and drift), the verdict of a scenario and the exit code of a run:
+//! the one place each is decided, whatever mode measured the scenario (a plain run, rounds against a
+//! baseline file, A/B pairs, or `compare` of two files).
 
-use perfgate_runtime::format::{format_value, Metric, Op, ScenarioResult, ScenarioSpec, Slo};
+use perfgate_runtime::format::{
+    format_value, Allowance, Metric, Op, ResourceStats, ScenarioResult, ScenarioSpec, Slo,
+    TrendMetric, TrendSlo,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::exit;
+use crate::gate::trend::{self, Fit};
 use crate::gate::{Decision, GateSummary, Outcome};
 
 /// One SLO of a scenario, checked against its result.
@@ -168,6 +172,10 @@ pub fn check_slo(slo: &Slo, result: &ScenarioResult) -> Check {
 /// What happened to a scenario, from which its verdict follows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Evidence<'a> {
+    /// The scenario was stopped early, its SLOs breached beyond recovery.
+    pub aborted: bool,
+    /// The leak and drift checks.
+    pub trends: &'a [TrendCheck],
     /// Nothing trustworthy was measured (the scenario could not run, wrote no results, …).
     pub error: bool,
     /// The service died under the load.
@@ -185,12 +193,13 @@ pub struct Evidence<'a> {
 pub fn verdict(e: &Evidence<'_>) -> Verdict {
     if e.error {
         Verdict::Error
-    } else if e.service_died {
+    } else if e.service_died || e.aborted {
         Verdict::Fail
     } else if e.invalid {
         Verdict::Invalid
     } else if e.checks.iter().any(|c| !c.passed)
         || e.regressions.iter().any(|d| d.outcome == Outcome::Fail)
+        || e.trends.iter().any(|t| t.outcome == Outcome::Fail)
     {
         Verdict::Fail
     } else {
@@ -199,11 +208,12 @@ pub fn verdict(e: &Evidence<'_>) -> Verdict {
 }
 
 /// The exit code of a run: 2 if anything errored, else 1 if a scenario failed, else 3 if a measurement
-/// was invalid or, under `--strict`, a regression check was inconclusive or no comparable baseline was
-/// found, else 0.
+/// was invalid or, under `--strict`, a regression check or a trend check (`undecided_trends`) was
+/// inconclusive or no comparable baseline was found, else 0.
 pub fn exit_code(
     verdicts: impl IntoIterator<Item = Verdict>,
     gate: Option<&GateSummary>,
+    undecided_trends: bool,
     strict: bool,
 ) -> i32 {
     let (mut error, mut fail, mut invalid) = (false, false, false);
@@ -215,7 +225,8 @@ pub fn exit_code(
             Verdict::Pass => {}
         }
     }
-    let undecided = gate.is_some_and(|g| !g.found || g.inconclusive > 0 || g.not_comparable > 0);
+    let undecided = undecided_trends
+        || gate.is_some_and(|g| !g.found || g.inconclusive > 0 || g.not_comparable > 0);
     if error {
         exit::ERROR
     } else if fail {
@@ -255,6 +266,272 @@ pub fn median_checks(spec: &ScenarioSpec, results: &[ScenarioResult]) -> Vec<Che
     }
 }
 
+/// A leak or drift check: a trend of the run against its allowance (`rss_growth < "1MiB/h"`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrendCheck {
+    pub trend: TrendSlo,
+    /// `rss_growth < 1.00MiB/h`
+    pub description: String,
+    /// Not declared by the scenario: the default bound of every long run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit: bool,
+    /// Pass (the whole interval within the allowance), fail (the whole interval above it, and the
+    /// growth over the run certain to exceed the metric's floor) or inconclusive.
+    pub outcome: Outcome,
+    /// The fitted slope and its interval, per hour in the metric's unit.
+    pub per_hour: Option<f64>,
+    pub interval_per_hour: Option<(f64, f64)>,
+    /// The allowance per hour in the metric's unit (a percentage resolved against the fitted start).
+    pub allowance_per_hour: f64,
+    /// The fitted line (seconds of the series: the sampler's for the service's resources, the first
+    /// round's measured window for latency), for charts.
+    pub fit: Option<Fit>,
+    /// `+412MiB/h [+398MiB/h, +425MiB/h] over 1m50s (99%)`, then why the outcome.
+    pub message: String,
+}
+
+/// The bound a long run is held to for each trend it does not declare.
+pub fn default_allowance(metric: TrendMetric) -> Allowance {
+    match metric {
+        TrendMetric::RssGrowth => Allowance::PerHour(1_048_576.0),
+        TrendMetric::FdsGrowth | TrendMetric::ThreadsGrowth => Allowance::PerHour(0.0),
+        TrendMetric::P99Drift => Allowance::PercentPerHour(10.0),
+    }
+}
+
+/// The least growth over the fitted window that can fail a check, however certain the slope: a
+/// service's own steps (an allocator arena, a connection or thread pool growing once, a slower
+/// stretch of a shared machine) are not leaks. For latency: a fifth of the fitted start, and a
+/// millisecond at least.
+pub fn floor(metric: TrendMetric, level: f64) -> f64 {
+    match metric {
+        TrendMetric::RssGrowth => 1_048_576.0,
+        TrendMetric::FdsGrowth => 8.0,
+        TrendMetric::ThreadsGrowth => 4.0,
+        TrendMetric::P99Drift => (0.2 * level.abs()).max(1.0),
+    }
+}
+
+/// Outside the soak tier, trend checks are reported only for runs whose fitted window is at least
+/// this long, and only when they decide.
+pub const MIN_TREND_SECS: f64 = 60.0;
+
+/// The trends a scenario is checked against: the declared ones, and the defaults for the others.
+fn trends_of(spec: &ScenarioSpec) -> Vec<(TrendSlo, bool)> {
+    TrendMetric::ALL
+        .into_iter()
+        .map(
+            |metric| match spec.trends.iter().find(|t| t.metric == metric) {
+                Some(t) => (t.clone(), false),
+                None => (
+                    TrendSlo {
+                        metric,
+                        allowance: default_allowance(metric),
+                    },
+                    true,
+                ),
+            },
+        )
+        .collect()
+}
+
+/// What the trend checks of a scenario are fitted on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrendInput<'a> {
+    /// The service's process tree over the scenario; None when it was not sampled.
+    pub resources: Option<&'a ResourceStats>,
+    /// Why it was not sampled (`--target-url`), for the message.
+    pub unsampled: &'a str,
+    /// Unix times (ms) of the first measured window's start and the last one's end: the span the
+    /// service's resources are fitted over (warm-up excluded). None when nothing was measured.
+    pub measured: Option<(u64, u64)>,
+    /// The rounds' results, in order (their latency intervals).
+    pub rounds: &'a [ScenarioResult],
+    /// Report every check, inconclusive ones too (the soak tier); else only decided checks of runs
+    /// at least [`MIN_TREND_SECS`] long.
+    pub always: bool,
+    /// The interval's confidence ([`trend::CONFIDENCE`]; higher for a look during the run).
+    pub confidence: f64,
+}
+
+/// Unix times (ms) from the first round's measured window's start to the last one's end.
+pub fn measured_span(rounds: &[ScenarioResult]) -> Option<(u64, u64)> {
+    let first = rounds.first()?;
+    let last = rounds.last()?;
+    Some((
+        first.started_unix_ms,
+        last.started_unix_ms + (last.measured_secs * 1000.0) as u64,
+    ))
+}
+
+/// The error rate a scenario's iterations are held to: its declared `errors` bound, else the
+/// implicit one.
+pub fn error_bound(spec: &ScenarioSpec) -> f64 {
+    slos_of(spec)
+        .into_iter()
+        .find(|(s, k)| *k != Kind::SomeSuccess && s.request.is_none() && s.metric == Metric::Errors)
+        .map_or(IMPLICIT_MAX_ERROR_RATE, |(s, _)| s.threshold)
+}
+
+/// The leak and drift checks of a scenario.
+pub fn trend_checks(spec: &ScenarioSpec, input: &TrendInput<'_>) -> Vec<TrendCheck> {
+    trends_of(spec)
+        .into_iter()
+        .filter_map(|(slo, implicit)| {
+            let series = trend_series(slo.metric, input);
+            let check = judge_trend(slo, implicit, series, input.confidence);
+            let long_enough = check
+                .fit
+                .as_ref()
+                .is_some_and(|f| f.secs() >= MIN_TREND_SECS);
+            let keep = input.always || (long_enough && check.outcome != Outcome::Inconclusive);
+            keep.then_some(check)
+        })
+        .collect()
+}
+
+/// The points of a trend's series (seconds, value), or why there are none.
+fn trend_series(
+    metric: TrendMetric,
+    input: &TrendInput<'_>,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    if metric == TrendMetric::P99Drift {
+        let Some(first) = input.rounds.first() else {
+            return Err("no round finished".into());
+        };
+        // Every round's intervals on one time line, from the first measured window's start.
+        let mut points = Vec::new();
+        for r in input.rounds {
+            let offset = (r.started_unix_ms as f64 - first.started_unix_ms as f64) / 1000.0;
+            for iv in r.intervals.iter().filter(|iv| iv.iterations > 0) {
+                points.push((offset + iv.t as f64 + iv.secs as f64 / 2.0, iv.p99_ms));
+            }
+        }
+        if points.is_empty() {
+            return Err(
+                "no latency intervals were recorded (a perfgate-runtime older than the CLI?)"
+                    .into(),
+            );
+        }
+        return Ok(points.into_iter().unzip());
+    }
+    let Some(res) = input.resources else {
+        return Err(format!("the service was not sampled ({})", input.unsampled));
+    };
+    if metric == TrendMetric::FdsGrowth && res.max_fds == 0 {
+        return Err("the service's open descriptors could not be counted".into());
+    }
+    let Some((from, to)) = input.measured else {
+        return Err("nothing was measured".into());
+    };
+    let base = res.started_unix_ms as f64;
+    let start = (from as f64 - base) / 1000.0;
+    let end = (to as f64 - base) / 1000.0;
+    Ok(res
+        .timeseries
+        .iter()
+        .filter(|p| p.t - p.secs >= start && p.t <= end + 0.5)
+        .map(|p| {
+            let v = match metric {
+                TrendMetric::RssGrowth => p.rss_bytes as f64,
+                TrendMetric::FdsGrowth => p.fds,
+                TrendMetric::ThreadsGrowth => p.threads,
+                TrendMetric::P99Drift => unreachable!("handled above"),
+            };
+            (p.t - p.secs / 2.0, v)
+        })
+        .unzip())
+}
+
+/// One trend against its allowance.
+fn judge_trend(
+    slo: TrendSlo,
+    implicit: bool,
+    series: Result<(Vec<f64>, Vec<f64>), String>,
+    confidence: f64,
+) -> TrendCheck {
+    let metric = slo.metric;
+    let mut check = TrendCheck {
+        description: slo.describe(),
+        trend: slo.clone(),
+        implicit,
+        outcome: Outcome::Inconclusive,
+        per_hour: None,
+        interval_per_hour: None,
+        allowance_per_hour: slo.allowance.per_hour(0.0),
+        fit: None,
+        message: String::new(),
+    };
+    let (t, y) = match series {
+        Ok(points) => points,
+        Err(why) => {
+            check.message = format!("not measured: {why}");
+            return check;
+        }
+    };
+    let seed = 0x7472_656e_6400 + metric as u64;
+    let Some(fit) = trend::fit(&t, &y, confidence, seed) else {
+        let secs = match (t.first(), t.last()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        };
+        check.message = format!(
+            "too short to tell: {} point{} over {} after the warm-up, at least {} needed",
+            t.len(),
+            if t.len() == 1 { "" } else { "s" },
+            crate::text::describe_secs(secs),
+            trend::MIN_POINTS
+        );
+        return check;
+    };
+    let h = 3600.0;
+    let allowance = slo.allowance.per_hour(fit.level);
+    let (per_hour, lo, hi) = (fit.slope * h, fit.lo * h, fit.hi * h);
+    let least_growth = fit.lo * fit.secs();
+    let smallest = floor(metric, fit.level);
+    check.allowance_per_hour = allowance;
+    check.per_hour = Some(per_hour);
+    check.interval_per_hour = Some((lo, hi));
+    let fitted = format!(
+        "{} [{}, {}] over {} ({:.0}%)",
+        metric.format_rate(per_hour),
+        metric.format_rate(lo),
+        metric.format_rate(hi),
+        crate::text::describe_secs(fit.secs()),
+        fit.confidence * 100.0
+    );
+    let allowed = metric.format_rate(allowance);
+    let allowed = allowed.strip_prefix('+').unwrap_or(&allowed);
+    let (outcome, why) = if lo > allowance && least_growth >= smallest {
+        (
+            Outcome::Fail,
+            format!(
+                "rising faster than {allowed} for certain: at least {} over the run",
+                metric.format_level(least_growth)
+            ),
+        )
+    } else if hi <= allowance {
+        (Outcome::Pass, format!("within {allowed}"))
+    } else if lo > allowance {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "rising, but by less than {} over the run, which a service's own steps can explain; a longer run would tell",
+                metric.format_level(smallest)
+            ),
+        )
+    } else {
+        (
+            Outcome::Inconclusive,
+            format!("the interval straddles {allowed}: too short or too noisy to tell; a longer run would"),
+        )
+    };
+    check.outcome = outcome;
+    check.message = format!("{fitted}: {why}");
+    check.fit = Some(fit);
+    check
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -275,6 +552,8 @@ pub(crate) mod tests {
             regression_pct: 10.0,
             service: None,
             data: vec![],
+            tiers: Default::default(),
+            trends: vec![],
         }
     }
 
@@ -306,6 +585,7 @@ pub(crate) mod tests {
             schedule: Default::default(),
             invalid: None,
             timeseries: vec![],
+            intervals: vec![],
         }
     }
 
@@ -418,11 +698,11 @@ pub(crate) mod tests {
     #[test]
     fn exit_codes_aggregate() {
         use Verdict::*;
-        assert_eq!(exit_code([], None, false), 0);
-        assert_eq!(exit_code([Pass, Pass], None, false), 0);
-        assert_eq!(exit_code([Pass, Invalid], None, false), 3);
-        assert_eq!(exit_code([Invalid, Fail, Pass], None, false), 1);
-        assert_eq!(exit_code([Fail, Error, Invalid], None, false), 2);
+        assert_eq!(exit_code([], None, false, false), 0);
+        assert_eq!(exit_code([Pass, Pass], None, false, false), 0);
+        assert_eq!(exit_code([Pass, Invalid], None, false, false), 3);
+        assert_eq!(exit_code([Invalid, Fail, Pass], None, false, false), 1);
+        assert_eq!(exit_code([Fail, Error, Invalid], None, false, false), 2);
     }
 
     #[test]
@@ -456,21 +736,21 @@ pub(crate) mod tests {
             found: false,
             ..Default::default()
         };
-        assert_eq!(exit_code([Pass], Some(&none), true), 3);
-        assert_eq!(exit_code([Pass], Some(&none), false), 0);
-        assert_eq!(exit_code([Fail], Some(&none), true), 1);
+        assert_eq!(exit_code([Pass], Some(&none), false, true), 3);
+        assert_eq!(exit_code([Pass], Some(&none), false, false), 0);
+        assert_eq!(exit_code([Fail], Some(&none), false, true), 1);
         let undecided = GateSummary {
             found: true,
             inconclusive: 1,
             ..Default::default()
         };
-        assert_eq!(exit_code([Pass], Some(&undecided), true), 3);
+        assert_eq!(exit_code([Pass], Some(&undecided), false, true), 3);
         let fine = GateSummary {
             found: true,
             ..Default::default()
         };
-        assert_eq!(exit_code([Pass], Some(&fine), true), 0);
-        assert_eq!(exit_code([Pass], None, true), 0);
+        assert_eq!(exit_code([Pass], Some(&fine), false, true), 0);
+        assert_eq!(exit_code([Pass], None, false, true), 0);
     }
 
     #[test]

@@ -34,6 +34,8 @@ fn spec(name: &str, line: u32, slos: serde_json::Value) -> ScenarioSpec {
         regression_pct: 10.0,
         service: None,
         data: vec![],
+        tiers: Default::default(),
+        trends: vec![],
     }
 }
 

@@ -44,6 +44,8 @@ fn main() {
         regression_pct: 10.0,
         service: None,
         data: vec![],
+        tiers: Default::default(),
+        trends: vec![],
     };
     let r = run_scenario(&spec, &url, |ctx: Ctx| async move {
         ctx.get("/").send().await?.expect_status(200)?;

@@ -11,7 +11,7 @@ use crate::discover::Scenario;
 use crate::error::{Error, Result};
 use crate::gate::sequential::{self, Look, Plan, Stop};
 use crate::gate::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
-use crate::load::window::{round_estimate, spec_parts};
+use crate::load::window::{round_estimate, spec_parts, Window};
 use crate::load::{self, PreparedPackage, RunOptions};
 use crate::procs;
 use crate::results::{AbRounds, ScenarioRun};
@@ -159,8 +159,9 @@ fn run_one(
         .clone()
         .expect("scenarios are described before they run");
     let started = Instant::now();
-    load::announce_start(ui, scenario, &spec, opts);
-    let estimate = round_estimate(opts.window(&spec));
+    let window = opts.window(sides.head.0, &spec);
+    load::announce_start(ui, scenario, &spec, window, 1);
+    let estimate = round_estimate(window);
     let (plan, max_pairs) = match sampling.fixed_pairs {
         Some(n) => (None, n),
         None => {
@@ -321,7 +322,7 @@ fn run_one(
                 secs: started.elapsed().as_secs_f64(),
             },
             &sides.head.0.pkg.root,
-            opts,
+            opts.window(sides.head.0, &spec),
         ),
         plan,
     })
@@ -391,7 +392,7 @@ fn assemble(
     decisions: Vec<Decision>,
     mut ab: AbRounds,
     head_root: &Path,
-    opts: &RunOptions,
+    window: Window,
 ) -> ScenarioRun {
     let mut report = head
         .first
@@ -422,7 +423,7 @@ fn assemble(
             report.log = r.log;
         }
     }
-    report.spec_parts = spec_parts(spec, head_root, opts.window(spec));
+    report.spec_parts = spec_parts(spec, head_root, window);
     report.rounds = to_rounds(&head.results);
     report.result = report.result.or_else(|| head.results.first().cloned());
     ab.base_rounds = to_rounds(&base.results);
@@ -433,6 +434,8 @@ fn assemble(
         invalid,
         checks: &report.checks,
         regressions: &decisions,
+        trends: &report.trends,
+        aborted: false,
     });
     report.regressions = decisions;
     report.ab = Some(ab);
@@ -442,6 +445,7 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::window::TierPlan;
     use std::path::PathBuf;
 
     #[test]
@@ -475,7 +479,7 @@ mod tests {
             stopped: "a round could not be measured".into(),
             secs: 1.0,
         };
-        let opts = RunOptions::default();
+        let window = Window::of(&spec, &TierPlan::default(), None, None);
         let r = assemble(
             &scenario,
             &spec,
@@ -485,7 +489,7 @@ mod tests {
             vec![],
             ab(),
             Path::new("/"),
-            &opts,
+            window,
         );
         assert_eq!(r.verdict, Verdict::Fail);
         let err = r.error.unwrap();
@@ -507,7 +511,7 @@ mod tests {
             vec![],
             ab(),
             Path::new("/"),
-            &opts,
+            window,
         );
         assert_eq!(r.verdict, Verdict::Error);
     }

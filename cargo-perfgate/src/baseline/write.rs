@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::lookup::baseline_paths;
 use super::{BaselineFile, Calibration, Measured};
+use crate::cli::Tier;
 use crate::discover::{PerfPackage, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::sequential::NoiseFloor;
@@ -22,6 +23,7 @@ fn targets(
     ws: &Workspace,
     packages: &[PerfPackage],
     baseline_file: Option<&Path>,
+    tier: Tier,
 ) -> BTreeMap<PathBuf, Vec<String>> {
     match baseline_file {
         Some(f) => [(
@@ -29,7 +31,7 @@ fn targets(
             packages.iter().map(|p| p.name.clone()).collect(),
         )]
         .into(),
-        None => baseline_paths(ws, packages),
+        None => baseline_paths(ws, packages, tier),
     }
 }
 
@@ -81,7 +83,8 @@ pub fn write_baselines(
     }
     let commit = report.environment.git_commit.clone();
     let selected_pkgs: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-    for (path, pkgs) in targets(ws, packages, args.baseline_file.as_deref()) {
+    let tier = args.load.tier.unwrap_or_default();
+    for (path, pkgs) in targets(ws, packages, args.baseline_file.as_deref(), tier) {
         let mut new = BaselineFile::new(
             report.environment.clone(),
             commit.clone(),
@@ -204,9 +207,10 @@ pub fn write_calibration(
     pairs: usize,
     budget_secs: f64,
     now_unix_ms: u64,
+    tier: Tier,
     ui: &Ui,
 ) -> Result<()> {
-    for (path, pkgs) in targets(ws, &ws.packages, baseline_file) {
+    for (path, pkgs) in targets(ws, &ws.packages, baseline_file, tier) {
         let mine: BTreeMap<String, NoiseFloor> = measured
             .iter()
             .filter(|(id, _)| {

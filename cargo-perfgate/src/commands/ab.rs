@@ -63,6 +63,7 @@ pub fn run(
             pkg,
             scenarios: r.scenarios.clone(),
             service_exes: exes.clone(),
+            tier: r.tier.clone(),
         })
         .collect();
 
@@ -111,6 +112,7 @@ pub fn run(
         scenarios,
         environment,
         gate: Some(gate),
+        tier: Some(args.load.tier.unwrap_or_default()),
     };
     conclude(
         common,

@@ -65,6 +65,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
         args.pairs as usize,
         budget.as_secs_f64(),
         now,
+        args.load.tier.unwrap_or_default(),
         ui,
     )?;
     print_stdout(&render_floors(&floors.rows))?;

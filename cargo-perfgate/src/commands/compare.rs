@@ -59,6 +59,7 @@ pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result
     let code = slo::exit_code(
         report.scenarios.iter().map(|s| s.verdict),
         Some(&summary),
+        false,
         flags.strict,
     );
     report.gate = Some(summary);
@@ -108,6 +109,8 @@ fn read_document(path: &Path) -> Result<RunResults> {
             spec_parts: s.spec_parts.clone(),
             regressions: Vec::new(),
             ab: None,
+            trends: Vec::new(),
+            generator: None,
         })
         .collect();
     Ok(RunResults {
@@ -123,5 +126,6 @@ fn read_document(path: &Path) -> Result<RunResults> {
         scenarios,
         exit_code: 0,
         gate: None,
+        tier: None,
     })
 }

@@ -19,6 +19,9 @@ pub fn run(common: &CommonArgs, args: &RunArgs, ui: &Ui) -> Result<i32> {
     pipeline(common, args, None, ui)
 }
 
+/// Rounds `record` runs per scenario unless `--rounds` or the tier says otherwise.
+pub const RECORD_ROUNDS: usize = 5;
+
 /// Build, run, check, and compare with the baseline (or, for `record`, write one).
 pub(crate) fn pipeline(
     common: &CommonArgs,
@@ -27,6 +30,7 @@ pub(crate) fn pipeline(
     ui: &Ui,
 ) -> Result<i32> {
     let clock = Clock::start();
+    let tier = args.load.tier.unwrap_or_default();
     if let Some(url) = &args.load.target_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::Usage(format!(
@@ -37,7 +41,7 @@ pub(crate) fn pipeline(
     let ws = Workspace::load(common)?;
     // The baseline is looked up first: a git problem is said before anything is built.
     let baselines = match record {
-        None => Some(lookup_baselines(&ws, &args.gate, ui)?),
+        None => Some(lookup_baselines(&ws, &args.gate, tier, ui)?),
         Some(_) => None,
     };
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
@@ -68,12 +72,17 @@ pub(crate) fn pipeline(
         duration: args.load.duration,
         warmup: args.load.warmup,
         rounds: match (record, args.gate.rounds) {
-            (Some(r), _) => r.rounds as usize,
+            (Some(r), _) => r.rounds.map_or(RECORD_ROUNDS, |n| n as usize),
             (None, Some(n)) => n as usize,
             // Several rounds only when there is something to compare them with.
             (None, None) if has_baseline => 3,
             (None, None) => 1,
         },
+        rounds_default: match record {
+            Some(r) => r.rounds.is_none(),
+            None => args.gate.rounds.is_none(),
+        },
+        tier,
     };
     let load_started = Instant::now();
     progress::set_scenario_dir(&run_dir.join("scenarios"));
@@ -90,6 +99,7 @@ pub(crate) fn pipeline(
         .as_ref()
         .map(|b| apply_baselines(b, &mut scenarios, &environment, found.root(), flags));
     let measured = Measured {
+        tier: Some(tier),
         run_id,
         run_dir,
         clock,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 mod dist;
 pub mod file;
+pub mod rng;
 pub mod sequential;
 #[cfg(test)]
 mod sim;
@@ -17,6 +18,7 @@ pub mod spec;
 mod stats;
 #[cfg(test)]
 mod tests;
+pub mod trend;
 
 pub use file::GateSummary;
 

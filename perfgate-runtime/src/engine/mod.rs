@@ -350,6 +350,7 @@ fn summarise(
         schedule,
         invalid,
         timeseries: recorder.timeseries(),
+        intervals: recorder.intervals(),
     }
 }
 
@@ -737,6 +738,8 @@ mod tests {
             regression_pct: 10.0,
             service: None,
             data: vec![],
+            tiers: Default::default(),
+            trends: vec![],
         };
         assert_eq!(default_max_in_flight(&spec), 1000);
         spec.load = LoadModel::Open { rate: 5.0 };

@@ -118,6 +118,8 @@ pub fn spec(load: LoadModel, duration_ms: u64) -> ScenarioSpec {
         regression_pct: 10.0,
         service: None,
         data: vec![],
+        tiers: Default::default(),
+        trends: vec![],
     }
 }
 
