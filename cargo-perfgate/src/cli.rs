@@ -160,6 +160,10 @@ pub struct LoadArgs {
     /// Override every scenario's warmup (e.g. `0s`, `1s`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// Never stop a scenario early, even when its verdict is already certain (errors above the
+    /// tier's `abort_errors`, a lost error bound, a certain leak): every window runs to its end.
+    #[arg(long)]
+    pub no_abort: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -208,8 +208,9 @@ pub fn verdict(e: &Evidence<'_>) -> Verdict {
 }
 
 /// The exit code of a run: 2 if anything errored, else 1 if a scenario failed, else 3 if a measurement
-/// was invalid or, under `--strict`, a regression check or a trend check (`undecided_trends`) was
-/// inconclusive or no comparable baseline was found, else 0.
+/// was invalid or, under `--strict`, a regression check or a declared trend check
+/// (`undecided_trends`; the default bounds only ever fail) was inconclusive or no comparable
+/// baseline was found, else 0.
 pub fn exit_code(
     verdicts: impl IntoIterator<Item = Verdict>,
     gate: Option<&GateSummary>,
@@ -295,7 +296,7 @@ pub fn default_allowance(metric: TrendMetric) -> Allowance {
     match metric {
         TrendMetric::RssGrowth => Allowance::PerHour(1_048_576.0),
         TrendMetric::FdsGrowth | TrendMetric::ThreadsGrowth => Allowance::PerHour(0.0),
-        TrendMetric::P99Drift => Allowance::PercentPerHour(10.0),
+        TrendMetric::P99Drift => Allowance::PercentPerHour(50.0),
     }
 }
 
@@ -493,12 +494,12 @@ fn judge_trend(
     check.per_hour = Some(per_hour);
     check.interval_per_hour = Some((lo, hi));
     let fitted = format!(
-        "{} [{}, {}] over {} ({:.0}%)",
+        "{} [{}, {}] over {} ({})",
         metric.format_rate(per_hour),
         metric.format_rate(lo),
         metric.format_rate(hi),
         crate::text::describe_secs(fit.secs()),
-        fit.confidence * 100.0
+        crate::text::describe_confidence(fit.confidence)
     );
     let allowed = metric.format_rate(allowance);
     let allowed = allowed.strip_prefix('+').unwrap_or(&allowed);

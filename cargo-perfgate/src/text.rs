@@ -88,6 +88,16 @@ pub fn describe_trend(c: &crate::slo::TrendCheck) -> String {
     )
 }
 
+/// A confidence level: `99%`, `99.9%`.
+pub fn describe_confidence(c: f64) -> String {
+    let pct = c * 100.0;
+    if (pct - pct.round()).abs() < 1e-9 {
+        format!("{pct:.0}%")
+    } else {
+        format!("{pct:.1}%")
+    }
+}
+
 /// The outcome of a trend check, one word for every report.
 pub fn trend_outcome_str(o: Outcome) -> &'static str {
     match o {

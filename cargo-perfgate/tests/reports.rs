@@ -95,6 +95,7 @@ fn result(spec: &ScenarioSpec, p50: f64, p99: f64, wobble: f64) -> ScenarioResul
                 p99_ms: p99 * (1.0 + wobble * ((t as f64) * 0.9).sin()),
             })
             .collect(),
+        intervals: vec![],
     }
 }
 
@@ -111,8 +112,13 @@ fn resources(cpu: f64, rss_mib: f64) -> ResourceStats {
                 t: t as f64,
                 cpu_util: cpu * (0.8 + 0.04 * t as f64),
                 rss_bytes: ((rss_mib + t as f64) * 1048576.0) as u64,
+                fds: 12.0,
+                threads: 4.0,
+                secs: 1.0,
             })
             .collect(),
+        started_unix_ms: 0,
+        max_fds: 12,
     }
 }
 

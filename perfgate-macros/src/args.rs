@@ -53,8 +53,9 @@ pub struct Args {
     pub data: Vec<String>,
     /// `tier = [...]`: the only tiers the scenario runs in (empty: all).
     pub tiers_only: Vec<String>,
-    /// `soak = "2h"`: the scenario's measured duration in a tier.
-    pub tier_durations: Vec<(String, u64)>,
+    /// `soak = "2h"` or `soak = ("2h", "10m")`: the scenario's measured duration in a tier, and its
+    /// warm-up there.
+    pub tier_durations: Vec<(String, u64, Option<u64>)>,
     pub trends: Vec<Trend>,
 }
 
@@ -225,7 +226,7 @@ enum Setting {
     Service(String),
     Data(Vec<String>),
     Tier(Vec<String>),
-    TierDuration(u64),
+    TierDuration(u64, Option<u64>),
 }
 
 /// Adds `error` to the collected ones.
@@ -369,7 +370,7 @@ fn parse_trend(input: ParseStream, ident: &Ident, metric: TrendMetric) -> syn::R
     let allowance = match &lit {
         Lit::Int(_) | Lit::Float(_) => match number(&lit, "a rate")? {
             v if v == 0.0 => Allowance::PerHour(0.0),
-            _ => return Err(bad("a rate needs its unit and time")),
+            _ => return Err(bad("a number other than 0 needs a unit and a time")),
         },
         Lit::Str(s) => {
             let v = s.value();
@@ -688,7 +689,10 @@ fn parse_setting(key: &str, input: ParseStream) -> syn::Result<Setting> {
         }
         "data" => Setting::Data(parse_data(input)?),
         "tier" => Setting::Tier(parse_tiers(input)?),
-        "smoke" | "nightly" | "soak" => Setting::TierDuration(duration_setting(input, key, false)?),
+        "smoke" | "nightly" | "soak" => {
+            let (duration, warmup) = parse_tier_window(input, key)?;
+            Setting::TierDuration(duration, warmup)
+        }
         _ => unreachable!("every key of KEYS has a parser"),
     })
 }
@@ -770,6 +774,33 @@ fn parse_data(input: ParseStream) -> syn::Result<Vec<String>> {
             path => Ok(path),
         })
         .collect()
+}
+
+/// `soak = "2h"`, or `soak = ("2h", "10m")` with the warm-up in that tier.
+fn parse_tier_window(input: ParseStream, key: &str) -> syn::Result<(u64, Option<u64>)> {
+    if !input.peek(syn::token::Paren) {
+        return Ok((duration_setting(input, key, false)?, None));
+    }
+    let form = format!(
+        "expected the scenario's duration in the {key} tier, or its duration and warm-up there, e.g. \
+         `{key} = \"2h\"` or `{key} = (\"2h\", \"10m\")`"
+    );
+    let pair;
+    let parens = syn::parenthesized!(pair in input);
+    let duration = duration_setting(&pair, key, false)?;
+    if pair.is_empty() {
+        return Err(syn::Error::new(parens.span.join(), form));
+    }
+    pair.parse::<Token![,]>()
+        .map_err(|e| syn::Error::new(e.span(), &form))?;
+    let warmup = duration_setting(&pair, key, true)?;
+    if pair.peek(Token![,]) {
+        pair.parse::<Token![,]>()?;
+    }
+    if !pair.is_empty() {
+        return Err(pair.error(form));
+    }
+    Ok((duration, Some(warmup)))
 }
 
 /// `tier = ["nightly", "soak"]`, or one name: known tier names, each once.
@@ -908,8 +939,8 @@ fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error
                 args.tiers_only = t;
                 continue;
             }
-            Setting::TierDuration(ms) => {
-                args.tier_durations.push((name.clone(), ms));
+            Setting::TierDuration(ms, warmup) => {
+                args.tier_durations.push((name.clone(), ms, warmup));
                 tier_keys.push(key);
                 continue;
             }
@@ -1116,8 +1147,15 @@ mod tests {
         assert_eq!(
             args.tier_durations,
             [
-                ("soak".to_string(), 7_200_000),
-                ("nightly".to_string(), 90_000)
+                ("soak".to_string(), 7_200_000, None),
+                ("nightly".to_string(), 90_000, None)
+            ]
+        );
+        assert_eq!(
+            ok(r#"rate = 1, soak = ("30m", "30s"), smoke = ("5s", "0s",)"#).tier_durations,
+            [
+                ("soak".to_string(), 1_800_000, Some(30_000)),
+                ("smoke".to_string(), 5_000, Some(0))
             ]
         );
         assert_eq!(
@@ -1176,6 +1214,21 @@ mod tests {
         error_at(r#"rate = 1, soak = "2""#, "\"2\"", &["invalid duration"]);
         error_at(r#"rate = 1, soak = "0s""#, "\"0s\"", &["longer than 0"]);
         error_at(
+            r#"rate = 1, soak = ("2h")"#,
+            "(\"2h\")",
+            &["its duration and warm-up there", "(\"2h\", \"10m\")"],
+        );
+        error_at(
+            r#"rate = 1, soak = ("2h", "10m", "1s")"#,
+            "\"1s\"",
+            &["its duration and warm-up"],
+        );
+        error_at(
+            r#"rate = 1, soak = ("2h", 10)"#,
+            "10",
+            &["expected a duration string for `soak`"],
+        );
+        error_at(
             r#"rate = 1, rss_growth < "1MiB""#,
             "\"1MiB\"",
             &["invalid allowance", "\"1MiB/h\""],
@@ -1188,7 +1241,7 @@ mod tests {
         error_at(
             "rate = 1, fds_growth < 3",
             "3",
-            &["needs its unit", "\"10/h\""],
+            &["needs a unit and a time", "\"10/h\""],
         );
         error_at(
             r#"rate = 1, fds_growth < "5%/h""#,

@@ -203,11 +203,20 @@ pub fn spec_expr(args: &Args, name: &str) -> TokenStream {
         })
     });
     let only = args.tiers_only.iter().map(|t| string(t));
-    let tier_durations = args.tier_durations.iter().map(|(tier, ms)| {
+    let tier_durations = args.tier_durations.iter().map(|(tier, ms, _)| {
         let tier = string(tier);
         let ms = u64_lit(*ms);
         quote!((#tier, #ms))
     });
+    let tier_warmups = args
+        .tier_durations
+        .iter()
+        .filter_map(|(tier, _, w)| Some((tier, (*w)?)))
+        .map(|(tier, ms)| {
+            let tier = string(tier);
+            let ms = u64_lit(ms);
+            quote!((#tier, #ms))
+        });
     let trends = args.trends.iter().map(|t| {
         let metric = format_ident!("{}", t.metric.variant());
         let allowance = match t.allowance {
@@ -242,6 +251,7 @@ pub fn spec_expr(args: &Args, name: &str) -> TokenStream {
             tiers: #format::TierSpec {
                 only: ::std::vec![#(#only),*],
                 duration_ms: ::std::collections::BTreeMap::from([#(#tier_durations),*]),
+                warmup_ms: ::std::collections::BTreeMap::from([#(#tier_warmups),*]),
             },
             trends: ::std::vec![#(#trends),*],
         }

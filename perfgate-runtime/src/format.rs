@@ -79,11 +79,14 @@ pub struct TierSpec {
     /// `soak = "2h"`: the scenario's measured duration in a tier, in milliseconds, by tier name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub duration_ms: BTreeMap<String, u64>,
+    /// `soak = ("2h", "10m")`: its warm-up in a tier, in milliseconds, by tier name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warmup_ms: BTreeMap<String, u64>,
 }
 
 impl TierSpec {
     pub fn is_empty(&self) -> bool {
-        self.only.is_empty() && self.duration_ms.is_empty()
+        self.only.is_empty() && self.duration_ms.is_empty() && self.warmup_ms.is_empty()
     }
 
     /// Whether the scenario runs in `tier`.

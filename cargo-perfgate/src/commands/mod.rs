@@ -74,7 +74,7 @@ pub fn conclude(
         .scenarios
         .iter()
         .flat_map(|s| &s.trends)
-        .any(|t| t.outcome == crate::gate::Outcome::Inconclusive);
+        .any(|t| !t.implicit && t.outcome == crate::gate::Outcome::Inconclusive);
     let exit_code = slo::exit_code(
         m.scenarios.iter().map(|s| s.verdict),
         m.gate.as_ref(),

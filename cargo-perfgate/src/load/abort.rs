@@ -111,18 +111,12 @@ impl<'a> Watch<'a> {
         .find(|c| c.outcome == Outcome::Fail)?;
         Some(Abort {
             reason: format!(
-                "the leak check `{}` failed for certain ({}): {}",
-                failed.description,
-                describe_confidence(LOOK_CONFIDENCE),
-                failed.message
+                "the leak check `{}` failed for certain: {}",
+                failed.description, failed.message
             ),
             trend: Some(failed),
         })
     }
-}
-
-fn describe_confidence(c: f64) -> String {
-    format!("{}% interval", c * 100.0)
 }
 
 /// The last `secs` finished seconds each had iterations, and errors above `rate` of them.

@@ -541,7 +541,10 @@ pub fn prepare<'a>(
     let mut runs = Vec::new();
     let tier = load.tier.unwrap_or_default();
     for pkg in &found.ws.packages {
-        let plan = TierPlan::resolve(tier, &found.ws.config, &pkg.config);
+        let mut plan = TierPlan::resolve(tier, &found.ws.config, &pkg.config);
+        if load.no_abort {
+            plan.config.abort = Some(false);
+        }
         let (scenarios, skipped): (Vec<Scenario>, Vec<Scenario>) = found
             .scenarios
             .iter()

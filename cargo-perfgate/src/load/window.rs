@@ -66,8 +66,8 @@ pub struct Window {
 impl Window {
     /// The one place a scenario's window is decided. Duration: the command line's, else the
     /// scenario's own for the tier (`soak = "2h"`), else the tier's `duration`, else the declared
-    /// one times the tier's `scale`. Warm-up: the command line's, else the tier's `warmup`, else the
-    /// declared one times `scale`.
+    /// one times the tier's `scale`. Warm-up: the command line's, else the scenario's own for the
+    /// tier (`soak = ("2h", "10m")`), else the tier's `warmup`, else the declared one times `scale`.
     pub fn of(
         spec: &ScenarioSpec,
         plan: &TierPlan,
@@ -85,6 +85,7 @@ impl Window {
                 .unwrap_or_else(|| scaled(spec.duration_ms).max(1)),
             warmup_ms: warmup
                 .map(ms)
+                .or_else(|| spec.tiers.warmup_ms.get(plan.tier.as_str()).copied())
                 .or_else(|| plan.config.warmup.map(ms))
                 .unwrap_or_else(|| scaled(spec.warmup_ms)),
             tier: plan.tier,
@@ -229,6 +230,8 @@ mod tests {
         assert_eq!(w(&sp, &soak), (3_600_000, 300_000));
         sp.tiers.duration_ms.insert("soak".into(), 7_200_000);
         assert_eq!(w(&sp, &soak), (7_200_000, 300_000));
+        sp.tiers.warmup_ms.insert("soak".into(), 30_000);
+        assert_eq!(w(&sp, &soak), (7_200_000, 30_000));
         let cli = Window::of(&sp, &soak, Some(Duration::from_secs(120)), None);
         assert_eq!((cli.duration_ms, cli.warmup_ms), (120_000, 300_000));
         // A package's table key by key over the workspace's, over the defaults.
