@@ -116,6 +116,7 @@ echo "$MODE: $RUNS soaks of predict-service::predict, $DURATION + $WARMUP warm-u
 printf "run\texit\tload1\twall_s\tverdict\tchecks (per hour; rss in MiB)\n"
 fails=0
 alarms=0
+drifts=0
 for i in $(seq 1 "$RUNS"); do
     load=$(cut -d' ' -f1 /proc/loadavg)
     start=$(date +%s)
@@ -133,7 +134,8 @@ for i in $(seq 1 "$RUNS"); do
     fi
     printf "%s\t%s\t%s\t%s\t%s\n" "$i" "$code" "$load" "$wall" "$line"
     case "$line" in *"rss_growth=fail"*) fails=$((fails + 1)) ;; esac
-    case "$line" in *"=fail"*) alarms=$((alarms + 1)) ;; esac
+    case "$line" in *"rss_growth=fail"* | *"fds_growth=fail"* | *"threads_growth=fail"*) alarms=$((alarms + 1)) ;; esac
+    case "$line" in *"p99_drift=fail"*) drifts=$((drifts + 1)) ;; esac
 done
-echo "rss_growth failed in $fails of $RUNS runs; a leak check failed in $alarms of $RUNS runs"
+echo "rss_growth failed in $fails of $RUNS runs; a leak check (rss, fds, threads) failed in $alarms; p99_drift failed in $drifts"
 if [ "$MODE" = leak ]; then [ "$fails" = "$RUNS" ]; else [ "$alarms" = 0 ]; fi
