@@ -882,6 +882,62 @@ mod tests {
     }
 
     #[test]
+    fn files_written_before_tiers_and_trends_still_read() {
+        // A spec and a resource sample as an older perfgate-runtime wrote them.
+        let spec: ScenarioSpec = serde_json::from_value(serde_json::json!({
+            "name": "a", "module_path": "m", "file": "f.rs", "line": 1,
+            "load": {"model": "open", "rate": 10.0}, "duration_ms": 1000, "warmup_ms": 0,
+            "timeout_ms": 1000, "max_in_flight": null, "slos": [], "regression_pct": 10.0,
+            "service": null, "data": []
+        }))
+        .unwrap();
+        assert!(spec.tiers.is_empty() && spec.trends.is_empty());
+        assert!(spec.tiers.runs_in("soak"));
+        // And a spec without them writes no new keys, so older readers are not surprised.
+        let json = serde_json::to_value(&spec).unwrap();
+        assert!(
+            json.get("tiers").is_none() && json.get("trends").is_none(),
+            "{json}"
+        );
+        let sample: ResourceSample =
+            serde_json::from_value(serde_json::json!({"t": 1.0, "cpu_util": 0.5, "rss_bytes": 7}))
+                .unwrap();
+        assert_eq!((sample.fds, sample.threads, sample.secs), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn trend_bounds_describe_themselves_in_their_units() {
+        let rss = TrendSlo {
+            metric: TrendMetric::RssGrowth,
+            allowance: Allowance::PerHour(1_048_576.0),
+        };
+        assert_eq!(rss.describe(), "rss_growth < 1.00MiB/h");
+        let fds = TrendSlo {
+            metric: TrendMetric::FdsGrowth,
+            allowance: Allowance::PerHour(0.0),
+        };
+        assert_eq!(fds.describe(), "fds_growth < 0/h");
+        let drift = TrendSlo {
+            metric: TrendMetric::P99Drift,
+            allowance: Allowance::PercentPerHour(10.0),
+        };
+        assert_eq!(drift.describe(), "p99_drift < 10%/h");
+        assert_eq!(drift.allowance.per_hour(40.0), 4.0);
+        assert_eq!(
+            TrendMetric::RssGrowth.format_rate(-3.5 * 1_048_576.0),
+            "-3.50MiB/h"
+        );
+        assert_eq!(TrendMetric::FdsGrowth.format_rate(12.25), "+12.2/h");
+        assert_eq!(format_bytes(512.0), "512B");
+        assert_eq!(format_bytes(1536.0 * 1024.0 * 1024.0), "1.50GiB");
+        for m in TrendMetric::ALL {
+            assert_eq!(TrendMetric::parse(m.as_str()), Some(m));
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.as_str()));
+        }
+    }
+
+    #[test]
     fn metric_names_round_trip_through_serde() {
         for m in Metric::ALL {
             let json = serde_json::to_string(&m).unwrap();

@@ -505,13 +505,13 @@ mod tests {
             // Latency creeps up by 1 ms per 3 s interval.
             let ms = 10 + s / 3;
             rec.iteration(
-                ms * MS,
-                ms * MS,
+                Duration::from_millis(ms),
+                Duration::from_millis(ms),
                 start + Duration::from_millis(s * 1000 + 500),
                 None,
             );
         }
-        rec.summarise_seconds(Some(4));
+        rec.summarise_seconds(Some(5));
         let early = rec.intervals();
         assert!(early[0].p99_ms > 0.0 && early[1].p99_ms > 0.0, "{early:?}");
         assert_eq!(

@@ -591,5 +591,11 @@ pub fn prepare<'a>(
         });
     }
 
+    if runs.is_empty() && !found.scenarios.is_empty() {
+        ui.warn(&format!(
+            "no selected scenario runs in the {tier} tier: each declares `tier = [...]` without it \
+             (`cargo perfgate list` shows the plan of every tier)"
+        ));
+    }
     Ok((runs, build_secs))
 }

@@ -314,7 +314,13 @@ pub fn render_list(items: &[ListedScenario], color: bool) -> String {
     // The tiers planned (every item has the same ones); without a plan, the declared window.
     let tiers: Vec<String> = items
         .first()
-        .map(|s| s.plan.keys().cloned().collect())
+        .map(|s| {
+            crate::cli::Tier::ALL
+                .iter()
+                .map(|t| t.to_string())
+                .filter(|t| s.plan.contains_key(t))
+                .collect()
+        })
         .unwrap_or_default();
     let mut header = vec!["package".to_string(), "scenario".into(), "load".into()];
     if tiers.is_empty() {
@@ -643,6 +649,12 @@ mod tests {
             allowance: perfgate_runtime::format::Allowance::PerHour(1_048_576.0),
         });
         let out = render_list(&[item], false);
+        let header = out.lines().nth(1).unwrap();
+        assert!(
+            header.find("smoke") < header.find("nightly")
+                && header.find("nightly") < header.find("soak"),
+            "tiers in their order, shallow to deep: {header}"
+        );
         for s in [
             "nightly",
             "30s + 3s warmup, 5 rounds",
