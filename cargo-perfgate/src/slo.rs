@@ -291,6 +291,45 @@ pub struct TrendCheck {
     pub message: String,
 }
 
+impl TrendCheck {
+    /// The check in one line: `rss_growth +412MiB/h [+398MiB/h, +425MiB/h] over 1m50s (99%): rising
+    /// faster than 1.00MiB/h for certain: …: FAIL`, or why it could not be measured.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}: {}",
+            self.trend.metric,
+            self.message,
+            crate::text::trend_outcome_str(self.outcome)
+        )
+    }
+
+    /// The slope with its interval, per hour: `+750MiB/h [+740MiB/h, +760MiB/h]`, or `-`.
+    pub fn slope(&self) -> String {
+        let m = self.trend.metric;
+        match (self.per_hour, self.interval_per_hour) {
+            (Some(v), Some((lo, hi))) => format!(
+                "{} [{}, {}]",
+                m.format_rate(v),
+                m.format_rate(lo),
+                m.format_rate(hi)
+            ),
+            _ => "-".to_string(),
+        }
+    }
+
+    /// What the slope was fitted on: `59s, 60 points, 99%`, or `-`.
+    pub fn fitted_over(&self) -> String {
+        self.fit.as_ref().map_or("-".to_string(), |f| {
+            format!(
+                "{}, {} points, {}",
+                crate::text::describe_secs(f.secs()),
+                f.points,
+                crate::text::describe_confidence(f.confidence)
+            )
+        })
+    }
+}
+
 /// The bound a long run is held to for each trend it does not declare.
 pub fn default_allowance(metric: TrendMetric) -> Allowance {
     match metric {

@@ -77,17 +77,6 @@ pub fn describe_secs(secs: f64) -> String {
     }
 }
 
-/// A trend check in one line: `rss_growth +412MiB/h [+398MiB/h, +425MiB/h] over 1m50s (99%),
-/// allowance 1.00MiB/h: FAIL`, or why it could not be measured.
-pub fn describe_trend(c: &crate::slo::TrendCheck) -> String {
-    format!(
-        "{} {}: {}",
-        c.trend.metric,
-        c.message,
-        trend_outcome_str(c.outcome)
-    )
-}
-
 /// A confidence level: `99%`, `99.9%`.
 pub fn describe_confidence(c: f64) -> String {
     let pct = c * 100.0;

@@ -882,7 +882,7 @@ fn leak_checks_show_their_slope_and_interval_in_every_report() {
     let md = markdown::render(&r, None);
     assert!(md.contains("#### Leaks and drift"), "{md}");
     assert!(
-        md.contains("| `svc::predict` | `rss_growth < 1.00MiB/h` (default) | +750MiB/h [+750MiB/h, +750MiB/h] | 59s (60 points, 99%) | 1.00MiB/h | ❌ **FAIL** |"),
+        md.contains("| `svc::predict` | `rss_growth < 1.00MiB/h` (default) | +750MiB/h [+750MiB/h, +750MiB/h] | 59s, 60 points, 99% | 1.00MiB/h | ❌ **FAIL** |"),
         "{md}"
     );
 

@@ -368,10 +368,12 @@ fn parse_trend(input: ParseStream, ident: &Ident, metric: TrendMetric) -> syn::R
         )
     };
     let allowance = match &lit {
-        Lit::Int(_) | Lit::Float(_) => match number(&lit, "a rate")? {
-            v if v == 0.0 => Allowance::PerHour(0.0),
-            _ => return Err(bad("a number other than 0 needs a unit and a time")),
-        },
+        Lit::Int(_) | Lit::Float(_) => {
+            if number(&lit, "a rate")? != 0.0 {
+                return Err(bad("a number other than 0 needs a unit and a time"));
+            }
+            Allowance::PerHour(0.0)
+        }
         Lit::Str(s) => {
             let v = s.value();
             let percent = units::parse_percent_per_hour(&v);

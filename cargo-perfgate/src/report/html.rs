@@ -322,6 +322,14 @@ fn cores_fmt(v: f64) -> String {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// Resident memory over time, in MiB.
+fn rss_mib(r: &perfgate_runtime::format::ResourceStats) -> Vec<(f64, f64)> {
+    r.timeseries
+        .iter()
+        .map(|p| (p.t, p.rss_bytes as f64 / MIB))
+        .collect()
+}
+
 fn count_fmt(v: f64) -> String {
     trim_num(v)
 }
@@ -490,17 +498,10 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
             x_label: "seconds since the scenario started",
             y_label: "RSS",
             x_scale: XScale::Linear,
-            series: series_of(runs, id, |s| {
-                s.resources.as_ref().map(|r| {
-                    r.timeseries
-                        .iter()
-                        .map(|p| (p.t, p.rss_bytes as f64 / MIB))
-                        .collect()
-                })
-            })
-            .into_iter()
-            .chain(fit_series(current, TrendMetric::RssGrowth, 1.0 / MIB))
-            .collect(),
+            series: series_of(runs, id, |s| s.resources.as_ref().map(rss_mib))
+                .into_iter()
+                .chain(fit_series(current, TrendMetric::RssGrowth, 1.0 / MIB))
+                .collect(),
             y_fmt: mib_fmt,
         },
     ];
@@ -533,14 +534,7 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
         x_label: "seconds since the round started",
         y_label: "RSS",
         x_scale: XScale::Linear,
-        series: series_of(runs, id, |s| {
-            s.generator.as_ref().map(|r| {
-                r.timeseries
-                    .iter()
-                    .map(|p| (p.t, p.rss_bytes as f64 / MIB))
-                    .collect()
-            })
-        }),
+        series: series_of(runs, id, |s| s.generator.as_ref().map(rss_mib)),
         y_fmt: mib_fmt,
     };
     if !generator.series.is_empty() {
@@ -569,24 +563,7 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
              <th>result</th><th class=\"note\">note</th></tr>",
         );
         for t in &current.trends {
-            let m = t.trend.metric;
-            let slope = match (t.per_hour, t.interval_per_hour) {
-                (Some(v), Some((lo, hi))) => format!(
-                    "{} [{}, {}]",
-                    m.format_rate(v),
-                    m.format_rate(lo),
-                    m.format_rate(hi)
-                ),
-                _ => "-".to_string(),
-            };
-            let over = t.fit.as_ref().map_or("-".to_string(), |f| {
-                format!(
-                    "{}, {} points, {}",
-                    crate::text::describe_secs(f.secs()),
-                    f.points,
-                    crate::text::describe_confidence(f.confidence)
-                )
-            });
+            let (slope, over) = (t.slope(), t.fitted_over());
             let _ = write!(
                 h,
                 "<tr><td>{}{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"note\">{}</td></tr>",

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use crate::gate::Outcome;
 use crate::results::{RunResults, ScenarioRun};
 use crate::slo::Verdict;
+use crate::text::describe_decision;
 use crate::text::escape_xml as esc;
-use crate::text::{describe_decision, describe_trend};
 
 enum Status {
     Pass,
@@ -91,7 +91,7 @@ fn cases(s: &ScenarioRun) -> Vec<Case> {
         });
     }
     for t in &s.trends {
-        let line = describe_trend(t);
+        let line = t.describe();
         let status = match t.outcome {
             Outcome::Pass => Status::Pass,
             Outcome::Fail => Status::Failure {

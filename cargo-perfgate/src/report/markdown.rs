@@ -221,23 +221,7 @@ fn trends(report: &RunResults) -> String {
     let mut notes = Vec::new();
     for (s, t) in rows {
         let metric = t.trend.metric;
-        let slope = match (t.per_hour, t.interval_per_hour) {
-            (Some(v), Some((lo, hi))) => format!(
-                "{} [{}, {}]",
-                metric.format_rate(v),
-                metric.format_rate(lo),
-                metric.format_rate(hi)
-            ),
-            _ => "-".to_string(),
-        };
-        let over = t.fit.as_ref().map_or("-".to_string(), |f| {
-            format!(
-                "{} ({} points, {})",
-                crate::text::describe_secs(f.secs()),
-                f.points,
-                crate::text::describe_confidence(f.confidence)
-            )
-        });
+        let (slope, over) = (t.slope(), t.fitted_over());
         let allowed = metric.format_rate(t.allowance_per_hour);
         let outcome = match t.outcome {
             Outcome::Pass => "✅ pass".to_string(),

@@ -163,7 +163,7 @@ pub fn render_trends(report: &RunResults, color: bool) -> String {
             out.push_str(&format!(
                 "{st}{mark}{st:#} {}: {}{}\n",
                 s.id,
-                crate::text::describe_trend(c),
+                c.describe(),
                 if c.implicit { " (default bound)" } else { "" }
             ));
         }
