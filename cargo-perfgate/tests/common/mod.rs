@@ -43,6 +43,7 @@ pub fn serial() -> Turn {
 
 /// Put in the environment of every `cargo perfgate` this test process starts, and so inherited by the
 /// service and scenario processes: finds them in `/proc` without confusing them with another run's.
+/// (Its name must not look like a credential's, `…_TOKEN`: perfgate withholds those from children.)
 pub fn run_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| {
@@ -166,7 +167,7 @@ impl Fixture {
         }
         cmd.env("CARGO_TARGET_DIR", target_dir())
             .env("FIXTURE_MARKER", self.marker())
-            .env("FIXTURE_RUN_TOKEN", run_token())
+            .env("FIXTURE_RUN_MARK", run_token())
             .current_dir(&self.root)
             .stdin(Stdio::null());
         cmd
@@ -325,7 +326,7 @@ pub struct Proc {
 }
 
 pub fn our_processes() -> Vec<Proc> {
-    let needle = format!("FIXTURE_RUN_TOKEN={}", run_token());
+    let needle = format!("FIXTURE_RUN_MARK={}", run_token());
     let mut found = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return found;
