@@ -187,13 +187,19 @@ pub struct Evidence<'a> {
     pub regressions: &'a [Decision],
 }
 
-/// The verdict of a scenario. An error (nothing trustworthy was measured) wins; an invalid
-/// measurement neither passes nor fails (an overloaded generator must not decide); then a death of
-/// the service, a breached SLO or a regression fails.
+/// The verdict of a scenario. An error (nothing trustworthy was measured) wins; a death of the
+/// service, a stop on a certain failure or a certain leak of the service's resources fails (a
+/// generator behind its schedule sent less load, and the service leaked all the same); an invalid
+/// measurement otherwise neither passes nor fails (an overloaded generator must not decide on
+/// latency); then a breached SLO, a latency drift or a regression fails.
 pub fn verdict(e: &Evidence<'_>) -> Verdict {
+    let leaked = e
+        .trends
+        .iter()
+        .any(|t| t.outcome == Outcome::Fail && t.trend.metric != TrendMetric::P99Drift);
     if e.error {
         Verdict::Error
-    } else if e.service_died || e.aborted {
+    } else if e.service_died || e.aborted || leaked {
         Verdict::Fail
     } else if e.invalid {
         Verdict::Invalid
@@ -735,6 +741,147 @@ pub(crate) mod tests {
         assert!(!check_slo(&spec.slos[0], &r).passed);
     }
 
+    /// A service trace of `n` points 0.3 s apart, memory from `rss(i)`, 40 descriptors, 4 threads.
+    fn trace(n: u64, rss: impl Fn(u64) -> u64) -> perfgate_runtime::format::ResourceStats {
+        perfgate_runtime::format::ResourceStats {
+            started_unix_ms: 1_000_000,
+            max_fds: 40,
+            timeseries: (1..=n)
+                .map(|i| perfgate_runtime::format::ResourceSample {
+                    t: i as f64 * 0.3,
+                    secs: 0.3,
+                    rss_bytes: rss(i),
+                    fds: 40.0,
+                    threads: 4.0,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn checks_of(
+        sp: &ScenarioSpec,
+        res: Option<&perfgate_runtime::format::ResourceStats>,
+        secs: u64,
+        always: bool,
+    ) -> Vec<TrendCheck> {
+        trend_checks(
+            sp,
+            &TrendInput {
+                resources: res,
+                unsampled: "--target-url",
+                measured: Some((1_000_000, 1_000_000 + secs * 1000)),
+                rounds: &[],
+                always,
+                confidence: trend::CONFIDENCE,
+            },
+        )
+    }
+
+    fn outcome_of(checks: &[TrendCheck], m: TrendMetric) -> (Outcome, String) {
+        let c = checks.iter().find(|c| c.trend.metric == m).unwrap();
+        (c.outcome, c.message.clone())
+    }
+
+    #[test]
+    fn trend_checks_fail_pass_or_say_why_they_cannot_tell() {
+        let mib = 1u64 << 20;
+        let mut sp = spec(vec![]);
+        // 64 KiB every 0.3 s for 90 s: a certain leak far above 1 MiB/h.
+        let leak = trace(300, |i| 50 * mib + i * 65536);
+        let c = checks_of(&sp, Some(&leak), 90, true);
+        let (o, msg) = outcome_of(&c, TrendMetric::RssGrowth);
+        assert_eq!(o, Outcome::Fail, "{msg}");
+        assert!(
+            msg.contains("rising faster than 1.00MiB/h for certain"),
+            "{msg}"
+        );
+        assert_eq!(outcome_of(&c, TrendMetric::FdsGrowth).0, Outcome::Pass);
+        assert_eq!(outcome_of(&c, TrendMetric::ThreadsGrowth).0, Outcome::Pass);
+        let (o, msg) = outcome_of(&c, TrendMetric::P99Drift);
+        assert_eq!(o, Outcome::Inconclusive);
+        assert!(msg.starts_with("not measured: no round finished"), "{msg}");
+        // Rising for certain, but by 300 × 1 KiB over the run: below the 1 MiB floor.
+        let small = trace(300, |i| 50 * mib + i * 1024);
+        let (o, msg) = outcome_of(
+            &checks_of(&sp, Some(&small), 90, true),
+            TrendMetric::RssGrowth,
+        );
+        assert_eq!(o, Outcome::Inconclusive, "{msg}");
+        assert!(msg.contains("by less than 1.00MiB over the run"), "{msg}");
+        // Flat memory passes; a declared bound of 5% of it an hour is resolved against its level.
+        let flat = trace(300, |_| 100 * mib);
+        sp.trends.push(TrendSlo {
+            metric: TrendMetric::RssGrowth,
+            allowance: Allowance::PercentPerHour(5.0),
+        });
+        let c = checks_of(&sp, Some(&flat), 90, true);
+        let rss = c
+            .iter()
+            .find(|c| c.trend.metric == TrendMetric::RssGrowth)
+            .unwrap();
+        assert_eq!(rss.outcome, Outcome::Pass);
+        assert!(!rss.implicit && rss.description == "rss_growth < 5%/h");
+        assert_eq!(rss.allowance_per_hour, 5.0 * mib as f64);
+        // Too few points after the warm-up; not sampled at all.
+        let (o, msg) = outcome_of(
+            &checks_of(&sp, Some(&trace(20, |_| mib)), 6, true),
+            TrendMetric::RssGrowth,
+        );
+        assert_eq!(o, Outcome::Inconclusive);
+        assert!(msg.starts_with("too short to tell: 20 points"), "{msg}");
+        let (o, msg) = outcome_of(&checks_of(&sp, None, 90, true), TrendMetric::FdsGrowth);
+        assert_eq!(o, Outcome::Inconclusive);
+        assert_eq!(
+            msg,
+            "not measured: the service was not sampled (--target-url)"
+        );
+        // Outside the soak tier: only decided checks of a window of a minute or more.
+        assert!(checks_of(&sp, Some(&trace(150, |_| mib)), 45, false).is_empty());
+        let decided = checks_of(&sp, Some(&leak), 90, false);
+        assert!(decided.iter().all(|c| c.outcome != Outcome::Inconclusive));
+        assert!(decided.iter().any(|c| c.outcome == Outcome::Fail));
+    }
+
+    #[test]
+    fn a_certain_leak_fails_even_an_invalid_measurement_but_a_drift_does_not() {
+        let check = |metric, outcome| TrendCheck {
+            trend: TrendSlo {
+                metric,
+                allowance: default_allowance(metric),
+            },
+            description: String::new(),
+            implicit: true,
+            outcome,
+            per_hour: None,
+            interval_per_hour: None,
+            allowance_per_hour: 0.0,
+            fit: None,
+            message: String::new(),
+        };
+        let leak = [check(TrendMetric::RssGrowth, Outcome::Fail)];
+        let drift = [check(TrendMetric::P99Drift, Outcome::Fail)];
+        let open = [check(TrendMetric::FdsGrowth, Outcome::Inconclusive)];
+        let v = |trends: &[TrendCheck], invalid| {
+            verdict(&Evidence {
+                trends,
+                invalid,
+                ..Default::default()
+            })
+        };
+        assert_eq!(v(&leak, true), Verdict::Fail);
+        assert_eq!(v(&drift, true), Verdict::Invalid);
+        assert_eq!(v(&drift, false), Verdict::Fail);
+        assert_eq!(v(&open, false), Verdict::Pass, "inconclusive never fails");
+        let stopped = Evidence {
+            aborted: true,
+            invalid: true,
+            ..Default::default()
+        };
+        assert_eq!(verdict(&stopped), Verdict::Fail);
+    }
+
     #[test]
     fn exit_codes_aggregate() {
         use Verdict::*;
@@ -791,6 +938,10 @@ pub(crate) mod tests {
         };
         assert_eq!(exit_code([Pass], Some(&fine), false, true), 0);
         assert_eq!(exit_code([Pass], None, false, true), 0);
+        // A declared trend check that could not decide: 3 under --strict only.
+        assert_eq!(exit_code([Pass], None, true, true), 3);
+        assert_eq!(exit_code([Pass], None, true, false), 0);
+        assert_eq!(exit_code([Fail], None, true, true), 1);
     }
 
     #[test]
