@@ -886,6 +886,15 @@ fn leak_checks_show_their_slope_and_interval_in_every_report() {
         "{md}"
     );
 
+    let annotations = github::annotations(&r, |_, f| f.to_string());
+    assert!(
+        annotations.contains("::error file=tests/perf.rs,line=39,title=perfgate%3A svc%3A%3Apredict leaks or drifts::svc::predict: rss_growth +750MiB/h [+750MiB/h, +750MiB/h]"),
+        "{annotations}"
+    );
+    assert!(notify::failure_lines(&r)
+        .iter()
+        .any(|l| l.starts_with("`svc::predict` rss_growth +750MiB/h")));
+
     let page = html::render(&[html::Run {
         label: "current".into(),
         report: r,
