@@ -886,6 +886,18 @@ fn leak_checks_show_their_slope_and_interval_in_every_report() {
         "{md}"
     );
 
+    let metrics = validate_openmetrics(&prometheus::render(&r, None));
+    let slope = metrics
+        .iter()
+        .find(|(n, l, _)| {
+            n == "perfgate_trend_per_hour" && l["metric"] == "rss_growth" && l["bound"] == "low"
+        })
+        .expect("the rss slope's lower bound");
+    assert!((slope.2 - 750.0 * 1048576.0).abs() < 1e6, "{slope:?}");
+    assert!(metrics
+        .iter()
+        .any(|(n, l, v)| n == "perfgate_trend_passed" && l["metric"] == "fds_growth" && *v == 1.0));
+
     let annotations = github::annotations(&r, |_, f| f.to_string());
     assert!(
         annotations.contains("::error file=tests/perf.rs,line=39,title=perfgate%3A svc%3A%3Apredict leaks or drifts::svc::predict: rss_growth +750MiB/h [+750MiB/h, +750MiB/h]"),
