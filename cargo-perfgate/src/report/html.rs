@@ -511,7 +511,7 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
     }
     // Descriptors and the generator's own memory, when they were sampled.
     let fds = Chart {
-        title: "Service open file descriptors",
+        title: "Service open file descriptors (sockets left out)",
         x_label: "seconds since the scenario started",
         y_label: "descriptors",
         x_scale: XScale::Linear,
