@@ -44,6 +44,9 @@ pub enum Error {
     /// A baseline or results file holds a value no measurement can produce (named in the message).
     #[error("{0}")]
     Corrupt(String),
+    /// Another run holds the target directory's lock and `--no-wait` was given.
+    #[error("{0}")]
+    Busy(String),
     #[error("interrupted; the service and scenario processes were stopped")]
     Interrupted,
     #[error("{context}: {source}")]
@@ -66,6 +69,7 @@ impl Error {
             | Error::Scenario(_)
             | Error::Baseline(_)
             | Error::Corrupt(_)
+            | Error::Busy(_)
             | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,
         }
