@@ -233,7 +233,7 @@ mod tests {
         sp.tiers.warmup_ms.insert("soak".into(), 30_000);
         assert_eq!(w(&sp, &soak), (7_200_000, 30_000));
         let cli = Window::of(&sp, &soak, Some(Duration::from_secs(120)), None);
-        assert_eq!((cli.duration_ms, cli.warmup_ms), (120_000, 300_000));
+        assert_eq!((cli.duration_ms, cli.warmup_ms), (120_000, 30_000));
         // A package's table key by key over the workspace's, over the defaults.
         let mut pkg = PackageConfig::default();
         let mut ws = WorkspaceConfig::default();
