@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::gate::file::DEFAULT_RECORD_ROUNDS;
 use crate::secret::Secret;
 
 const AFTER_HELP: &str = "\
@@ -148,9 +147,9 @@ pub struct RecordArgs {
     /// Record only scenarios whose `package::scenario` name contains this (the others are kept).
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
-    /// Rounds per scenario.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_RECORD_ROUNDS as u32, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rounds: u32,
+    /// Rounds per scenario [default: the tier's, else 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: Option<u32>,
     /// Remove scenarios from the baseline that this run did not record (removed or renamed ones).
     #[arg(long)]
     pub allow_drop: bool,
@@ -185,6 +184,10 @@ pub struct CompareArgs {
 /// Where the load goes and for how long: shared by `run` and `record`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LoadArgs {
+    /// The test tier: how long each scenario runs, how many rounds, and which scenarios run at all
+    /// (`tier = [...]`); see the README for each tier's defaults [default: $PERFGATE_TIER, else smoke].
+    #[arg(long, value_name = "TIER", env = "PERFGATE_TIER")]
+    pub tier: Option<Tier>,
     /// Drive an already running service at this URL instead of building and starting one
     /// (loopback only, unless --allow-remote).
     #[arg(long, value_name = "URL")]
@@ -210,6 +213,10 @@ pub struct LoadArgs {
     /// (e.g. `512MiB`, `2GiB`); a response that would go over it is an error [default: 256MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_body_memory: Option<u64>,
+    /// Never stop a scenario early, even when its verdict is already certain (errors above the
+    /// tier's `abort_errors`, a lost error bound, a certain leak): every window runs to its end.
+    #[arg(long)]
+    pub no_abort: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -244,6 +251,40 @@ pub struct ListArgs {
     /// List only scenarios whose `package::scenario` name contains this.
     #[arg(value_name = "FILTER")]
     pub filter: Option<String>,
+    /// Show the plan of this tier only [default: every tier's].
+    #[arg(long, value_name = "TIER", env = "PERFGATE_TIER")]
+    pub tier: Option<Tier>,
+}
+
+/// A test tier: the same scenarios at three depths.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Tier {
+    /// Every pull request, within minutes: the scenarios as declared.
+    #[default]
+    Smoke,
+    /// Nightly on the main branch: longer windows, more rounds.
+    Nightly,
+    /// Before a release: an hour or more per scenario, with leak checks always reported.
+    Soak,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Smoke, Tier::Nightly, Tier::Soak];
+
+    /// The name users write (`perfgate_units::TIERS`).
+    pub fn as_str(self) -> &'static str {
+        perfgate_units::TIERS[self as usize]
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Options shared by every subcommand, spelled as cargo spells them.
@@ -379,6 +420,7 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--cost-iterations",
     "--cost-warmup",
     "--cost-passes",
+    "--tier",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -684,13 +726,13 @@ mod tests {
         match cli.action() {
             Command::Record(r) => {
                 assert_eq!(r.filter.as_deref(), Some("work"));
-                assert_eq!(r.rounds, 7);
+                assert_eq!(r.rounds, Some(7));
                 assert!(r.allow_drop);
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds == 10)
+            matches!(parse(&["cargo-perfgate", "record"]).action(), Command::Record(r) if r.rounds.is_none())
         );
         let cli = parse(&[
             "cargo-perfgate",
@@ -770,6 +812,27 @@ mod tests {
         assert!(
             matches!(cli.action(), Command::Calibrate(c) if c.cost.cost_only && c.cost_passes == 4)
         );
+    }
+
+    #[test]
+    fn the_tier_flag_parses_its_three_names_only() {
+        let cli = parse(&["cargo-perfgate", "--tier", "nightly", "checkout"]);
+        match cli.action() {
+            Command::Run(r) => {
+                assert_eq!(r.load.tier, Some(Tier::Nightly));
+                assert_eq!(r.filter.as_deref(), Some("checkout"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["cargo-perfgate", "--tier", "soak", "record"]);
+        assert!(matches!(cli.action(), Command::Record(r) if r.load.tier == Some(Tier::Soak)));
+        let cli = parse(&["cargo-perfgate", "list", "--tier", "smoke"]);
+        assert!(matches!(cli.action(), Command::List(l) if l.tier == Some(Tier::Smoke)));
+        assert!(Cli::parse_args(["cargo-perfgate", "--tier", "weekly"]).is_err());
+        for t in Tier::ALL {
+            assert_eq!(Tier::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(Tier::Soak.to_string(), "soak");
     }
 
     #[test]

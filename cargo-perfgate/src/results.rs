@@ -13,7 +13,7 @@ use crate::gate::contention::Contention;
 use crate::gate::file::{MeasuredScenario, Measurements};
 use crate::gate::{spec::spec_hash, Decision, GateSummary, RoundStats};
 use crate::machine::Fingerprint;
-use crate::slo::{self, Check, Evidence, Verdict};
+use crate::slo::{self, Check, Evidence, TrendCheck, Verdict};
 
 /// Version of the `results.json` document (the CLI's; the scenario results inside carry their own).
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
@@ -39,6 +39,9 @@ pub struct RunResults {
     /// The comparison with the baseline: where it was read, warnings, counts of outcomes.
     #[serde(default)]
     pub gate: Option<GateSummary>,
+    /// The test tier the run was planned for (`--tier`), when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -82,6 +85,13 @@ pub struct ScenarioRun {
     /// Why the cost pass could not measure this scenario.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_error: Option<String>,
+    /// The leak and drift checks (memory, descriptors, threads, p99 over time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trends: Vec<TrendCheck>,
+    /// The load generator's own process (the scenario binary) during its first round: what shows
+    /// that it stayed flat over a long run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<ResourceStats>,
 }
 
 /// The base side of a scenario measured in `--ab` mode, and how sampling went.
@@ -161,6 +171,7 @@ impl ScenarioRun {
             self.verdict = slo::verdict(&Evidence {
                 checks: &self.checks,
                 regressions: &self.regressions,
+                trends: &self.trends,
                 ..Default::default()
             });
         }
@@ -275,6 +286,18 @@ pub struct ListedScenario {
     /// `cargo perfgate calibrate` measured it (empty without a calibration for this machine).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolves: BTreeMap<String, f64>,
+    /// How each tier runs it, by tier name; None where `tier = [...]` leaves it out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plan: BTreeMap<String, Option<PlannedRun>>,
+}
+
+/// A scenario's window and rounds in one tier.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PlannedRun {
+    pub duration_ms: u64,
+    pub warmup_ms: u64,
+    /// The tier's rounds; None: perfgate's default (1, or 5 when there is a baseline; 10 for `record`).
+    pub rounds: Option<u32>,
 }
 
 #[cfg(test)]
@@ -321,6 +344,8 @@ pub(crate) mod tests {
             contention: vec![],
             cost: None,
             cost_error: None,
+            trends: vec![],
+            generator: None,
         };
         let errored = ScenarioRun {
             id: "predict-service::catalogue".into(),
@@ -346,6 +371,7 @@ pub(crate) mod tests {
             scenarios: vec![failing, errored],
             exit_code: 2,
             gate: None,
+            tier: None,
         }
     }
 
@@ -386,6 +412,8 @@ pub(crate) mod tests {
             contention: vec![],
             cost: None,
             cost_error: None,
+            trends: vec![],
+            generator: None,
         };
         let other = ScenarioRun {
             id: "pkg::b".into(),

@@ -50,12 +50,50 @@ pub fn describe_duration(spec: &ScenarioSpec) -> String {
     }
 }
 
-/// A declared duration as users write it: `20s`, `1500ms`.
+/// A declared duration as users write it: `20s`, `1500ms`, `5m`, `2h`.
 fn whole_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms >= 3_600_000 && ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms >= 120_000 && ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
+    }
+}
+
+/// A length of time at a glance: `0.8s`, `45s`, `1m50s`, `2h`, `1h30m`.
+pub fn describe_secs(secs: f64) -> String {
+    if secs < 10.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs.round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+/// A confidence level: `99%`, `99.9%`.
+pub fn describe_confidence(c: f64) -> String {
+    let pct = c * 100.0;
+    if (pct - pct.round()).abs() < 1e-9 {
+        format!("{pct:.0}%")
+    } else {
+        format!("{pct:.1}%")
+    }
+}
+
+/// The outcome of a trend check, one word for every report.
+pub fn trend_outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Pass => "pass",
+        Outcome::Fail => "FAIL",
+        Outcome::Inconclusive | Outcome::NotComparable => "inconclusive",
     }
 }
 

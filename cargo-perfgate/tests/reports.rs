@@ -35,6 +35,8 @@ fn spec(name: &str, line: u32, slos: serde_json::Value) -> ScenarioSpec {
         service: None,
         data: vec![],
         cost_regression_pct: 1.0,
+        tiers: Default::default(),
+        trends: vec![],
     }
 }
 
@@ -94,6 +96,7 @@ fn result(spec: &ScenarioSpec, p50: f64, p99: f64, wobble: f64) -> ScenarioResul
                 p99_ms: p99 * (1.0 + wobble * ((t as f64) * 0.9).sin()),
             })
             .collect(),
+        intervals: vec![],
     }
 }
 
@@ -110,8 +113,13 @@ fn resources(cpu: f64, rss_mib: f64) -> ResourceStats {
                 t: t as f64,
                 cpu_util: cpu * (0.8 + 0.04 * t as f64),
                 rss_bytes: ((rss_mib + t as f64) * 1048576.0) as u64,
+                fds: 0.0,
+                threads: 4.0,
+                secs: 1.0,
             })
             .collect(),
+        started_unix_ms: 0,
+        max_fds: 0,
     }
 }
 
@@ -294,6 +302,7 @@ fn parse_junit(xml: &str) -> (BTreeMap<String, String>, Vec<Suite>) {
                 case.2 = a.get("message").cloned().unwrap_or_default() + "\n";
             }
             "properties" | "property" => {}
+            "system-out" => assert_eq!(parent, "testcase", "system-out outside a testcase"),
             other => panic!("unexpected element <{other}>"),
         }
         if !empty {
@@ -795,6 +804,122 @@ fn html_page() -> String {
         },
     ];
     html::render(&runs)
+}
+
+/// The failing run with its leak checks fitted on a service whose memory climbs 64 KiB every 0.3 s
+/// (750 MiB an hour) over a minute while its descriptors stay at 40.
+fn leaking() -> RunResults {
+    use cargo_perfgate::slo::{trend_checks, TrendInput};
+    let mut r = failing();
+    let s = &mut r.scenarios[0];
+    let mut res = resources(0.6, 48.0);
+    res.started_unix_ms = 1_000_000;
+    res.max_fds = 40;
+    res.timeseries = (1..=200)
+        .map(|i: u64| ResourceSample {
+            t: i as f64 * 0.3,
+            cpu_util: 0.5,
+            rss_bytes: (48 << 20) + i * 65536,
+            fds: 40.0,
+            threads: 4.0,
+            secs: 0.3,
+        })
+        .collect();
+    s.trends = trend_checks(
+        s.spec.as_ref().unwrap(),
+        &TrendInput {
+            resources: Some(&res),
+            unsampled: "",
+            measured: Some((1_000_000, 1_060_000)),
+            rounds: &[],
+            always: true,
+            confidence: 0.99,
+        },
+    );
+    s.resources = Some(res);
+    r
+}
+
+#[test]
+fn leak_checks_show_their_slope_and_interval_in_every_report() {
+    let r = leaking();
+    let rss = &r.scenarios[0].trends[0];
+    assert_eq!(rss.description, "rss_growth < 1.00MiB/h");
+    assert_eq!(rss.outcome, cargo_perfgate::gate::Outcome::Fail, "{rss:?}");
+    // A straight line: its slope, and an interval of that one value.
+    let line = "rss_growth +750MiB/h [+750MiB/h, +750MiB/h] over 59s (99%)";
+    assert!(
+        rss.message.starts_with(&line["rss_growth ".len()..]),
+        "{}",
+        rss.message
+    );
+
+    let term = render_human(&r, None, false);
+    assert!(term.contains(&format!("✗ svc::predict: {line}")), "{term}");
+    assert!(
+        term.contains("✓ svc::predict: fds_growth +0/h [+0/h, +0/h]"),
+        "{term}"
+    );
+
+    let xml = junit::render(&r);
+    let (_, suites) = parse_junit(&xml);
+    let predict = suites.iter().find(|s| s.name == "svc::predict").unwrap();
+    let (_, kind, text) = predict
+        .cases
+        .iter()
+        .find(|c| c.0 == "leak: rss_growth < 1.00MiB/h")
+        .unwrap_or_else(|| panic!("no leak testcase in {xml}"));
+    assert_eq!(kind.as_deref(), Some("failure"));
+    assert!(text.contains(line), "{text}");
+    assert!(
+        xml.contains("<system-out>fds_growth +0/h [+0/h, +0/h] over 59s (99%): within 0/h: pass</system-out>"),
+        "a passed check carries its slope: {xml}"
+    );
+    assert!(predict
+        .cases
+        .iter()
+        .any(|c| c.0 == "drift: p99_drift < 50%/h" && c.1.as_deref() == Some("skipped")));
+
+    let md = markdown::render(&r, None);
+    assert!(md.contains("#### Leaks and drift"), "{md}");
+    assert!(
+        md.contains("| `svc::predict` | `rss_growth < 1.00MiB/h` (default) | +750MiB/h [+750MiB/h, +750MiB/h] | 59s, 60 points, 99% | 1.00MiB/h | ❌ **FAIL** |"),
+        "{md}"
+    );
+
+    let metrics = validate_openmetrics(&prometheus::render(&r, None));
+    let slope = metrics
+        .iter()
+        .find(|(n, l, _)| {
+            n == "perfgate_trend_per_hour" && l["metric"] == "rss_growth" && l["bound"] == "low"
+        })
+        .expect("the rss slope's lower bound");
+    assert!((slope.2 - 750.0 * 1048576.0).abs() < 1e6, "{slope:?}");
+    assert!(metrics
+        .iter()
+        .any(|(n, l, v)| n == "perfgate_trend_passed" && l["metric"] == "fds_growth" && *v == 1.0));
+
+    let annotations = github::annotations(&r, |_, f| f.to_string());
+    assert!(
+        annotations.contains("::error file=tests/perf.rs,line=39,title=perfgate%3A svc%3A%3Apredict leaks or drifts::svc::predict: rss_growth +750MiB/h [+750MiB/h, +750MiB/h]"),
+        "{annotations}"
+    );
+    assert!(notify::failure_lines(&r)
+        .iter()
+        .any(|l| l.starts_with("`svc::predict` rss_growth +750MiB/h")));
+
+    let page = html::render(&[html::Run {
+        label: "current".into(),
+        report: r,
+    }]);
+    assert!(page.contains("Service open file descriptors"));
+    // The fitted lines are drawn: the leak's in red, the flat count's in green.
+    assert!(page.contains("fit +750MiB/h (FAIL)") && page.contains("#cf222e"));
+    assert!(page.contains("fit +0/h (pass)") && page.contains("#1a7f37"));
+    assert!(
+        page.contains("+750MiB/h [+750MiB/h, +750MiB/h]"),
+        "the check table"
+    );
 }
 
 #[test]

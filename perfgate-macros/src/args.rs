@@ -11,7 +11,7 @@ use syn::{Ident, Lit, LitInt, LitStr, Token};
 use perfgate_units::{self as units, Duration, BYTES_FORM, COUNT_FORM, DURATION_FORM};
 
 /// Every key the attribute accepts, in the order the error message lists them.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 16] = [
     "rate",
     "users",
     "stages",
@@ -24,10 +24,19 @@ const KEYS: [&str; 12] = [
     "cost_regression",
     "service",
     "data",
+    "tier",
+    "smoke",
+    "nightly",
+    "soak",
 ];
 
+/// The trend checks (`rss_growth < "1MiB/h"`): bounds on how the service moves over a long run.
+const TREND_METRICS: [&str; 4] = ["rss_growth", "fds_growth", "threads_growth", "p99_drift"];
+
 const SLO_FORM: &str =
-    "an SLO such as `p99 < \"40ms\"`, `pay.p99 < \"20ms\"`, `errors < \"0.5%\"`, `throughput > \"100/s\"`, `instructions < \"150k\"` or `allocs < 40`";
+    "an SLO such as `p99 < \"40ms\"`, `pay.p99 < \"20ms\"`, `errors < \"0.5%\"`, `throughput > \"100/s\"`, \
+     `instructions < \"150k\"` or `allocs < 40`, or a trend bound such as `rss_growth < \"1MiB/h\"` \
+     (rss_growth, fds_growth, threads_growth, p99_drift)";
 
 const METRICS: &str =
     "p50, p90, p95, p99, p99.9, max, mean, errors, throughput, instructions, allocs, alloc_bytes, syscalls";
@@ -46,6 +55,71 @@ pub struct Args {
     pub cost_regression_pct: Option<f64>,
     pub service: Option<String>,
     pub data: Vec<String>,
+    /// `tier = [...]`: the only tiers the scenario runs in (empty: all).
+    pub tiers_only: Vec<String>,
+    /// `soak = "2h"` or `soak = ("2h", "10m")`: the scenario's measured duration in a tier, and its
+    /// warm-up there.
+    pub tier_durations: Vec<(String, u64, Option<u64>)>,
+    pub trends: Vec<Trend>,
+}
+
+/// Mirrors `perfgate_runtime::format::TrendSlo`.
+#[derive(Debug, PartialEq)]
+pub struct Trend {
+    pub metric: TrendMetric,
+    pub allowance: Allowance,
+}
+
+/// Variant names match `perfgate_runtime::format::TrendMetric`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrendMetric {
+    RssGrowth,
+    FdsGrowth,
+    ThreadsGrowth,
+    P99Drift,
+}
+
+impl TrendMetric {
+    fn from_name(name: &str) -> Option<TrendMetric> {
+        Some(match name {
+            "rss_growth" => TrendMetric::RssGrowth,
+            "fds_growth" => TrendMetric::FdsGrowth,
+            "threads_growth" => TrendMetric::ThreadsGrowth,
+            "p99_drift" => TrendMetric::P99Drift,
+            _ => return None,
+        })
+    }
+
+    pub fn variant(self) -> &'static str {
+        match self {
+            TrendMetric::RssGrowth => "RssGrowth",
+            TrendMetric::FdsGrowth => "FdsGrowth",
+            TrendMetric::ThreadsGrowth => "ThreadsGrowth",
+            TrendMetric::P99Drift => "P99Drift",
+        }
+    }
+
+    /// The forms its allowance may take, for error messages.
+    fn form(self, name: &str) -> String {
+        match self {
+            TrendMetric::RssGrowth => format!(
+                "a size per hour or a percentage of the service's memory per hour, e.g. `{name} < \"1MiB/h\"` or `{name} < \"5%/h\"`, or 0"
+            ),
+            TrendMetric::FdsGrowth | TrendMetric::ThreadsGrowth => format!(
+                "a count per hour, e.g. `{name} < \"10/h\"`, or 0 (no growth)"
+            ),
+            TrendMetric::P99Drift => format!(
+                "a duration per hour or a percentage of the p99 per hour, e.g. `{name} < \"5ms/h\"` or `{name} < \"10%/h\"`, or 0"
+            ),
+        }
+    }
+}
+
+/// Mirrors `perfgate_runtime::format::Allowance`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Allowance {
+    PerHour(f64),
+    PercentPerHour(f64),
 }
 
 /// Mirrors `perfgate_runtime::format::LoadModel` (this crate cannot depend on the runtime,
@@ -152,6 +226,7 @@ impl Op {
 enum Item {
     Setting(Ident, Setting),
     Slo(Slo),
+    Trend(Ident, Trend),
 }
 
 enum Setting {
@@ -167,6 +242,8 @@ enum Setting {
     CostRegression(f64),
     Service(String),
     Data(Vec<String>),
+    Tier(Vec<String>),
+    TierDuration(u64, Option<u64>),
 }
 
 /// Adds `error` to the collected ones.
@@ -253,6 +330,9 @@ fn parse_item(input: ParseStream) -> syn::Result<Item> {
         let setting = parse_setting(&name, input)?;
         return Ok(Item::Setting(ident, setting));
     }
+    if let Some(metric) = TrendMetric::from_name(&name) {
+        return parse_trend(input, &ident, metric);
+    }
     // `p99.9` lexes as `p99` `.` `9`: a dot followed by a number continues the metric's name.
     let dotted_metric = input.peek(Token![.]) && input.peek2(LitInt);
     if input.peek(Token![.]) && !dotted_metric {
@@ -282,6 +362,58 @@ fn unknown_item_message(key: Option<&str>) -> String {
     }
 }
 
+/// `rss_growth < "1MiB/h"`, `fds_growth < 0`, `p99_drift <= "10%/h"` (the metric already read).
+fn parse_trend(input: ParseStream, ident: &Ident, metric: TrendMetric) -> syn::Result<Item> {
+    let name = ident.to_string();
+    if input.peek(Token![.]) {
+        return Err(input.error(format!(
+            "`{name}` is a trend of the whole service, not of a request: write `{name} < ...` on its own"
+        )));
+    }
+    if input.peek(Token![>]) || input.peek(Token![>=]) {
+        return Err(input.error(format!(
+            "a trend check bounds how fast `{name}` may rise: write {}",
+            metric.form(&name)
+        )));
+    }
+    parse_op(input, ident, &name)?;
+    let lit: Lit = input.parse()?;
+    let bad = |why: &str| {
+        syn::Error::new(
+            lit.span(),
+            format!("{why}; expected {}", metric.form(&name)),
+        )
+    };
+    let allowance = match &lit {
+        Lit::Int(_) | Lit::Float(_) => {
+            if number(&lit, "a rate")? != 0.0 {
+                return Err(bad("a number other than 0 needs a unit and a time"));
+            }
+            Allowance::PerHour(0.0)
+        }
+        Lit::Str(s) => {
+            let v = s.value();
+            let percent = units::parse_percent_per_hour(&v);
+            let absolute = match metric {
+                TrendMetric::RssGrowth => units::parse_bytes_per_hour(&v),
+                TrendMetric::FdsGrowth | TrendMetric::ThreadsGrowth => {
+                    units::parse_count_per_hour(&v)
+                }
+                TrendMetric::P99Drift => units::parse_duration_per_hour(&v),
+            };
+            match (absolute, percent, metric) {
+                (Some(v), _, _) => Allowance::PerHour(v),
+                (None, Some(p), TrendMetric::RssGrowth | TrendMetric::P99Drift) => {
+                    Allowance::PercentPerHour(p)
+                }
+                _ => return Err(bad(&format!("invalid allowance {}", s.token()))),
+            }
+        }
+        _ => return Err(bad("invalid allowance")),
+    };
+    Ok(Item::Trend(ident.clone(), Trend { metric, allowance }))
+}
+
 /// The closest key or metric to a misspelt one, when it is close enough to be a typo (one edit
 /// for short words: `p42` is not a typo of `p50`).
 fn suggestion(word: &str) -> Option<&'static str> {
@@ -303,6 +435,7 @@ fn suggestion(word: &str) -> Option<&'static str> {
     let tolerance = (word.chars().count() / 3).max(1);
     KEYS.iter()
         .chain(metrics.iter())
+        .chain(TREND_METRICS.iter())
         .map(|&k| (edit_distance(word, k), k))
         .filter(|&(d, _)| d <= tolerance)
         .min_by_key(|&(d, _)| d)
@@ -346,6 +479,12 @@ fn parse_slo_from(input: ParseStream, first: Ident, request: Option<String>) -> 
         input.parse::<Token![.]>()?;
         let decimals: LitInt = input.parse()?;
         name = format!("{name}.{decimals}");
+    }
+    if TrendMetric::from_name(&name).is_some() {
+        return Err(syn::Error::new(
+            first.span(),
+            format!("`{name}` is a trend of the whole service, not of a request: write `{name} < ...` on its own"),
+        ));
     }
     let Some(metric) = Metric::from_name(&name) else {
         let hint = suggestion(&name)
@@ -598,6 +737,11 @@ fn parse_setting(key: &str, input: ParseStream) -> syn::Result<Setting> {
             Setting::Service(lit.value())
         }
         "data" => Setting::Data(parse_data(input)?),
+        "tier" => Setting::Tier(parse_tiers(input)?),
+        "smoke" | "nightly" | "soak" => {
+            let (duration, warmup) = parse_tier_window(input, key)?;
+            Setting::TierDuration(duration, warmup)
+        }
         _ => unreachable!("every key of KEYS has a parser"),
     })
 }
@@ -691,6 +835,81 @@ fn parse_data(input: ParseStream) -> syn::Result<Vec<String>> {
         .collect()
 }
 
+/// `soak = "2h"`, or `soak = ("2h", "10m")` with the warm-up in that tier.
+fn parse_tier_window(input: ParseStream, key: &str) -> syn::Result<(u64, Option<u64>)> {
+    if !input.peek(syn::token::Paren) {
+        return Ok((duration_setting(input, key, false)?, None));
+    }
+    let form = format!(
+        "expected the scenario's duration in the {key} tier, or its duration and warm-up there, e.g. \
+         `{key} = \"2h\"` or `{key} = (\"2h\", \"10m\")`"
+    );
+    let pair;
+    let parens = syn::parenthesized!(pair in input);
+    let duration = duration_setting(&pair, key, false)?;
+    if pair.is_empty() {
+        return Err(syn::Error::new(parens.span.join(), form));
+    }
+    pair.parse::<Token![,]>()
+        .map_err(|e| syn::Error::new(e.span(), &form))?;
+    let warmup = duration_setting(&pair, key, true)?;
+    if pair.peek(Token![,]) {
+        pair.parse::<Token![,]>()?;
+    }
+    if !pair.is_empty() {
+        return Err(pair.error(form));
+    }
+    Ok((duration, Some(warmup)))
+}
+
+/// `tier = ["nightly", "soak"]`, or one name: known tier names, each once.
+fn parse_tiers(input: ParseStream) -> syn::Result<Vec<String>> {
+    let tiers = units::TIERS.join(", ");
+    let lits: Vec<LitStr> = if input.peek(LitStr) {
+        vec![input.parse()?]
+    } else if input.peek(syn::token::Bracket) {
+        let content;
+        let bracket = syn::bracketed!(content in input);
+        let lits: Vec<LitStr> = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?
+            .into_iter()
+            .collect();
+        if lits.is_empty() {
+            return Err(syn::Error::new(
+                bracket.span.join(),
+                format!("`tier` needs at least one tier: {tiers}"),
+            ));
+        }
+        lits
+    } else {
+        return Err(input.error(format!(
+            "expected the tiers the scenario runs in, e.g. `tier = [\"nightly\", \"soak\"]` (tiers: {tiers})"
+        )));
+    };
+    let mut out: Vec<String> = Vec::new();
+    for lit in &lits {
+        let name = lit.value();
+        if !units::TIERS.contains(&name.as_str()) {
+            let hint = units::TIERS
+                .iter()
+                .find(|t| edit_distance(&name, t) <= 2)
+                .map(|t| format!(" (did you mean \"{t}\"?)"))
+                .unwrap_or_default();
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("unknown tier {}{hint}; the tiers are {tiers}", lit.token()),
+            ));
+        }
+        if out.contains(&name) {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("tier {} is listed twice", lit.token()),
+            ));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
 /// Checks the combination of settings (one load model, keys that need a given model, duplicates).
 fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error>) -> Option<Args> {
     let mut load: Option<(Ident, Load)> = None;
@@ -708,11 +927,25 @@ fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error
         cost_regression_pct: None,
         service: None,
         data: Vec::new(),
+        tiers_only: Vec::new(),
+        tier_durations: Vec::new(),
+        trends: Vec::new(),
     };
+    let mut tier_keys: Vec<Ident> = Vec::new();
     for item in items {
         let (key, setting) = match item {
             Item::Slo(slo) => {
                 args.slos.push(slo);
+                continue;
+            }
+            Item::Trend(key, trend) => {
+                if args.trends.iter().any(|t| t.metric == trend.metric) {
+                    push(
+                        errors,
+                        syn::Error::new(key.span(), format!("`{key}` is bounded twice")),
+                    );
+                }
+                args.trends.push(trend);
                 continue;
             }
             Item::Setting(key, setting) => (key, setting),
@@ -766,6 +999,15 @@ fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error
                 args.data = d;
                 continue;
             }
+            Setting::Tier(t) => {
+                args.tiers_only = t;
+                continue;
+            }
+            Setting::TierDuration(ms, warmup) => {
+                args.tier_durations.push((name.clone(), ms, warmup));
+                tier_keys.push(key);
+                continue;
+            }
         };
         match &load {
             Some((first, _)) => push(
@@ -779,6 +1021,28 @@ fn assemble(items: Vec<Item>, load_written: bool, errors: &mut Option<syn::Error
                 ),
             ),
             None => load = Some((key, model)),
+        }
+    }
+    // A duration for a tier the scenario does not run in is a mistake worth saying.
+    if !args.tiers_only.is_empty() {
+        for key in &tier_keys {
+            let name = key.to_string();
+            if !args.tiers_only.contains(&name) {
+                push(
+                    errors,
+                    syn::Error::new(
+                        key.span(),
+                        format!(
+                            "`{name}` sets a duration for a tier this scenario does not run in (`tier = [{}]`)",
+                            args.tiers_only
+                                .iter()
+                                .map(|t| format!("\"{t}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                );
+            }
         }
     }
     let Some((_, mut model)) = load else {
@@ -940,7 +1204,153 @@ mod tests {
                 cost_regression_pct: Some(2.0),
                 service: Some("api".into()),
                 data: vec!["a.jsonl".into(), "fixtures/b.jsonl".into()],
+                tiers_only: vec![],
+                tier_durations: vec![],
+                trends: vec![],
             }
+        );
+    }
+
+    #[test]
+    fn tiers_and_trend_bounds() {
+        let args = ok(r#"
+            rate = 10, tier = ["nightly", "soak"], soak = "2h", nightly = "90s",
+            rss_growth < "1MiB/h", fds_growth < 0, threads_growth <= "2/min", p99_drift < "10%/h",
+        "#);
+        assert_eq!(args.tiers_only, ["nightly", "soak"]);
+        assert_eq!(
+            args.tier_durations,
+            [
+                ("soak".to_string(), 7_200_000, None),
+                ("nightly".to_string(), 90_000, None)
+            ]
+        );
+        assert_eq!(
+            ok(r#"rate = 1, soak = ("30m", "30s"), smoke = ("5s", "0s",)"#).tier_durations,
+            [
+                ("soak".to_string(), 1_800_000, Some(30_000)),
+                ("smoke".to_string(), 5_000, Some(0))
+            ]
+        );
+        assert_eq!(
+            args.trends,
+            [
+                Trend {
+                    metric: TrendMetric::RssGrowth,
+                    allowance: Allowance::PerHour(1_048_576.0)
+                },
+                Trend {
+                    metric: TrendMetric::FdsGrowth,
+                    allowance: Allowance::PerHour(0.0)
+                },
+                Trend {
+                    metric: TrendMetric::ThreadsGrowth,
+                    allowance: Allowance::PerHour(120.0)
+                },
+                Trend {
+                    metric: TrendMetric::P99Drift,
+                    allowance: Allowance::PercentPerHour(10.0)
+                },
+            ]
+        );
+        assert!(args.slos.is_empty());
+        assert_eq!(ok(r#"rate = 1, tier = "soak""#).tiers_only, ["soak"]);
+        assert_eq!(ok(r#"rate = 1, smoke = "5s""#).tier_durations.len(), 1);
+        assert_eq!(
+            ok(r#"rate = 1, rss_growth < "5%/h", p99_drift < "2ms/min""#).trends[1].allowance,
+            Allowance::PerHour(120.0)
+        );
+    }
+
+    #[test]
+    fn bad_tiers_and_trend_bounds_point_at_the_value() {
+        error_at(
+            r#"rate = 1, tier = ["nighly"]"#,
+            "\"nighly\"",
+            &[
+                "unknown tier",
+                "did you mean \"nightly\"",
+                "smoke, nightly, soak",
+            ],
+        );
+        error_at(r#"rate = 1, tier = []"#, "[]", &["at least one tier"]);
+        error_at(
+            r#"rate = 1, tier = ["soak", "soak"]"#,
+            "\"soak\"]",
+            &["listed twice"],
+        );
+        error_at("rate = 1, tier = soak", "soak", &["expected the tiers"]);
+        error_at(
+            r#"rate = 1, tier = ["nightly"], soak = "2h""#,
+            "soak",
+            &["does not run in", "\"nightly\""],
+        );
+        error_at(r#"rate = 1, soak = "2""#, "\"2\"", &["invalid duration"]);
+        error_at(r#"rate = 1, soak = "0s""#, "\"0s\"", &["longer than 0"]);
+        error_at(
+            r#"rate = 1, soak = ("2h")"#,
+            "(\"2h\")",
+            &["its duration and warm-up there", "(\"2h\", \"10m\")"],
+        );
+        error_at(
+            r#"rate = 1, soak = ("2h", "10m", "1s")"#,
+            "\"1s\"",
+            &["its duration and warm-up"],
+        );
+        error_at(
+            r#"rate = 1, soak = ("2h", 10)"#,
+            "10",
+            &["expected a duration string for `soak`"],
+        );
+        error_at(
+            r#"rate = 1, rss_growth < "1MiB""#,
+            "\"1MiB\"",
+            &["invalid allowance", "\"1MiB/h\""],
+        );
+        error_at(
+            r#"rate = 1, rss_growth < "1Mb/h""#,
+            "\"1Mb/h\"",
+            &["invalid allowance"],
+        );
+        error_at(
+            "rate = 1, fds_growth < 3",
+            "3",
+            &["needs a unit and a time", "\"10/h\""],
+        );
+        error_at(
+            r#"rate = 1, fds_growth < "5%/h""#,
+            "\"5%/h\"",
+            &["invalid allowance", "count per hour"],
+        );
+        error_at(
+            r#"rate = 1, p99_drift < "5/h""#,
+            "\"5/h\"",
+            &["invalid allowance", "\"5ms/h\""],
+        );
+        error_at(
+            r#"rate = 1, rss_growth > "1MiB/h""#,
+            ">",
+            &["how fast `rss_growth` may rise"],
+        );
+        error_at(
+            r#"rate = 1, pay.rss_growth < "1MiB/h""#,
+            "rss_growth",
+            &["whole service"],
+        );
+        error_at(
+            r#"rate = 1, rss_growth < 0, rss_growth < "1MiB/h""#,
+            "rss_growth < \"1MiB",
+            &["bounded twice"],
+        );
+        error_at(
+            "rate = 1, rss_growth",
+            "rss_growth",
+            &["expected a comparison"],
+        );
+        error_at(
+            r#"rate = 1, rss_grwth < "1MiB/h""#,
+            "rss_grwth",
+            &["did you mean `rss_growth`?"],
         );
     }
 

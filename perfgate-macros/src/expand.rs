@@ -206,6 +206,35 @@ pub fn spec_expr(args: &Args, name: &str) -> TokenStream {
             threshold: #threshold,
         })
     });
+    let only = args.tiers_only.iter().map(|t| string(t));
+    let tier_durations = args.tier_durations.iter().map(|(tier, ms, _)| {
+        let tier = string(tier);
+        let ms = u64_lit(*ms);
+        quote!((#tier, #ms))
+    });
+    let tier_warmups = args
+        .tier_durations
+        .iter()
+        .filter_map(|(tier, _, w)| Some((tier, (*w)?)))
+        .map(|(tier, ms)| {
+            let tier = string(tier);
+            let ms = u64_lit(ms);
+            quote!((#tier, #ms))
+        });
+    let trends = args.trends.iter().map(|t| {
+        let metric = format_ident!("{}", t.metric.variant());
+        let allowance = match t.allowance {
+            args::Allowance::PerHour(v) => {
+                let v = f64_lit(v);
+                quote!(#format::Allowance::PerHour(#v))
+            }
+            args::Allowance::PercentPerHour(v) => {
+                let v = f64_lit(v);
+                quote!(#format::Allowance::PercentPerHour(#v))
+            }
+        };
+        quote!(#format::TrendSlo { metric: #format::TrendMetric::#metric, allowance: #allowance })
+    });
     let name = string(name);
     quote! {
         #format::ScenarioSpec {
@@ -224,6 +253,12 @@ pub fn spec_expr(args: &Args, name: &str) -> TokenStream {
             service: #service,
             data: ::std::vec![#(#data),*],
             cost_regression_pct: #cost_regression_pct,
+            tiers: #format::TierSpec {
+                only: ::std::vec![#(#only),*],
+                duration_ms: ::std::collections::BTreeMap::from([#(#tier_durations),*]),
+                warmup_ms: ::std::collections::BTreeMap::from([#(#tier_warmups),*]),
+            },
+            trends: ::std::vec![#(#trends),*],
         }
     }
 }

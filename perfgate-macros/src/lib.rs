@@ -23,6 +23,12 @@ mod expand;
 /// `[REQUEST.]METRIC OP VALUE` with METRIC one of p50, p90, p95, p99, p99.9, max, mean (durations),
 /// errors (`"0.5%"` or a fraction), throughput (`"100/s"` or a number), OP one of `<`, `<=`, `>`, `>=`;
 /// REQUEST an identifier or a string (`"GET /items".p99 < "5ms"`).
+///
+/// Test tiers: `tier = ["nightly", "soak"]` (the only tiers it runs in), and its measured duration in a
+/// tier, `smoke = "5s"`, `nightly = "5m"`, `soak = "2h"`, or with the warm-up there, `soak = ("2h",
+/// "10m")`. Leak and drift bounds, checked on the fitted slope over the run: `rss_growth < "1MiB/h"`
+/// (or `"5%/h"`), `fds_growth < 0` (or `"10/h"`), `threads_growth < 0`, `p99_drift < "5ms/h"` (or
+/// `"20%/h"`); rates per `/h`, `/min` or `/s`.
 #[proc_macro_attribute]
 pub fn perf_test(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(attr.into(), item.into()).into()

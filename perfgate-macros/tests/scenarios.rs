@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use perfgate_runtime::format::{
-    self, LoadModel, Metric, Op, ScenarioSpec, Slo, Stage, DEFAULT_COST_REGRESSION_PCT,
-    DEFAULT_DURATION_MS, DEFAULT_REGRESSION_PCT, DEFAULT_TIMEOUT_MS, DEFAULT_WARMUP_MS,
+    self, Allowance, LoadModel, Metric, Op, ScenarioSpec, Slo, Stage, TierSpec, TrendMetric,
+    TrendSlo, DEFAULT_COST_REGRESSION_PCT, DEFAULT_DURATION_MS, DEFAULT_REGRESSION_PCT,
+    DEFAULT_TIMEOUT_MS, DEFAULT_WARMUP_MS,
 };
 use perfgate_runtime::{perf_test, Ctx};
 
@@ -15,6 +16,8 @@ const CHECKOUT_LINE: u32 = line!() + 1;
     rate = 300, duration = "20s", warmup = "3s", timeout = "1.5s", max_in_flight = 64,
     p99 < "40ms", errors < "0.5%", throughput >= "100/s", pay.p99.9 <= "250us", "GET /items".p50 < "5ms",
     regression = "7.5%", service = "api", data = ["fixtures/requests.jsonl"],
+    tier = ["nightly", "soak"], soak = ("2h", "10m"), nightly = "1m",
+    rss_growth < "1MiB/h", fds_growth < 0, p99_drift < "10%/h",
 )]
 async fn checkout(_ctx: Ctx) -> perfgate_runtime::Result {
     Ok(())
@@ -146,6 +149,29 @@ fn describe_mode_writes_the_declared_spec() {
             service: Some("api".into()),
             data: vec!["fixtures/requests.jsonl".into()],
             cost_regression_pct: DEFAULT_COST_REGRESSION_PCT,
+            tiers: TierSpec {
+                only: vec!["nightly".into(), "soak".into()],
+                duration_ms: [
+                    ("soak".to_string(), 7_200_000),
+                    ("nightly".to_string(), 60_000)
+                ]
+                .into(),
+                warmup_ms: [("soak".to_string(), 600_000)].into(),
+            },
+            trends: vec![
+                TrendSlo {
+                    metric: TrendMetric::RssGrowth,
+                    allowance: Allowance::PerHour(1_048_576.0)
+                },
+                TrendSlo {
+                    metric: TrendMetric::FdsGrowth,
+                    allowance: Allowance::PerHour(0.0)
+                },
+                TrendSlo {
+                    metric: TrendMetric::P99Drift,
+                    allowance: Allowance::PercentPerHour(10.0)
+                },
+            ],
         }
     );
     let ramp = describe("nested::__perfgate_ramp");
@@ -183,6 +209,8 @@ fn describe_mode_writes_the_declared_spec() {
             service: None,
             data: vec![],
             cost_regression_pct: DEFAULT_COST_REGRESSION_PCT,
+            tiers: TierSpec::default(),
+            trends: vec![],
         }
     );
     let browse = describe("nested::__perfgate_browse");

@@ -45,6 +45,8 @@ fn main() {
         service: None,
         data: vec![],
         cost_regression_pct: 1.0,
+        tiers: Default::default(),
+        trends: vec![],
     };
     let r = run_scenario(&spec, &url, |ctx: Ctx| async move {
         ctx.get("/").send().await?.expect_status(200)?;

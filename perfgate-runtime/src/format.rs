@@ -137,10 +137,176 @@ pub struct ScenarioSpec {
     /// baseline, in percent (`cost_regression = "1%"`).
     #[serde(default = "default_cost_regression_pct")]
     pub cost_regression_pct: f64,
+    /// Where the scenario runs among the test tiers, and its own duration in some of them.
+    #[serde(default, skip_serializing_if = "TierSpec::is_empty")]
+    pub tiers: TierSpec,
+    /// Bounds on how the service's memory, descriptors, threads and latency may move over a long run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trends: Vec<TrendSlo>,
 }
 
 fn default_cost_regression_pct() -> f64 {
     DEFAULT_COST_REGRESSION_PCT
+}
+
+/// A scenario's place in the test tiers (`--tier smoke|nightly|soak`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TierSpec {
+    /// `tier = ["nightly", "soak"]`: the only tiers the scenario runs in; empty: every tier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+    /// `soak = "2h"`: the scenario's measured duration in a tier, in milliseconds, by tier name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub duration_ms: BTreeMap<String, u64>,
+    /// `soak = ("2h", "10m")`: its warm-up in a tier, in milliseconds, by tier name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub warmup_ms: BTreeMap<String, u64>,
+}
+
+impl TierSpec {
+    pub fn is_empty(&self) -> bool {
+        self.only.is_empty() && self.duration_ms.is_empty() && self.warmup_ms.is_empty()
+    }
+
+    /// Whether the scenario runs in `tier`.
+    pub fn runs_in(&self, tier: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|t| t == tier)
+    }
+}
+
+/// A bound on a trend over the run, e.g. `rss_growth < "1MiB/h"`: the check fails when the fitted
+/// slope's whole interval lies above the allowance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct TrendSlo {
+    pub metric: TrendMetric,
+    pub allowance: Allowance,
+}
+
+/// What a trend check fits over time.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum TrendMetric {
+    /// Resident memory of the service's process tree (bytes).
+    RssGrowth,
+    /// Open file descriptors of the service's process tree.
+    FdsGrowth,
+    /// Threads of the service's process tree.
+    ThreadsGrowth,
+    /// The iterations' p99 latency (milliseconds), per interval of the measured window.
+    P99Drift,
+}
+
+impl TrendMetric {
+    pub const ALL: [TrendMetric; 4] = [
+        TrendMetric::RssGrowth,
+        TrendMetric::FdsGrowth,
+        TrendMetric::ThreadsGrowth,
+        TrendMetric::P99Drift,
+    ];
+
+    /// The name users write in the attribute and see in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrendMetric::RssGrowth => "rss_growth",
+            TrendMetric::FdsGrowth => "fds_growth",
+            TrendMetric::ThreadsGrowth => "threads_growth",
+            TrendMetric::P99Drift => "p99_drift",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TrendMetric> {
+        TrendMetric::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// A value of the series in its unit: `12.0MiB`, `37 fds`, `4.20ms`.
+    pub fn format_level(self, v: f64) -> String {
+        match self {
+            TrendMetric::RssGrowth => format_bytes(v),
+            TrendMetric::FdsGrowth => format!("{v:.0} fds"),
+            TrendMetric::ThreadsGrowth => format!("{v:.0} threads"),
+            TrendMetric::P99Drift => format_ms(v),
+        }
+    }
+
+    /// A slope in the series' unit per hour, signed: `+12.0MiB/h`, `-3/h`, `+0.50ms/h`.
+    pub fn format_rate(self, per_hour: f64) -> String {
+        let sign = if per_hour < 0.0 { "-" } else { "+" };
+        let v = per_hour.abs();
+        match self {
+            TrendMetric::RssGrowth => format!("{sign}{}/h", format_bytes(v)),
+            TrendMetric::FdsGrowth | TrendMetric::ThreadsGrowth => {
+                if v >= 100.0 || v == v.trunc() {
+                    format!("{sign}{v:.0}/h")
+                } else {
+                    format!("{sign}{v:.1}/h")
+                }
+            }
+            TrendMetric::P99Drift => format!("{sign}{}/h", format_ms(v)),
+        }
+    }
+}
+
+impl std::fmt::Display for TrendMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How fast a trend may rise: in the metric's unit per hour, or in percent of its fitted level at
+/// the start of the fitted window per hour.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Allowance {
+    PerHour(f64),
+    PercentPerHour(f64),
+}
+
+impl Allowance {
+    /// The allowance in the metric's unit per hour, for a series whose fitted start is `level`.
+    pub fn per_hour(self, level: f64) -> f64 {
+        match self {
+            Allowance::PerHour(v) => v,
+            Allowance::PercentPerHour(p) => level.abs() * p / 100.0,
+        }
+    }
+}
+
+impl TrendSlo {
+    /// `rss_growth < 1.0MiB/h`, `fds_growth < 0/h`, `p99_drift < 10%/h`.
+    pub fn describe(&self) -> String {
+        let bound = match self.allowance {
+            Allowance::PerHour(v) => {
+                let rate = self.metric.format_rate(v);
+                rate.strip_prefix('+').unwrap_or(&rate).to_string()
+            }
+            Allowance::PercentPerHour(p) => format!("{p}%/h"),
+        };
+        format!("{} < {bound}", self.metric)
+    }
+}
+
+/// Bytes in binary units: `512B`, `12.0KiB`, `1.50MiB`, `2.00GiB`.
+pub fn format_bytes(b: f64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if b.abs() < 1024.0 {
+        return format!("{b:.0}B");
+    }
+    let mut v = b / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v.abs() < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    if v.abs() >= 100.0 {
+        format!("{v:.0}{unit}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.2}{unit}")
+    }
 }
 
 pub const DEFAULT_DURATION_MS: u64 = 10_000;
@@ -399,21 +565,6 @@ fn format_small_count(v: f64) -> String {
     }
 }
 
-/// Bytes in binary units: `9.08KiB`, `512B`, `1.50MiB`.
-pub fn format_bytes(v: f64) -> String {
-    let a = v.abs();
-    let (x, unit) = if a >= 1_073_741_824.0 {
-        (v / 1_073_741_824.0, "GiB")
-    } else if a >= 1_048_576.0 {
-        (v / 1_048_576.0, "MiB")
-    } else if a >= 1024.0 {
-        (v / 1024.0, "KiB")
-    } else {
-        return format!("{v:.0}B");
-    };
-    format!("{x:.2}{unit}")
-}
-
 /// Milliseconds with a precision that suits their size.
 pub fn format_ms(ms: f64) -> String {
     if ms >= 1000.0 {
@@ -501,6 +652,29 @@ pub struct ScenarioResult {
     pub invalid: Option<String>,
     /// One entry per second of the measured window.
     pub timeseries: Vec<SecondSample>,
+    /// The measured window in equal intervals (about sixty, at least a second each: a minute each for
+    /// an hour), each with its own percentiles: the latency drift checks fit these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalSample>,
+}
+
+/// Seconds per interval of [`ScenarioResult::intervals`] for a measured window of `seconds`: about
+/// sixty intervals, a whole number of seconds each.
+pub fn interval_secs(seconds: u32) -> u32 {
+    seconds.div_ceil(60).max(1)
+}
+
+/// One interval of the measured window.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct IntervalSample {
+    /// Seconds since the start of the measured window, at the interval's start.
+    pub t: u32,
+    /// The interval's length in seconds (the last one may be cut short by the window's end).
+    pub secs: u32,
+    pub iterations: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// Counts and latency of one series (the iteration, or one named request).
@@ -739,16 +913,36 @@ pub struct ResourceStats {
     pub mean_rss_bytes: u64,
     pub max_threads: u64,
     pub samples: u64,
-    /// Per-second samples, for charts.
+    /// The readings over time, each point the mean over its span: a quarter of a second apart at
+    /// first, then, as a long run fills the series, neighbours merged so it never holds more than
+    /// [`MAX_RESOURCE_POINTS`].
     pub timeseries: Vec<ResourceSample>,
+    /// Unix time (ms) at which the sampler started: `t` of a sample counts from there.
+    #[serde(default)]
+    pub started_unix_ms: u64,
+    /// Most open file descriptors seen at once (0 when they could not be counted).
+    #[serde(default)]
+    pub max_fds: u64,
 }
+
+/// The most points a resource series holds, however long the run.
+pub const MAX_RESOURCE_POINTS: usize = 1200;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct ResourceSample {
-    /// Seconds since the sampler started.
+    /// Seconds since the sampler started, at the end of the point's span.
     pub t: f64,
     pub cpu_util: f64,
     pub rss_bytes: u64,
+    /// Open file descriptors of the process tree (mean over the span).
+    #[serde(default)]
+    pub fds: f64,
+    /// Threads of the process tree (mean over the span).
+    #[serde(default)]
+    pub threads: f64,
+    /// The span's length in seconds (0 in files written before it was recorded).
+    #[serde(default)]
+    pub secs: f64,
 }
 
 /// The histogram type of every latency series: microseconds, 3 significant digits.
@@ -849,6 +1043,62 @@ mod tests {
         merged.add(&a).unwrap();
         assert_eq!(merged.len(), 2000);
         assert!(decode_histogram("not base64!").is_err());
+    }
+
+    #[test]
+    fn files_written_before_tiers_and_trends_still_read() {
+        // A spec and a resource sample as an older perfgate-runtime wrote them.
+        let spec: ScenarioSpec = serde_json::from_value(serde_json::json!({
+            "name": "a", "module_path": "m", "file": "f.rs", "line": 1,
+            "load": {"model": "open", "rate": 10.0}, "duration_ms": 1000, "warmup_ms": 0,
+            "timeout_ms": 1000, "max_in_flight": null, "slos": [], "regression_pct": 10.0,
+            "service": null, "data": []
+        }))
+        .unwrap();
+        assert!(spec.tiers.is_empty() && spec.trends.is_empty());
+        assert!(spec.tiers.runs_in("soak"));
+        // And a spec without them writes no new keys, so older readers are not surprised.
+        let json = serde_json::to_value(&spec).unwrap();
+        assert!(
+            json.get("tiers").is_none() && json.get("trends").is_none(),
+            "{json}"
+        );
+        let sample: ResourceSample =
+            serde_json::from_value(serde_json::json!({"t": 1.0, "cpu_util": 0.5, "rss_bytes": 7}))
+                .unwrap();
+        assert_eq!((sample.fds, sample.threads, sample.secs), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn trend_bounds_describe_themselves_in_their_units() {
+        let rss = TrendSlo {
+            metric: TrendMetric::RssGrowth,
+            allowance: Allowance::PerHour(1_048_576.0),
+        };
+        assert_eq!(rss.describe(), "rss_growth < 1.00MiB/h");
+        let fds = TrendSlo {
+            metric: TrendMetric::FdsGrowth,
+            allowance: Allowance::PerHour(0.0),
+        };
+        assert_eq!(fds.describe(), "fds_growth < 0/h");
+        let drift = TrendSlo {
+            metric: TrendMetric::P99Drift,
+            allowance: Allowance::PercentPerHour(10.0),
+        };
+        assert_eq!(drift.describe(), "p99_drift < 10%/h");
+        assert_eq!(drift.allowance.per_hour(40.0), 4.0);
+        assert_eq!(
+            TrendMetric::RssGrowth.format_rate(-3.5 * 1_048_576.0),
+            "-3.50MiB/h"
+        );
+        assert_eq!(TrendMetric::FdsGrowth.format_rate(12.25), "+12.2/h");
+        assert_eq!(format_bytes(512.0), "512B");
+        assert_eq!(format_bytes(1536.0 * 1024.0 * 1024.0), "1.50GiB");
+        for m in TrendMetric::ALL {
+            assert_eq!(TrendMetric::parse(m.as_str()), Some(m));
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.as_str()));
+        }
     }
 
     #[test]

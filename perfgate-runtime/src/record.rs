@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{lock, Error, ErrorKind};
-use crate::format::{self, ErrorCounts, Histogram, LatencySummary, SecondSample, Stats};
+use crate::format::{
+    self, ErrorCounts, Histogram, IntervalSample, LatencySummary, SecondSample, Stats,
+};
 
 /// Error messages kept per series, for the report.
 pub(crate) const MAX_ERROR_SAMPLES: usize = 5;
@@ -223,6 +225,7 @@ impl Recorder {
                         )
                     })
                     .collect(),
+                intervals: Intervals::new(seconds.max(1)),
             }),
         }
     }
@@ -307,13 +310,15 @@ impl Recorder {
                 pending.entry(t).or_insert_with(Second::new).merge(&sec);
             }
         }
-        let mut timeline = lock(&self.timeline);
+        let mut guard = lock(&self.timeline);
+        let timeline = &mut *guard;
         for (t, sec) in pending {
             let Some((sample, summarised)) = timeline.samples.get_mut(t as usize) else {
                 continue;
             };
             sample.iterations += sec.iterations;
             sample.errors += sec.errors;
+            timeline.intervals.add(t, &sec);
             // A straggler recorded after its second was summarised adds to the counts only.
             if !*summarised && !sec.latency.is_empty() {
                 sample.p50_ms = sec.latency.value_at_quantile(0.50) as f64 / 1000.0;
@@ -326,6 +331,17 @@ impl Recorder {
                 *summarised = true;
             }
         }
+        timeline.intervals.close(upto);
+    }
+
+    /// The measured window's intervals (see [`format::interval_secs`]), once summarised.
+    pub(crate) fn intervals(&self) -> Vec<IntervalSample> {
+        lock(&self.timeline)
+            .intervals
+            .samples
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect()
     }
 
     pub(crate) fn timeseries(&self) -> Vec<SecondSample> {
@@ -378,6 +394,63 @@ impl Recorder {
 struct Timeline {
     /// Each second's sample and whether its percentiles are final.
     samples: Vec<(SecondSample, bool)>,
+    intervals: Intervals,
+}
+
+/// The measured window cut into equal intervals of whole seconds, each with its own percentiles:
+/// what a latency drift check fits over an hour without a histogram per second. An interval's
+/// histogram is the merge of its seconds' and lives only until its last second is summarised.
+struct Intervals {
+    secs: u32,
+    samples: Vec<(IntervalSample, Option<Histogram>)>,
+}
+
+impl Intervals {
+    fn new(seconds: u32) -> Self {
+        let secs = format::interval_secs(seconds);
+        let samples = (0..seconds.div_ceil(secs))
+            .map(|i| {
+                let t = i * secs;
+                let sample = IntervalSample {
+                    t,
+                    secs: secs.min(seconds - t),
+                    ..Default::default()
+                };
+                (sample, Some(Second::new().latency))
+            })
+            .collect();
+        Intervals { secs, samples }
+    }
+
+    /// Adds second `t`, just merged from the shards.
+    fn add(&mut self, t: u32, sec: &Second) {
+        let Some((sample, histogram)) = self.samples.get_mut((t / self.secs) as usize) else {
+            return;
+        };
+        sample.iterations += sec.iterations;
+        sample.errors += sec.errors;
+        // A straggler arriving after its interval closed adds to the counts only.
+        if let Some(h) = histogram {
+            let _ = h.add(&sec.latency);
+        }
+    }
+
+    /// Computes the percentiles of the intervals whose last second is at most `upto` (all with
+    /// None), and frees their histograms.
+    fn close(&mut self, upto: Option<u32>) {
+        for (sample, histogram) in &mut self.samples {
+            let last = sample.t + sample.secs.max(1) - 1;
+            if upto.is_some_and(|k| last > k) {
+                break;
+            }
+            if let Some(h) = histogram.take() {
+                if !h.is_empty() {
+                    sample.p50_ms = h.value_at_quantile(0.50) as f64 / 1000.0;
+                    sample.p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -406,12 +479,58 @@ mod tests {
         assert!((ts[1].p50_ms - 20.0).abs() < 0.5 && ts[1].iterations == 1);
         assert_eq!(ts[2].iterations, 1);
 
+        let intervals = rec.intervals();
+        assert_eq!(
+            intervals.len(),
+            3,
+            "one-second intervals for a short window"
+        );
+        assert_eq!((intervals[0].iterations, intervals[0].errors), (3, 1));
+        assert!((intervals[0].p99_ms - 30.0).abs() < 0.5, "{intervals:?}");
+
         let totals = rec.totals();
         let stats = totals.iterations.stats(3.0);
         assert_eq!((stats.count, stats.errors.check), (5, 1));
         assert_eq!(stats.error_samples, ["check: bad"]);
         assert!((stats.latency.max_ms - 900.0).abs() < 1.0);
         assert!(stats.latency.mean_ms > stats.latency_uncorrected.mean_ms);
+    }
+
+    #[test]
+    fn long_windows_are_cut_into_about_sixty_intervals_with_their_own_percentiles() {
+        let start = Instant::now();
+        // 150 s: 3-second intervals, the last one of 3 s too (150 = 50 × 3).
+        let rec = Recorder::new(start, 150);
+        for s in 0..150u64 {
+            // Latency creeps up by 1 ms per 3 s interval.
+            let ms = 10 + s / 3;
+            rec.iteration(
+                Duration::from_millis(ms),
+                Duration::from_millis(ms),
+                start + Duration::from_millis(s * 1000 + 500),
+                None,
+            );
+        }
+        rec.summarise_seconds(Some(5));
+        let early = rec.intervals();
+        assert!(early[0].p99_ms > 0.0 && early[1].p99_ms > 0.0, "{early:?}");
+        assert_eq!(
+            early[2].p99_ms, 0.0,
+            "interval 2 (seconds 6-8) is still open"
+        );
+        rec.summarise_seconds(None);
+        let iv = rec.intervals();
+        assert_eq!(iv.len(), 50);
+        assert!(
+            iv.iter().all(|i| i.secs == 3 && i.iterations == 3),
+            "{iv:?}"
+        );
+        assert_eq!(iv[10].t, 30);
+        assert!((iv[10].p99_ms - 20.0).abs() < 0.5, "{:?}", iv[10]);
+        assert!((iv[49].p99_ms - 59.0).abs() < 1.0, "{:?}", iv[49]);
+        assert_eq!(format::interval_secs(3600), 60);
+        assert_eq!(format::interval_secs(61), 2);
+        assert_eq!(format::interval_secs(1), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The string forms of perfgate's values: durations (`"1.5s"`), percentages (`"0.5%"`), rates
-//! (`"100/s"`), counts (`"150k"`) and byte sizes (`"16KiB"`). One grammar for the `#[perf_test]` attribute (at compile time), the
+//! The string forms of perfgate's values: durations (`"1.5s"`), percentages (`"0.5%"`), rates (`"100/s"`),
+//! counts (`"150k"`), sizes (`"512KiB"`), rates per hour of a size, count, duration or percentage
+//! (`"1MiB/h"`), and the tier names. One grammar for the `#[perf_test]` attribute (at compile time), the
 //! `[package.metadata.perfgate]` tables and the command line, so that a value accepted in one place is
 //! accepted in all of them. No dependencies: the proc-macro crate compiles it too.
 
@@ -151,29 +152,70 @@ pub fn parse_count(s: &str) -> Option<f64> {
     Some(d.to_f64() * 10f64.powi(exp as i32))
 }
 
-/// Byte-size suffixes: binary (`KiB`, 1024) and decimal (`kB`, 1000); the longest that matches wins
-/// because every binary suffix comes before the decimal one it ends with.
-const BYTE_UNITS: [(&str, f64); 8] = [
+/// The test tiers, from the shallowest to the deepest: `--tier`, `PERFGATE_TIER`, the attribute's
+/// `tier = [...]` and per-tier durations, and the `tiers` tables all accept these names and no other.
+pub const TIERS: [&str; 3] = ["smoke", "nightly", "soak"];
+
+/// Bytes per unit. Longer suffixes first, since the first that matches wins (`MiB` before `B`).
+const SIZE_UNITS: [(&str, f64); 10] = [
     ("KiB", 1024.0),
     ("MiB", 1_048_576.0),
     ("GiB", 1_073_741_824.0),
-    ("kB", 1e3),
-    ("KB", 1e3),
-    ("MB", 1e6),
-    ("GB", 1e9),
+    ("TiB", 1_099_511_627_776.0),
+    ("kB", 1_000.0),
+    ("KB", 1_000.0),
+    ("MB", 1_000_000.0),
+    ("GB", 1_000_000_000.0),
+    ("TB", 1_000_000_000_000.0),
     ("B", 1.0),
 ];
 
 pub const BYTES_FORM: &str =
-    "a size with a unit: B, KiB, MiB, GiB (1024-based) or kB, MB, GB (1000-based), e.g. \"16KiB\" or \"512B\"";
+    "a number followed by a unit: B, KiB, MiB, GiB (powers of 1024) or kB, MB, GB (powers of 1000), e.g. \"512KiB\"";
 
-/// `"16KiB"`, `"1.5MB"`, `"512B"` → bytes. A bare number is not a size (the unit says which base).
+/// The time units a rate may be given per, in seconds.
+const PER_UNITS: [(&str, f64); 4] = [("s", 1.0), ("min", 60.0), ("m", 60.0), ("h", 3600.0)];
+
+pub const PER_FORM: &str = "per second, minute or hour: `/s`, `/min` (or `/m`), `/h`";
+
+/// `"512KiB"`, `"1.5MB"` → bytes.
 pub fn parse_bytes(s: &str) -> Option<f64> {
     let s = s.trim();
-    let (number, unit) = BYTE_UNITS
+    let (number, unit) = SIZE_UNITS
         .iter()
-        .find_map(|&(suffix, unit)| s.strip_suffix(suffix).map(|n| (n, unit)))?;
-    Decimal::parse(number).map(|d| d.to_f64() * unit)
+        .find_map(|&(suffix, bytes)| s.strip_suffix(suffix).map(|n| (n, bytes)))?;
+    Some(Decimal::parse(number)?.to_f64() * unit)
+}
+
+/// Splits `"<amount>/<unit>"` into the amount and how many of `unit` make an hour.
+fn per_hour(s: &str) -> Option<(&str, f64)> {
+    let (amount, unit) = s.rsplit_once('/')?;
+    let secs = PER_UNITS.iter().find(|(u, _)| *u == unit)?.1;
+    Some((amount, 3600.0 / secs))
+}
+
+/// `"1MiB/h"`, `"200KB/min"` → bytes per hour.
+pub fn parse_bytes_per_hour(s: &str) -> Option<f64> {
+    let (amount, factor) = per_hour(s)?;
+    Some(parse_bytes(amount)? * factor)
+}
+
+/// `"10/h"`, `"1/min"` → a count per hour.
+pub fn parse_count_per_hour(s: &str) -> Option<f64> {
+    let (amount, factor) = per_hour(s)?;
+    Some(Decimal::parse(amount)?.to_f64() * factor)
+}
+
+/// `"5ms/h"`, `"1ms/min"` → milliseconds per hour.
+pub fn parse_duration_per_hour(s: &str) -> Option<f64> {
+    let (amount, factor) = per_hour(s)?;
+    Some(Duration::parse(amount)?.as_ms_f64() * factor)
+}
+
+/// `"10%/h"`, `"0.5%/min"` → percent per hour.
+pub fn parse_percent_per_hour(s: &str) -> Option<f64> {
+    let (amount, factor) = per_hour(s)?;
+    Some(parse_percent(amount)? * factor)
 }
 
 #[cfg(test)]
@@ -283,13 +325,38 @@ mod tests {
         for bad in ["", "k", "150 k", "-1", "1e5", "150kb", "1.k", "15x"] {
             assert_eq!(parse_count(bad), None, "{bad:?} should not parse");
         }
-        assert_eq!(parse_bytes("16KiB"), Some(16_384.0));
+    }
+
+    #[test]
+    fn sizes_and_rates_per_hour() {
+        assert_eq!(parse_bytes("512KiB"), Some(524_288.0));
         assert_eq!(parse_bytes("1.5MB"), Some(1_500_000.0));
-        assert_eq!(parse_bytes("512B"), Some(512.0));
+        assert_eq!(parse_bytes("1MiB"), Some(1_048_576.0));
         assert_eq!(parse_bytes("2kB"), Some(2000.0));
-        assert_eq!(parse_bytes("1GiB"), Some(1_073_741_824.0));
-        for bad in ["512", "KiB", "16 KiB", "16kib", "-1B", "1.B"] {
+        assert_eq!(parse_bytes("10B"), Some(10.0));
+        for bad in [
+            "", "1", "512", "KiB", "16 KiB", "16kib", "-1B", "1.B", "MiB", "1 MiB", "1mib",
+            "-1MiB", "1Mb", "1.MiB",
+        ] {
             assert_eq!(parse_bytes(bad), None, "{bad:?} should not parse");
         }
+        assert_eq!(parse_bytes_per_hour("1MiB/h"), Some(1_048_576.0));
+        assert_eq!(parse_bytes_per_hour("1KB/min"), Some(60_000.0));
+        assert_eq!(parse_bytes_per_hour("1KB/m"), Some(60_000.0));
+        assert_eq!(parse_bytes_per_hour("1B/s"), Some(3600.0));
+        assert_eq!(parse_bytes_per_hour("1MiB"), None);
+        assert_eq!(parse_bytes_per_hour("1MiB/day"), None);
+        assert_eq!(parse_count_per_hour("10/h"), Some(10.0));
+        assert_eq!(parse_count_per_hour("1/min"), Some(60.0));
+        assert_eq!(parse_count_per_hour("0.5/s"), Some(1800.0));
+        assert_eq!(parse_count_per_hour("10"), None);
+        assert_eq!(parse_count_per_hour("ten/h"), None);
+        assert_eq!(parse_duration_per_hour("5ms/h"), Some(5.0));
+        assert_eq!(parse_duration_per_hour("1ms/min"), Some(60.0));
+        assert_eq!(parse_duration_per_hour("5/h"), None);
+        assert_eq!(parse_percent_per_hour("10%/h"), Some(10.0));
+        assert_eq!(parse_percent_per_hour("0.5%/min"), Some(30.0));
+        assert_eq!(parse_percent_per_hour("10%"), None);
+        assert_eq!(TIERS, ["smoke", "nightly", "soak"]);
     }
 }

@@ -94,7 +94,7 @@ pub fn reason(
         }
         for s in &r.scenarios {
             let spec = s.spec.as_ref().expect("described");
-            let window = Window::of(spec, args.load.duration, args.load.warmup);
+            let window = Window::of(spec, &r.tier, args.load.duration, args.load.warmup);
             let hash = spec_hash(&spec_parts(spec, r.pkg, window));
             match file.scenarios.get(&s.id) {
                 None => return auto(format!("scenario {} is not in the baseline", s.id)),

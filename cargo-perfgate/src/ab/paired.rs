@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gate::contention::Contention;
 use crate::gate::sequential::{self, Look, Plan, Stop};
 use crate::gate::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
-use crate::load::window::{round_estimate, spec_parts};
+use crate::load::window::{round_estimate, spec_parts, Window};
 use crate::load::{self, PreparedPackage, RunOptions};
 use crate::procs;
 use crate::results::{AbRounds, ScenarioRun};
@@ -96,8 +96,14 @@ pub fn run_paired(
     // pairs' time, times the pairs its calibrated noise needs (the same for all without calibration).
     let needs: Vec<f64> = head
         .iter()
-        .flat_map(|h| &h.scenarios)
-        .map(|s| need(s, opts, sampling))
+        .flat_map(|h| h.scenarios.iter().map(move |s| (h, s)))
+        .map(|(h, s)| {
+            need(
+                s,
+                opts.window(h, s.spec.as_ref().expect("described")),
+                sampling,
+            )
+        })
         .collect();
     let mut out = Vec::new();
     let mut done = 0usize;
@@ -146,9 +152,9 @@ pub fn run_paired(
 /// A scenario's need for time, before anything is measured: the seconds of a pair times the pairs
 /// its noisiest check needs to resolve its tolerance at the final look's level, from the noise
 /// `cargo perfgate calibrate` measured; [`NEED_PAIRS_UNCALIBRATED`] pairs without it.
-fn need(s: &Scenario, opts: &RunOptions, sampling: &Sampling) -> f64 {
+fn need(s: &Scenario, window: Window, sampling: &Sampling) -> f64 {
     let Some(spec) = &s.spec else { return 0.0 };
-    let pair_secs = 2.0 * round_estimate(opts.window(spec)).as_secs_f64();
+    let pair_secs = 2.0 * round_estimate(window).as_secs_f64();
     let tolerance = (spec.regression_pct / 100.0).max(1e-3);
     let pairs = sampling
         .floors
@@ -199,8 +205,9 @@ fn run_one(
         .clone()
         .expect("scenarios are described before they run");
     let started = Instant::now();
-    load::announce_start(ui, scenario, &spec, opts);
-    let estimate = round_estimate(opts.window(&spec));
+    let window = opts.window(sides.head.0, &spec);
+    load::announce_start(ui, scenario, &spec, window, 1);
+    let estimate = round_estimate(window);
     let (plan, max_pairs) = match sampling.fixed_pairs {
         Some(n) => (None, n),
         None => {
@@ -364,7 +371,7 @@ fn run_one(
                 secs: started.elapsed().as_secs_f64(),
             },
             sides.head.0.pkg,
-            opts,
+            opts.window(sides.head.0, &spec),
         ),
         plan,
     })
@@ -441,7 +448,7 @@ fn assemble(
     decisions: Vec<Decision>,
     mut ab: AbRounds,
     head_pkg: &PerfPackage,
-    opts: &RunOptions,
+    window: Window,
 ) -> ScenarioRun {
     let mut report = head
         .first
@@ -472,7 +479,7 @@ fn assemble(
             report.log = r.log;
         }
     }
-    report.spec_parts = spec_parts(spec, head_pkg, opts.window(spec));
+    report.spec_parts = spec_parts(spec, head_pkg, window);
     report.rounds = to_rounds(&head);
     report.contention = head.contention.clone();
     report.result = report.result.or_else(|| head.results.first().cloned());
@@ -484,6 +491,8 @@ fn assemble(
         invalid,
         checks: &report.checks,
         regressions: &decisions,
+        trends: &report.trends,
+        aborted: false,
     });
     report.regressions = decisions;
     report.ab = Some(ab);
@@ -493,6 +502,7 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::window::TierPlan;
     use std::path::PathBuf;
 
     #[test]
@@ -527,7 +537,7 @@ mod tests {
             stopped: "a round could not be measured".into(),
             secs: 1.0,
         };
-        let opts = RunOptions::default();
+        let window = Window::of(&spec, &TierPlan::default(), None, None);
         let r = assemble(
             &scenario,
             &spec,
@@ -537,7 +547,7 @@ mod tests {
             vec![],
             ab(),
             &PerfPackage::at(Path::new("/")),
-            &opts,
+            window,
         );
         assert_eq!(r.verdict, Verdict::Fail);
         let err = r.error.unwrap();
@@ -559,7 +569,7 @@ mod tests {
             vec![],
             ab(),
             &PerfPackage::at(Path::new("/")),
-            &opts,
+            window,
         );
         assert_eq!(r.verdict, Verdict::Error);
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::baseline::{git, BaselineFile, DEFAULT_PATH};
-use crate::cli::GateArgs;
+use crate::cli::{GateArgs, Tier};
 use crate::discover::{PerfPackage, Workspace};
 use crate::error::Result;
 use crate::gate::cost::{self, CostBase, CostTolerance};
@@ -33,6 +33,8 @@ pub struct Baselines {
     /// None outside a git repository without `--baseline-file`.
     pub source: Option<git::Source>,
     pub groups: Vec<BaselineGroup>,
+    /// The tier whose baseline files these are.
+    pub tier: Tier,
 }
 
 impl Baselines {
@@ -65,17 +67,32 @@ impl Baselines {
     }
 }
 
-/// The baseline path of each package: `baseline` in `[package.metadata.perfgate]`, else in
-/// `[workspace.metadata.perfgate]`, else `perfgate.baseline.toml`; relative to the workspace root.
-pub fn baseline_paths(ws: &Workspace, packages: &[PerfPackage]) -> BTreeMap<PathBuf, Vec<String>> {
+/// The baseline path of each package in a tier, relative to the workspace root: the tier's own
+/// `baseline` (package table, then workspace table); else `baseline` in `[package.metadata.perfgate]`,
+/// else in `[workspace.metadata.perfgate]`, else `perfgate.baseline.toml` — as is for the smoke
+/// tier, with the tier's name before the extension for the others (`perfgate.baseline.nightly.toml`),
+/// since a measurement of one tier is never compared with another's.
+pub fn baseline_paths(
+    ws: &Workspace,
+    packages: &[PerfPackage],
+    tier: Tier,
+) -> BTreeMap<PathBuf, Vec<String>> {
     let mut out: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for pkg in packages {
-        let rel = pkg
-            .config
-            .baseline
-            .clone()
-            .or_else(|| ws.config.baseline.clone())
-            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        let own = |tiers: &BTreeMap<Tier, crate::discover::config::TierConfig>| {
+            tiers.get(&tier).and_then(|t| t.baseline.clone())
+        };
+        let rel = own(&pkg.config.tiers)
+            .or_else(|| own(&ws.config.tiers))
+            .unwrap_or_else(|| {
+                let base = pkg
+                    .config
+                    .baseline
+                    .clone()
+                    .or_else(|| ws.config.baseline.clone())
+                    .unwrap_or_else(|| DEFAULT_PATH.to_string());
+                tier_file(&base, tier)
+            });
         out.entry(ws.root().join(rel))
             .or_default()
             .push(pkg.name.clone());
@@ -83,8 +100,23 @@ pub fn baseline_paths(ws: &Workspace, packages: &[PerfPackage]) -> BTreeMap<Path
     out
 }
 
+/// `perfgate.baseline.toml` in the smoke tier, `perfgate.baseline.nightly.toml` in the nightly one.
+pub fn tier_file(path: &str, tier: Tier) -> String {
+    if tier == Tier::Smoke {
+        return path.to_string();
+    }
+    let name_at = path.rfind('/').map_or(0, |i| i + 1);
+    match path[name_at..].rfind('.') {
+        Some(dot) if dot > 0 => {
+            let dot = name_at + dot;
+            format!("{}.{tier}{}", &path[..dot], &path[dot..])
+        }
+        _ => format!("{path}.{tier}"),
+    }
+}
+
 /// Finds and reads every baseline of the run before anything is built, so a git problem is said at once.
-pub fn lookup_baselines(ws: &Workspace, args: &GateArgs, ui: &Ui) -> Result<Baselines> {
+pub fn lookup_baselines(ws: &Workspace, args: &GateArgs, tier: Tier, ui: &Ui) -> Result<Baselines> {
     let root = ws.root();
     let repo = git::open(root);
     let source = git::source(
@@ -96,7 +128,7 @@ pub fn lookup_baselines(ws: &Workspace, args: &GateArgs, ui: &Ui) -> Result<Base
         |k| std::env::var(k).ok(),
     )?;
     let mut groups = Vec::new();
-    for (path, pkgs) in baseline_paths(ws, &ws.packages) {
+    for (path, pkgs) in baseline_paths(ws, &ws.packages, tier) {
         let mut group = BaselineGroup {
             path: path.clone(),
             packages: pkgs,
@@ -114,7 +146,11 @@ pub fn lookup_baselines(ws: &Workspace, args: &GateArgs, ui: &Ui) -> Result<Base
         }
         groups.push(group);
     }
-    Ok(Baselines { source, groups })
+    Ok(Baselines {
+        source,
+        groups,
+        tier,
+    })
 }
 
 /// The gate over a finished run: decisions attached to the scenarios, one summary for all files.
@@ -144,8 +180,12 @@ pub fn apply_baselines(
                 None => git::not_a_repo_message(workspace_root),
                 Some(l) => format!(
                     "no baseline file at {}: the regression gate was skipped, SLOs were checked. Record one on \
-                     the base branch with `cargo perfgate record` and commit {}",
+                     the base branch with `cargo perfgate record{}` and commit {}",
                     l.origin,
+                    match baselines.tier {
+                        Tier::Smoke => String::new(),
+                        t => format!(" --tier {t}"),
+                    },
                     g.path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
                 ),
             };
@@ -205,4 +245,30 @@ fn cost_checks(
     );
     head.attribution = attribution;
     decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tier_but_smoke_has_its_own_file_beside_the_configured_one() {
+        assert_eq!(
+            tier_file("perfgate.baseline.toml", Tier::Smoke),
+            "perfgate.baseline.toml"
+        );
+        assert_eq!(
+            tier_file("perfgate.baseline.toml", Tier::Nightly),
+            "perfgate.baseline.nightly.toml"
+        );
+        assert_eq!(
+            tier_file("perf/base.toml", Tier::Soak),
+            "perf/base.soak.toml"
+        );
+        assert_eq!(
+            tier_file("perf.d/baseline", Tier::Soak),
+            "perf.d/baseline.soak"
+        );
+        assert_eq!(tier_file(".baseline", Tier::Soak), ".baseline.soak");
+    }
 }

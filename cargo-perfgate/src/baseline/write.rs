@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::lookup::baseline_paths;
 use super::{BaselineFile, Calibration, Measured, ScenarioSummary};
+use crate::cli::Tier;
 use crate::discover::{PerfPackage, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::cost::CostFloors;
@@ -23,6 +24,7 @@ fn targets(
     ws: &Workspace,
     packages: &[PerfPackage],
     baseline_file: Option<&Path>,
+    tier: Tier,
 ) -> BTreeMap<PathBuf, Vec<String>> {
     match baseline_file {
         Some(f) => [(
@@ -30,19 +32,20 @@ fn targets(
             packages.iter().map(|p| p.name.clone()).collect(),
         )]
         .into(),
-        None => baseline_paths(ws, packages),
+        None => baseline_paths(ws, packages, tier),
     }
 }
 
-/// The scenarios whose cost figures the files `record` merges into already hold: re-recording them
-/// requires the cost pass.
+/// The scenarios whose cost figures the files `record` merges into (the tier's) already hold:
+/// re-recording them requires the cost pass.
 pub fn recorded_cost(
     ws: &Workspace,
     packages: &[PerfPackage],
     baseline_file: Option<&Path>,
+    tier: Tier,
 ) -> Result<std::collections::BTreeSet<String>> {
     let mut out = std::collections::BTreeSet::new();
-    for path in targets(ws, packages, baseline_file).into_keys() {
+    for path in targets(ws, packages, baseline_file, tier).into_keys() {
         if let Some(file) = BaselineFile::read(&path)? {
             out.extend(
                 file.scenarios
@@ -108,7 +111,8 @@ pub fn write_baselines(
     }
     let commit = report.environment.git_commit.clone();
     let selected_pkgs: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-    for (path, pkgs) in targets(ws, packages, args.baseline_file.as_deref()) {
+    let tier = args.load.tier.unwrap_or_default();
+    for (path, pkgs) in targets(ws, packages, args.baseline_file.as_deref(), tier) {
         let mut new = BaselineFile::new(
             report.environment.clone(),
             commit.clone(),
@@ -259,6 +263,8 @@ pub struct Calibrated<'a> {
     pub pairs: usize,
     pub budget_secs: f64,
     pub now_unix_ms: u64,
+    /// The tier measured: each tier but smoke has its own file.
+    pub tier: Tier,
 }
 
 /// After `calibrate` ran: the noise floors into each baseline file (or `--baseline-file`), keeping
@@ -275,7 +281,7 @@ pub fn write_calibration(
         pkgs.iter()
             .any(|p| id.split("::").next() == Some(p.as_str()))
     };
-    for (path, pkgs) in targets(ws, &ws.packages, baseline_file) {
+    for (path, pkgs) in targets(ws, &ws.packages, baseline_file, c.tier) {
         let mine: BTreeMap<String, NoiseFloor> = c
             .floors
             .iter()

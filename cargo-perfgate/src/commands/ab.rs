@@ -74,6 +74,7 @@ pub fn run(
             pkg,
             scenarios: r.scenarios.clone(),
             service_exes: exes.clone(),
+            tier: r.tier.clone(),
         })
         .collect();
 
@@ -158,6 +159,7 @@ pub fn run(
         scenarios,
         environment,
         gate: Some(gate),
+        tier: Some(args.load.tier.unwrap_or_default()),
     };
     conclude(
         common,

@@ -32,7 +32,12 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
     let (runs, _) = load::prepare(common, &args.load, &found, ui)?;
     ab::require_own_deps(&runs, "calibrate")?;
-    let recorded = recorded_cost(&found.ws, &found.ws.packages, args.baseline_file.as_deref())?;
+    let recorded = recorded_cost(
+        &found.ws,
+        &found.ws.packages,
+        args.baseline_file.as_deref(),
+        args.load.tier.unwrap_or_default(),
+    )?;
     let cost_plan = cost::plan::plan(
         &runs,
         &args.cost,
@@ -88,6 +93,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
             pairs: args.pairs as usize,
             budget_secs: budget.as_secs_f64(),
             now_unix_ms: now,
+            tier: args.load.tier.unwrap_or_default(),
         },
         ui,
     )?;

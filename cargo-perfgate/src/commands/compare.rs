@@ -91,6 +91,7 @@ pub fn compare(args: &CompareArgs, format: MessageFormat, color: bool) -> Result
     let code = slo::exit_code(
         report.scenarios.iter().map(|s| s.verdict),
         Some(&summary),
+        false,
         flags.strict,
     );
     report.gate = Some(summary);
@@ -146,6 +147,8 @@ fn read_document(path: &Path) -> Result<RunResults> {
                 .as_ref()
                 .map(|c| c.measurement(file.cost_functions.get(id))),
             cost_error: None,
+            trends: Vec::new(),
+            generator: None,
         })
         .collect();
     Ok(RunResults {
@@ -162,5 +165,6 @@ fn read_document(path: &Path) -> Result<RunResults> {
         scenarios,
         exit_code: 0,
         gate: None,
+        tier: None,
     })
 }

@@ -56,6 +56,8 @@ pub struct Measured {
     pub environment: Fingerprint,
     /// The gate's summary, when there was a baseline to look for or a merge-base measured.
     pub gate: Option<GateSummary>,
+    /// The test tier the run was planned for.
+    pub tier: Option<crate::cli::Tier>,
 }
 
 /// The end of every run: the exit code, `results.json`, the table (or the JSON document), then
@@ -69,9 +71,15 @@ pub fn conclude(
     ui: &Ui,
     after_show: impl FnOnce(&RunResults) -> Result<()>,
 ) -> Result<i32> {
+    let undecided_trends = m
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.trends)
+        .any(|t| !t.implicit && t.outcome == crate::gate::Outcome::Inconclusive);
     let exit_code = slo::exit_code(
         m.scenarios.iter().map(|s| s.verdict),
         m.gate.as_ref(),
+        undecided_trends,
         strict,
     );
     let report = RunResults {
@@ -88,6 +96,7 @@ pub fn conclude(
         scenarios: m.scenarios,
         exit_code,
         gate: m.gate,
+        tier: m.tier.map(|t| t.to_string()),
     };
     show(common, &report, &m.run_dir, ui)?;
     after_show(&report)?;

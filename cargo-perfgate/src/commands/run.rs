@@ -11,7 +11,7 @@ use crate::commands::{conclude, Clock, Measured};
 use crate::cost;
 use crate::discover::{self, Workspace};
 use crate::error::Result;
-use crate::gate::file::DEFAULT_RUN_ROUNDS;
+use crate::gate::file::{DEFAULT_RECORD_ROUNDS, DEFAULT_RUN_ROUNDS};
 use crate::gate::GateFlags;
 use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
@@ -29,6 +29,7 @@ pub(crate) fn pipeline(
     ui: &Ui,
 ) -> Result<i32> {
     let clock = Clock::start();
+    let tier = args.load.tier.unwrap_or_default();
     crate::report::remove_stale(&args.outputs)?;
     if let Some(url) = &args.load.target_url {
         load::check_target_url(url, args.load.allow_remote)?;
@@ -37,7 +38,7 @@ pub(crate) fn pipeline(
     let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
     // The baseline is looked up first: a git problem is said before anything is built.
     let baselines = match record {
-        None => Some(lookup_baselines(&ws, &args.gate, ui)?),
+        None => Some(lookup_baselines(&ws, &args.gate, tier, ui)?),
         Some(_) => None,
     };
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
@@ -61,7 +62,12 @@ pub(crate) fn pipeline(
 
     // Decided before the load: a cost pass that cannot run is said before minutes of load.
     let recorded = match record {
-        Some(r) => recorded_cost(&found.ws, &found.ws.packages, r.baseline_file.as_deref())?,
+        Some(r) => recorded_cost(
+            &found.ws,
+            &found.ws.packages,
+            r.baseline_file.as_deref(),
+            tier,
+        )?,
         None => Default::default(),
     };
     let cost_plan = cost::plan::plan(
@@ -86,12 +92,17 @@ pub(crate) fn pipeline(
         ca_cert: args.load.ca_cert.clone(),
         max_body_bytes: args.load.max_body_memory,
         rounds: match (record, args.gate.rounds) {
-            (Some(r), _) => r.rounds as usize,
+            (Some(r), _) => r.rounds.map_or(DEFAULT_RECORD_ROUNDS, |n| n as usize),
             (None, Some(n)) => n as usize,
             // Several rounds only when there is something to compare them with.
             (None, None) if has_baseline => DEFAULT_RUN_ROUNDS,
             (None, None) => 1,
         },
+        rounds_default: match record {
+            Some(r) => r.rounds.is_none(),
+            None => args.gate.rounds.is_none(),
+        },
+        tier,
     };
     let load_started = Instant::now();
     let mut scenarios = if args.cost.cost_only {
@@ -136,6 +147,7 @@ pub(crate) fn pipeline(
         }
     }
     let measured = Measured {
+        tier: Some(tier),
         run_id,
         run_dir,
         clock,

@@ -259,6 +259,7 @@ mod tests {
             pkg: p,
             scenarios,
             service_exes: BTreeMap::new(),
+            tier: crate::load::window::TierPlan::default_for(crate::cli::Tier::Smoke),
         }
     }
 

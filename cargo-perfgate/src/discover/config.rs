@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cli::Tier;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,6 +24,8 @@ pub struct PackageConfig {
     pub ab: AbSetting,
     /// `cost = "auto" | "on" | "off"`: when the cost pass runs without `--cost`.
     pub cost: CostSetting,
+    /// `[package.metadata.perfgate.tiers.NAME]`: how each test tier runs this package's scenarios.
+    pub tiers: BTreeMap<Tier, TierConfig>,
 }
 
 /// When `cargo perfgate` runs the cost pass (the service under valgrind) after the load.
@@ -37,6 +40,159 @@ pub enum CostSetting {
     Auto,
     /// Always: a missing valgrind is an error.
     On,
+}
+
+/// One `tiers.NAME` table, as written (unset keys fall back to the workspace's table, then to
+/// [`TierConfig::default_for`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TierConfig {
+    /// Multiplies each scenario's declared duration and warm-up.
+    pub scale: Option<f64>,
+    /// Every scenario's measured duration (a scenario's own `soak = "2h"` still wins).
+    pub duration: Option<Duration>,
+    /// Every scenario's warm-up.
+    pub warmup: Option<Duration>,
+    /// Rounds per scenario (`--rounds` still wins).
+    pub rounds: Option<u32>,
+    /// The tier's baseline file, from the workspace root.
+    pub baseline: Option<String>,
+    /// Stop a scenario whose SLOs are breached beyond recovery.
+    pub abort: Option<bool>,
+    /// The error rate that, held for `abort_after`, stops a scenario.
+    pub abort_errors: Option<f64>,
+    pub abort_after: Option<Duration>,
+}
+
+impl TierConfig {
+    /// The documented defaults of each tier (README, "Test tiers").
+    pub fn default_for(tier: Tier) -> TierConfig {
+        let base = TierConfig {
+            scale: Some(1.0),
+            abort: Some(true),
+            abort_errors: Some(0.5),
+            abort_after: Some(Duration::from_secs(10)),
+            ..TierConfig::default()
+        };
+        match tier {
+            Tier::Smoke => base,
+            Tier::Nightly => TierConfig {
+                scale: Some(3.0),
+                rounds: Some(5),
+                ..base
+            },
+            Tier::Soak => TierConfig {
+                duration: Some(Duration::from_secs(3600)),
+                warmup: Some(Duration::from_secs(300)),
+                rounds: Some(1),
+                ..base
+            },
+        }
+    }
+
+    /// Each key of `self` that is set, else `fallback`'s.
+    pub fn or(&self, fallback: &TierConfig) -> TierConfig {
+        TierConfig {
+            scale: self.scale.or(fallback.scale),
+            duration: self.duration.or(fallback.duration),
+            warmup: self.warmup.or(fallback.warmup),
+            rounds: self.rounds.or(fallback.rounds),
+            baseline: self.baseline.clone().or_else(|| fallback.baseline.clone()),
+            abort: self.abort.or(fallback.abort),
+            abort_errors: self.abort_errors.or(fallback.abort_errors),
+            abort_after: self.abort_after.or(fallback.abort_after),
+        }
+    }
+}
+
+const TIER_FORM: &str = r#"[package.metadata.perfgate.tiers.nightly] with scale = 3.0, duration = "10m", warmup = "30s", rounds = 5, baseline = "perfgate.nightly.toml", abort = true, abort_errors = "50%", abort_after = "10s" (every key optional)"#;
+
+/// `tiers = { NAME = { ... } }`, as in a package's table or the workspace's.
+fn parse_tiers(v: Option<&Value>) -> std::result::Result<BTreeMap<Tier, TierConfig>, String> {
+    let tiers = perfgate_units::TIERS.join(", ");
+    let map = match v {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(format!(
+                "`tiers` must be a table of tiers ({tiers}), e.g. `{TIER_FORM}`, found {}",
+                kind(other)
+            ))
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (name, v) in map {
+        let Some(tier) = Tier::parse(name) else {
+            return Err(format!(
+                "unknown tier `tiers.{name}`; the tiers are {tiers}"
+            ));
+        };
+        let cfg = parse_tier(v).map_err(|m| format!("in `tiers.{name}`: {m}"))?;
+        out.insert(tier, cfg);
+    }
+    Ok(out)
+}
+
+fn parse_tier(v: &Value) -> std::result::Result<TierConfig, String> {
+    let Value::Object(m) = v else {
+        return Err(format!(
+            "expected a table like `{TIER_FORM}`, found {}",
+            kind(v)
+        ));
+    };
+    let mut cfg = TierConfig::default();
+    for (key, v) in m {
+        let duration = |key: &str| {
+            match v {
+            Value::String(s) => perfgate_units::parse_duration(s)
+                .filter(|d| !d.is_zero() || key == "warmup")
+                .ok_or_else(|| format!("`{key}` must be a duration such as \"30s\", \"10m\" or \"2h\"{}, found \"{s}\"",
+                    if key == "warmup" { "" } else { " (more than 0)" })),
+            other => Err(format!("`{key}` must be a duration string such as \"30s\" or \"2h\", found {}", show(other))),
+        }
+        };
+        match key.as_str() {
+            "scale" => {
+                cfg.scale = Some(
+                    v.as_f64()
+                        .filter(|x| x.is_finite() && *x > 0.0)
+                        .ok_or_else(|| format!("`scale` multiplies each scenario's declared duration and warm-up: a number greater than 0, e.g. `scale = 3`, found {}", show(v)))?,
+                )
+            }
+            "duration" => cfg.duration = Some(duration(key)?),
+            "warmup" => cfg.warmup = Some(duration(key)?),
+            "abort_after" => cfg.abort_after = Some(duration(key)?),
+            "rounds" => {
+                cfg.rounds = Some(
+                    v.as_u64()
+                        .filter(|n| (1..=100).contains(n))
+                        .map(|n| n as u32)
+                        .ok_or_else(|| format!("`rounds` must be a whole number from 1 to 100, found {}", show(v)))?,
+                )
+            }
+            "baseline" => cfg.baseline = parse_baseline(Some(v))?,
+            "abort" => {
+                cfg.abort = Some(v.as_bool().ok_or_else(|| {
+                    format!("`abort` must be true or false, found {}", show(v))
+                })?)
+            }
+            "abort_errors" => {
+                let pct = match v {
+                    Value::String(s) => perfgate_units::parse_percent(s).filter(|p| *p > 0.0 && *p <= 100.0),
+                    _ => None,
+                };
+                cfg.abort_errors = Some(
+                    pct.ok_or_else(|| format!("`abort_errors` must be a percentage above 0 and at most 100, e.g. \"50%\", found {}", show(v)))?
+                        / 100.0,
+                );
+            }
+            other => {
+                return Err(format!(
+                    "unknown key `{other}`; the accepted keys are scale, duration, warmup, rounds, baseline, abort, abort_errors, abort_after: `{TIER_FORM}`"
+                ))
+            }
+        }
+    }
+    Ok(cfg)
 }
 
 /// When `cargo perfgate` measures the merge-base on this machine instead of reading the baseline file.
@@ -178,10 +334,10 @@ impl PackageConfig {
         for key in section.keys() {
             if !matches!(
                 key.as_str(),
-                "service" | "services" | "deps" | "baseline" | "ab" | "cost"
+                "service" | "services" | "deps" | "baseline" | "ab" | "cost" | "tiers"
             ) {
                 return Err(err(format!(
-                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline`, `ab` and `cost`"
+                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline`, `ab`, `cost` and `tiers`"
             )));
             }
         }
@@ -231,6 +387,7 @@ impl PackageConfig {
             })?;
         }
         cfg.baseline = parse_baseline(section.get("baseline")).map_err(err)?;
+        cfg.tiers = parse_tiers(section.get("tiers")).map_err(err)?;
         match section.get("ab") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s == "auto" => cfg.ab = AbSetting::Auto,
@@ -278,6 +435,8 @@ impl PackageConfig {
 pub struct WorkspaceConfig {
     /// Path of the baseline file, from the workspace root, for packages that do not set their own.
     pub baseline: Option<String>,
+    /// The test tiers of every package, under each package's own `tiers` table.
+    pub tiers: BTreeMap<Tier, TierConfig>,
 }
 
 impl WorkspaceConfig {
@@ -298,14 +457,18 @@ impl WorkspaceConfig {
                 )));
             }
         };
-        if let Some(key) = section.keys().find(|k| k.as_str() != "baseline") {
+        if let Some(key) = section
+            .keys()
+            .find(|k| !matches!(k.as_str(), "baseline" | "tiers"))
+        {
             return Err(err(format!(
-                "unknown key `{key}`; the accepted key is `baseline` (e.g. `baseline = \"perfgate.baseline.toml\"`); \
-                 services are declared per package in [package.metadata.perfgate]"
+                "unknown key `{key}`; the accepted keys are `baseline` (e.g. `baseline = \"perfgate.baseline.toml\"`) \
+                 and `tiers`; services are declared per package in [package.metadata.perfgate]"
             )));
         }
         Ok(WorkspaceConfig {
             baseline: parse_baseline(section.get("baseline")).map_err(err)?,
+            tiers: parse_tiers(section.get("tiers")).map_err(err)?,
         })
     }
 }
@@ -792,6 +955,69 @@ mod tests {
         assert!(msg.contains("\"sometimes\""), "{msg}");
         let msg = config_msg(json!({"perfgate": {"ab": 3}}));
         assert!(msg.contains("found a number"), "{msg}");
+    }
+
+    #[test]
+    fn tier_tables_parse_and_bad_values_say_what_is_accepted() {
+        let cfg = parse(json!({"perfgate": {"tiers": {
+            "nightly": {"scale": 2.5, "rounds": 7, "baseline": "perf/nightly.toml"},
+            "soak": {"duration": "2h", "warmup": "0s", "abort": false, "abort_errors": "20%", "abort_after": "30s"}
+        }}}))
+        .unwrap();
+        let nightly = &cfg.tiers[&Tier::Nightly];
+        assert_eq!(
+            (nightly.scale, nightly.rounds, nightly.baseline.as_deref()),
+            (Some(2.5), Some(7), Some("perf/nightly.toml"))
+        );
+        let soak = &cfg.tiers[&Tier::Soak];
+        assert_eq!(soak.duration, Some(Duration::from_secs(7200)));
+        assert_eq!(soak.warmup, Some(Duration::ZERO));
+        assert_eq!(
+            (soak.abort, soak.abort_errors, soak.abort_after),
+            (Some(false), Some(0.2), Some(Duration::from_secs(30)))
+        );
+        // Unset keys fall back, key by key.
+        let merged = soak.or(&TierConfig::default_for(Tier::Soak));
+        assert_eq!(merged.rounds, Some(1));
+        assert_eq!(merged.duration, Some(Duration::from_secs(7200)));
+        assert_eq!(TierConfig::default_for(Tier::Smoke).scale, Some(1.0));
+        assert_eq!(TierConfig::default_for(Tier::Nightly).rounds, Some(5));
+        for (v, says) in [
+            (
+                json!({"weekly": {}}),
+                "unknown tier `tiers.weekly`; the tiers are smoke, nightly, soak",
+            ),
+            (
+                json!({"soak": {"duration": "forever"}}),
+                "`duration` must be a duration",
+            ),
+            (json!({"soak": {"duration": "0s"}}), "(more than 0)"),
+            (json!({"soak": {"scale": 0}}), "`scale` multiplies"),
+            (json!({"soak": {"rounds": 0}}), "from 1 to 100"),
+            (
+                json!({"soak": {"abort": "yes"}}),
+                "`abort` must be true or false",
+            ),
+            (
+                json!({"soak": {"abort_errors": "150%"}}),
+                "`abort_errors` must be a percentage",
+            ),
+            (json!({"soak": {"length": "1h"}}), "unknown key `length`"),
+            (json!({"soak": 3}), "expected a table"),
+            (json!("soak"), "`tiers` must be a table"),
+        ] {
+            let m = config_msg(json!({"perfgate": {"tiers": v}}));
+            assert!(m.contains(says), "{m}");
+        }
+        let ws = WorkspaceConfig::parse(
+            Path::new("/ws/Cargo.toml"),
+            &json!({"perfgate": {"tiers": {"soak": {"duration": "3h"}}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            ws.tiers[&Tier::Soak].duration,
+            Some(Duration::from_secs(3 * 3600))
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use perfgate_runtime::format::{LoadModel, Metric, ScenarioSpec};
 use serde::{Deserialize, Serialize};
 
 use super::contention::{screen, Screened};
-use super::spec::describe_spec_change;
+use super::spec::{describe_spec_change, tier_change};
 use super::{decide, Decision, GateFlags, GateOptions, Outcome, RoundStats, ScenarioPair};
 use crate::machine::{describe_machine, same_machine, Fingerprint};
 
@@ -131,10 +131,18 @@ pub fn judge(
             if a != b {
                 out.entry(id.clone()).or_default().push(not_comparable(
                     id,
-                    format!(
-                        "not comparable: the scenario changed since the baseline ({}); re-record the baseline",
-                        describe_spec_change(&old.spec_parts, &cur.spec_parts)
-                    ),
+                    match tier_change(&old.spec_parts, &cur.spec_parts) {
+                        Some((was, now)) => format!(
+                            "not comparable: the baseline was measured in the {was} tier and this run in the {now} \
+                             tier ({}); compare within one tier: record this tier's baseline with \
+                             `cargo perfgate record --tier {now}`",
+                            describe_spec_change(&old.spec_parts, &cur.spec_parts)
+                        ),
+                        None => format!(
+                            "not comparable: the scenario changed since the baseline ({}); re-record the baseline",
+                            describe_spec_change(&old.spec_parts, &cur.spec_parts)
+                        ),
+                    },
                     tolerance,
                     old.rounds.len(),
                     cur.rounds.len(),
@@ -310,6 +318,19 @@ mod tests {
         );
         assert_eq!(s.not_comparable, 1);
         assert!(s.same_machine);
+        // A baseline of another tier says so, and how to get one of this tier.
+        let mut nightly = side("open 100/s", 3, "x");
+        let sc = nightly.scenarios.get_mut("pkg::a").unwrap();
+        sc.spec_parts.insert("tier".into(), "nightly".into());
+        sc.spec_hash = Some(crate::gate::spec::spec_hash(&sc.spec_parts));
+        let (d, _) = judge(&side("open 100/s", 5, "x"), &nightly, GateFlags::default());
+        let note = &d["pkg::a"][0].note;
+        assert!(
+            note.contains("measured in the smoke tier and this run in the nightly tier")
+                && note.contains("`cargo perfgate record --tier nightly`")
+                && note.contains("tier added"),
+            "{note}"
+        );
         let mut head = side("open 100/s", 3, "x");
         let sc = head.scenarios.remove("pkg::a").unwrap();
         head.scenarios.insert("pkg::new".into(), sc);

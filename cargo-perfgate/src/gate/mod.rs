@@ -12,6 +12,7 @@ pub mod contention;
 pub mod cost;
 mod dist;
 pub mod file;
+pub mod rng;
 pub mod sequential;
 #[cfg(test)]
 mod sim;
@@ -19,6 +20,7 @@ pub mod spec;
 mod stats;
 #[cfg(test)]
 mod tests;
+pub mod trend;
 
 pub use file::GateSummary;
 

@@ -47,6 +47,17 @@ pub fn describe_spec_change(
     }
 }
 
+/// The tiers of two measurements when they differ (`("smoke", "nightly")`); a measurement without a
+/// tier part is of the smoke tier.
+pub fn tier_change(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Option<(String, String)> {
+    let tier = |p: &BTreeMap<String, String>| p.get("tier").cloned().unwrap_or("smoke".into());
+    let (a, b) = (tier(old), tier(new));
+    (a != b).then_some((a, b))
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

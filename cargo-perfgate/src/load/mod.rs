@@ -1,17 +1,19 @@
 //! The load run: each scenario in its own process, one at a time, against its package's service,
 //! for one or more rounds, each round with its own results file and log in the run directory.
-//! `window.rs` says how long a round takes, `rundir.rs` where its files go.
+//! `window.rs` says how long a round takes (in the run's test tier), `abort.rs` when a round stops
+//! early, `rundir.rs` where its files go.
 
+pub mod abort;
 pub mod rundir;
 pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use perfgate_runtime::format::{ScenarioResult, ScenarioSpec};
+use perfgate_runtime::format::{ResourceStats, ScenarioResult, ScenarioSpec};
 
-use crate::cli::{CommonArgs, LoadArgs};
+use crate::cli::{CommonArgs, LoadArgs, Tier};
 use crate::discover::build::{build_service_bin, Checkout};
 use crate::discover::config::Restart;
 use crate::discover::{Discovered, PerfPackage, Scenario, Workspace};
@@ -25,10 +27,11 @@ use crate::results::ScenarioRun;
 use crate::service::contention::ContentionSampler;
 use crate::service::pool::{service_for, Services};
 use crate::service::sample::ResourceSampler;
-use crate::slo::{self, Evidence, Verdict};
-use crate::text::{describe_duration, describe_load};
+use crate::slo::{self, Evidence, TrendInput, Verdict};
+use crate::text::{describe_duration, describe_load, describe_secs};
 use crate::ui::{progress, Ui, CYAN, GREEN, RED, YELLOW};
-use window::{spec_parts, Window};
+use abort::{Abort, Watch};
+use window::{spec_parts, TierPlan, Window};
 
 /// Lines of a log quoted under an error.
 pub const TAIL_LINES: usize = 15;
@@ -43,6 +46,10 @@ pub struct RunOptions {
     pub max_body_bytes: Option<u64>,
     /// Rounds per scenario (0 is taken as 1): the regression gate compares rounds, not single runs.
     pub rounds: usize,
+    /// `rounds` is perfgate's default, not the user's `--rounds`: a tier that sets its own replaces it.
+    pub rounds_default: bool,
+    /// The test tier (how each package's scenarios are windowed is in its [`PreparedPackage`]).
+    pub tier: Tier,
     /// A baseline comparison follows the runs, so a scenario's own line cannot say "pass" yet.
     pub gate_follows: bool,
     /// Numbering of this call's rounds starts after this many (`--ab` runs one round per call, and
@@ -51,9 +58,18 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// A scenario's window under these options.
-    pub fn window(&self, spec: &ScenarioSpec) -> Window {
-        Window::of(spec, self.duration, self.warmup)
+    /// A scenario's window under these options, in its package's tier.
+    pub fn window(&self, run: &PreparedPackage<'_>, spec: &ScenarioSpec) -> Window {
+        Window::of(spec, &run.tier, self.duration, self.warmup)
+    }
+
+    /// The rounds of a package's scenarios: `--rounds`, else the tier's, else perfgate's default.
+    pub fn rounds_of(&self, run: &PreparedPackage<'_>) -> usize {
+        match (self.rounds_default, run.tier.config.rounds) {
+            (true, Some(n)) => n as usize,
+            _ => self.rounds,
+        }
+        .max(1)
     }
 
     /// One round against services perfgate starts (the paired modes run a round per call).
@@ -65,6 +81,7 @@ impl RunOptions {
             ca_cert: load.ca_cert.clone(),
             max_body_bytes: load.max_body_memory,
             rounds: 1,
+            tier: load.tier.unwrap_or_default(),
             ..Default::default()
         }
     }
@@ -146,26 +163,31 @@ pub struct PreparedPackage<'a> {
     pub scenarios: Vec<Scenario>,
     /// Built executables by service name (empty with `--target-url`).
     pub service_exes: BTreeMap<String, PathBuf>,
+    /// How the run's tier windows this package's scenarios.
+    pub tier: TierPlan,
 }
 
 /// The line that says a scenario starts, and its live progress bar.
-pub fn announce_start(ui: &Ui, s: &Scenario, spec: &ScenarioSpec, opts: &RunOptions) {
+pub fn announce_start(ui: &Ui, s: &Scenario, spec: &ScenarioSpec, window: Window, rounds: usize) {
     if ui.quiet {
         return;
     }
-    let window = opts.window(spec);
+    let tier = match window.tier {
+        Tier::Smoke => String::new(),
+        t => format!(", {t} tier"),
+    };
     ui.styled(
         CYAN,
         "Running",
         &format!(
-            "{} ({}, {})",
+            "{} ({}, {}{tier})",
             s.id,
             describe_load(&spec.load),
             describe_duration(&window.applied(spec))
         ),
     );
     if progress::enabled(ui.quiet) {
-        progress::begin(&s.id, &s.file_stem(), window.load_time(), opts.rounds);
+        progress::begin(&s.id, &s.file_stem(), window.load_time(), rounds);
     }
 }
 
@@ -230,6 +252,8 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         contention: Vec::new(),
         cost: None,
         cost_error: None,
+        trends: Vec::new(),
+        generator: None,
     }
 }
 
@@ -256,7 +280,7 @@ pub fn cost_only_report(
         .expect("scenarios are described before they run");
     ScenarioRun {
         verdict: Verdict::Pass,
-        spec_parts: spec_parts(&spec, run.pkg, opts.window(&spec)),
+        spec_parts: spec_parts(&spec, run.pkg, opts.window(run, &spec)),
         ..empty_report(scenario, &spec)
     }
 }
@@ -275,7 +299,9 @@ pub fn run_scenario(
         .expect("scenarios are described before they run");
     let started = Instant::now();
     let mut report = empty_report(scenario, &spec);
-    announce_start(ui, scenario, &spec, opts);
+    let window = opts.window(run, &spec);
+    let rounds = opts.rounds_of(run);
+    announce_start(ui, scenario, &spec, window, rounds);
 
     // The service: given, already running, or started now.
     let mut svc_name = None;
@@ -307,8 +333,8 @@ pub fn run_scenario(
         .as_ref()
         .and_then(|(n, _)| services.get_mut(n))
         .map(|svc| ResourceSampler::start(svc.pid()));
-    // Every round against the same service; a round that errors or kills the service ends the scenario.
-    let rounds = opts.rounds.max(1);
+    // Every round against the same service; a round that errors, is stopped early or kills the
+    // service ends the scenario.
     let mut results = Vec::new();
     let mut contention = Vec::new();
     let mut error = None;
@@ -317,6 +343,9 @@ pub fn run_scenario(
         .as_ref()
         .and_then(|(n, _)| services.get_mut(n))
         .map(|svc| svc.pid());
+    // The stop, its Unix time (ms), and when that round's measured window began.
+    let mut aborted: Option<(Abort, u64, u64)> = None;
+    let mut watched_from = None;
     for round in 1..=rounds {
         if round > 1 {
             if procs::interrupted() {
@@ -326,11 +355,13 @@ pub fn run_scenario(
             ui.status("Round", &format!("{round}/{rounds} of {}", scenario.id));
         }
         let machine = ContentionSampler::start(service_pid);
+        let watch = Watch::new(&spec, window, &run.tier, rounds, 0);
         let outcome = match execute(
             scenario,
             &spec,
             &base_url,
             scenario_dir,
+            (window, watch, sampler.as_ref()),
             opts,
             opts.first_round + round,
         ) {
@@ -343,7 +374,9 @@ pub fn run_scenario(
         let machine = machine.finish();
         if report.log.is_none() {
             report.log = Some(outcome.log.clone());
+            report.generator = outcome.generator.clone();
         }
+        watched_from = watched_from.or(Some(outcome.measured_from_ms));
         // Did the service survive the load?
         if let Some((name, _)) = &svc_name {
             let svc = services.get_mut(name).expect("started above");
@@ -361,6 +394,10 @@ pub fn run_scenario(
             contention.push(machine);
         }
         results.extend(outcome.result);
+        if let Some((stop, at)) = outcome.aborted {
+            aborted = Some((stop, at, outcome.measured_from_ms));
+            break;
+        }
         if outcome.error.is_some() || died.is_some() {
             error = outcome.error;
             break;
@@ -376,18 +413,60 @@ pub fn run_scenario(
     }
 
     report.checks = slo::median_checks(&spec, &results);
+    // Over the rounds measured, or up to the moment a round was stopped.
+    let measured = match (&aborted, watched_from) {
+        (Some((_, at, _)), Some(from)) => Some((from, *at)),
+        _ => slo::measured_span(&results),
+    };
+    report.trends = slo::trend_checks(
+        &spec,
+        &TrendInput {
+            resources: report.resources.as_ref(),
+            unsampled: "--target-url: perfgate does not see the service's process",
+            measured,
+            rounds: &results,
+            always: window.tier == Tier::Soak,
+            confidence: crate::gate::trend::CONFIDENCE,
+        },
+    );
+    if let Some((Abort { trend: Some(t), .. }, _, _)) = &aborted {
+        // The look that stopped the round decided at a stricter level than the final check: it
+        // stands even if the final fit (over the same points) were to say less.
+        if let Some(c) = report
+            .trends
+            .iter_mut()
+            .find(|c| c.trend.metric == t.trend.metric)
+        {
+            if c.outcome != crate::gate::Outcome::Fail {
+                *c = t.clone();
+            }
+        } else {
+            report.trends.push(t.clone());
+        }
+    }
     report.verdict = slo::verdict(&Evidence {
         error: error.is_some(),
         service_died: died.is_some(),
+        aborted: aborted.is_some(),
         invalid: results.iter().any(|r| r.invalid.is_some()),
         checks: &report.checks,
+        trends: &report.trends,
         regressions: &[],
+    });
+    let stopped = aborted.map(|(a, at, from)| {
+        format!(
+            "stopped early, {} into a measured window of {}: {}",
+            describe_secs(at.saturating_sub(from) as f64 / 1000.0),
+            describe_secs(window.duration_ms as f64 / 1000.0),
+            a.reason
+        )
     });
     report.error = match (error, died) {
         (Some(e), Some(d)) => Some(format!("{d}\n{e}")),
         (e, d) => d.or(e),
-    };
-    report.spec_parts = spec_parts(&spec, run.pkg, opts.window(&spec));
+    }
+    .or(stopped);
+    report.spec_parts = spec_parts(&spec, run.pkg, window);
     if results.len() > 1 {
         report.rounds = results.iter().map(RoundStats::from).collect();
     }
@@ -409,15 +488,32 @@ struct RoundOutcome {
     result: Option<ScenarioResult>,
     /// Why nothing trustworthy was measured.
     error: Option<String>,
+    /// Stopped early: why, and when (Unix ms).
+    aborted: Option<(Abort, u64)>,
     log: PathBuf,
+    /// The scenario process itself (the load generator) over the round.
+    generator: Option<ResourceStats>,
+    /// When the measured window began (Unix ms): from the results, else estimated.
+    measured_from_ms: u64,
 }
 
-/// Runs the scenario's process and reads its results. `Err` only when interrupted.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How often a running round is looked at for a reason to stop it.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs the scenario's process and reads its results, watching it for a reason to stop early.
+/// `Err` only when interrupted.
 fn execute(
     scenario: &Scenario,
     spec: &ScenarioSpec,
     base_url: &str,
     dir: &Path,
+    (window, mut watch, service): (Window, Watch<'_>, Option<&ResourceSampler>),
     opts: &RunOptions,
     round: usize,
 ) -> Result<RoundOutcome> {
@@ -430,7 +526,10 @@ fn execute(
     let mut outcome = RoundOutcome {
         result: None,
         error: None,
+        aborted: None,
         log: log_path.clone(),
+        generator: None,
+        measured_from_ms: 0,
     };
     let log = match std::fs::File::create(&log_path) {
         Ok(f) => f,
@@ -439,10 +538,11 @@ fn execute(
             return Ok(outcome);
         }
     };
+    let (duration, warmup) = window.overrides(spec);
     let mode = Mode::Run {
         base_url,
-        duration: opts.duration,
-        warmup: opts.warmup,
+        duration,
+        warmup,
         ca_cert: opts.ca_cert.as_deref(),
         max_body_bytes: opts.max_body_bytes,
     };
@@ -471,7 +571,11 @@ fn execute(
             e,
         )
     })?;
-    let limit = window::deadline(spec, opts.window(spec));
+    // About when the measured window starts (the results say exactly, later).
+    outcome.measured_from_ms = unix_ms() + window.warmup_ms;
+    watch.measured_from_ms = outcome.measured_from_ms;
+    let generator = ResourceSampler::start(child.id());
+    let limit = window::deadline(spec, window);
     let tail = || {
         // Its last lines may still be in the pipe.
         pump.drain(Duration::from_secs(1));
@@ -482,7 +586,35 @@ fn execute(
             format!("the last lines of {}:\n{t}", log_path.display())
         }
     };
-    match child.wait_timeout(Duration::from_millis(20), Some(limit))? {
+    let progress_file = progress::progress_file(&out_path);
+    let spawned = Instant::now();
+    let exited = loop {
+        if let Some(status) = child.wait_timeout(Duration::from_millis(20), Some(WATCH_EVERY))? {
+            break Some(status);
+        }
+        if spawned.elapsed() >= limit {
+            break None;
+        }
+        let seconds = progress::read_seconds(&progress_file).unwrap_or_default();
+        let trace = service.map(|s| {
+            let (timeseries, started_unix_ms) = s.snapshot();
+            ResourceStats {
+                max_fds: timeseries.iter().map(|p| p.fds as u64).max().unwrap_or(0),
+                timeseries,
+                started_unix_ms,
+                ..Default::default()
+            }
+        });
+        let now = unix_ms();
+        if let Some(stop) = watch.check(&seconds, trace.as_ref(), now) {
+            let _ = child.terminate(Duration::from_secs(2));
+            outcome.generator = generator.finish();
+            outcome.aborted = Some((stop, now));
+            return Ok(outcome);
+        }
+    };
+    outcome.generator = generator.finish();
+    match exited {
         None => {
             let _ = child.terminate(Duration::from_secs(2));
             outcome.error = Some(format!(
@@ -503,7 +635,10 @@ fn execute(
         Some(_) => {}
     }
     match protocol::read_result(&out_path) {
-        Ok(r) => outcome.result = Some(r),
+        Ok(r) => {
+            outcome.measured_from_ms = r.started_unix_ms;
+            outcome.result = Some(r);
+        }
         Err(ReadError::Missing) => {
             outcome.error = Some(format!(
                 "the scenario exited successfully but wrote no results file ({}); was the test renamed or \
@@ -537,14 +672,30 @@ pub fn prepare<'a>(
 ) -> Result<(Vec<PreparedPackage<'a>>, f64)> {
     let mut build_secs = 0.0;
     let mut runs = Vec::new();
+    let tier = load.tier.unwrap_or_default();
     let checkout = Checkout::new(found.root(), found.ws.meta.target_directory.as_std_path());
     for pkg in &found.ws.packages {
-        let scenarios: Vec<Scenario> = found
+        let mut plan = TierPlan::resolve(tier, &found.ws.config, &pkg.config);
+        if load.no_abort {
+            plan.config.abort = Some(false);
+        }
+        let (scenarios, skipped): (Vec<Scenario>, Vec<Scenario>) = found
             .scenarios
             .iter()
             .filter(|s| s.package == pkg.name)
             .cloned()
-            .collect();
+            .partition(|s| plan.runs(s.spec.as_ref().expect("described")));
+        for s in &skipped {
+            let only = &s.spec.as_ref().expect("described").tiers.only;
+            ui.status(
+                "Skipping",
+                &format!(
+                    "{} (`tier = [{}]`: not in the {tier} tier)",
+                    s.id,
+                    only.join(", ")
+                ),
+            );
+        }
         if scenarios.is_empty() {
             continue;
         }
@@ -570,11 +721,18 @@ pub fn prepare<'a>(
             pkg,
             scenarios,
             service_exes,
+            tier: plan,
         });
     }
     // The run's header says where the service and the generator run (the noise they make for each
     // other depends on it).
     ui.status("CPUs", &CpuPlan::current().describe());
 
+    if runs.is_empty() && !found.scenarios.is_empty() {
+        ui.warn(&format!(
+            "no selected scenario runs in the {tier} tier: each declares `tier = [...]` without it \
+             (`cargo perfgate list` shows the plan of every tier)"
+        ));
+    }
     Ok((runs, build_secs))
 }

@@ -1,6 +1,7 @@
-//! A scenario's window as it will run: the declared duration and warmup or their overrides, the time
-//! a round takes, the deadline after which it is hung, and the spec parts that make two measurements
-//! comparable (which include the effective window).
+//! A scenario's window as it will run: the declared duration and warmup, scaled or replaced by the
+//! test tier, or the command line's overrides; the time a round takes, the deadline after which it is
+//! hung, and the spec parts that make two measurements comparable (which include the effective
+//! window and the tier).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,26 +10,100 @@ use std::time::Duration;
 use perfgate_runtime::format::ScenarioSpec;
 use sha2::{Digest, Sha256};
 
-use crate::discover::config::{DepConfig, Ready, Reset};
+use crate::cli::Tier;
+use crate::discover::config::{
+    DepConfig, PackageConfig, Ready, Reset, TierConfig, WorkspaceConfig,
+};
 use crate::discover::PerfPackage;
 use crate::gate::spec::hex;
 use crate::service::show_command;
 
-/// A scenario's measured duration and warmup as the engine will run them: the overrides of the
-/// command line (or a tier), else what the scenario declares.
+/// How one tier runs one package's scenarios: the package's `tiers.NAME` keys, else the
+/// workspace's, else the tier's defaults ([`TierConfig::default_for`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierPlan {
+    pub tier: Tier,
+    pub config: TierConfig,
+}
+
+impl TierPlan {
+    pub fn resolve(tier: Tier, ws: &WorkspaceConfig, pkg: &PackageConfig) -> TierPlan {
+        let none = TierConfig::default();
+        let config = pkg
+            .tiers
+            .get(&tier)
+            .unwrap_or(&none)
+            .or(ws.tiers.get(&tier).unwrap_or(&none))
+            .or(&TierConfig::default_for(tier));
+        TierPlan { tier, config }
+    }
+
+    /// The tier's defaults alone (no tables).
+    pub fn default_for(tier: Tier) -> TierPlan {
+        TierPlan {
+            tier,
+            config: TierConfig::default_for(tier),
+        }
+    }
+
+    /// Whether the scenario runs in this tier (`tier = [...]`).
+    pub fn runs(&self, spec: &ScenarioSpec) -> bool {
+        spec.tiers.runs_in(self.tier.as_str())
+    }
+}
+
+impl Default for TierPlan {
+    fn default() -> Self {
+        TierPlan::default_for(Tier::Smoke)
+    }
+}
+
+/// A scenario's measured duration and warmup as the engine will run them, and the tier that
+/// planned them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub duration_ms: u64,
     pub warmup_ms: u64,
+    pub tier: Tier,
 }
 
 impl Window {
-    pub fn of(spec: &ScenarioSpec, duration: Option<Duration>, warmup: Option<Duration>) -> Window {
+    /// The one place a scenario's window is decided. Duration: the command line's, else the
+    /// scenario's own for the tier (`soak = "2h"`), else the tier's `duration`, else the declared
+    /// one times the tier's `scale`. Warm-up: the command line's, else the scenario's own for the
+    /// tier (`soak = ("2h", "10m")`), else the tier's `warmup`, else the declared one times `scale`.
+    pub fn of(
+        spec: &ScenarioSpec,
+        plan: &TierPlan,
+        duration: Option<Duration>,
+        warmup: Option<Duration>,
+    ) -> Window {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let scale = plan.config.scale.unwrap_or(1.0);
+        let scaled = |v: u64| (v as f64 * scale).round() as u64;
         Window {
-            duration_ms: duration.map_or(spec.duration_ms, ms),
-            warmup_ms: warmup.map_or(spec.warmup_ms, ms),
+            duration_ms: duration
+                .map(ms)
+                .or_else(|| spec.tiers.duration_ms.get(plan.tier.as_str()).copied())
+                .or_else(|| plan.config.duration.map(ms))
+                .unwrap_or_else(|| scaled(spec.duration_ms).max(1)),
+            warmup_ms: warmup
+                .map(ms)
+                .or_else(|| spec.tiers.warmup_ms.get(plan.tier.as_str()).copied())
+                .or_else(|| plan.config.warmup.map(ms))
+                .unwrap_or_else(|| scaled(spec.warmup_ms)),
+            tier: plan.tier,
         }
+    }
+
+    /// The overrides a scenario binary needs to run this window (none when it is the declared one).
+    pub fn overrides(&self, spec: &ScenarioSpec) -> (Option<Duration>, Option<Duration>) {
+        let differs =
+            |mine: u64, declared: u64| (mine != declared).then(|| Duration::from_millis(mine));
+        (
+            differs(self.duration_ms, spec.duration_ms),
+            differs(self.warmup_ms, spec.warmup_ms),
+        )
     }
 
     /// The load's time: warmup and measured window.
@@ -71,6 +146,7 @@ pub fn spec_parts(
     let Window {
         duration_ms,
         warmup_ms,
+        tier,
     } = window;
     let mut parts = BTreeMap::new();
     parts.insert(
@@ -81,6 +157,11 @@ pub fn spec_parts(
         "window".to_string(),
         format!("duration {duration_ms}ms, warmup {warmup_ms}ms"),
     );
+    // A measurement of the smoke tier (the default, and every run before tiers existed) carries no
+    // tier part, so baselines recorded without `--tier` stay comparable.
+    if tier != Tier::Smoke {
+        parts.insert("tier".to_string(), tier.as_str().to_string());
+    }
     parts.insert(
         "limits".to_string(),
         format!(
@@ -242,12 +323,79 @@ mod tests {
     #[test]
     fn deadlines_follow_overrides() {
         let sp = crate::slo::tests::spec(vec![]);
+        let smoke = TierPlan::default();
         assert_eq!(
-            deadline(&sp, Window::of(&sp, None, None)),
+            deadline(&sp, Window::of(&sp, &smoke, None, None)),
             Duration::from_secs(22 + 10 + 60)
         );
-        let w = Window::of(&sp, Some(Duration::from_secs(1)), Some(Duration::ZERO));
+        let w = Window::of(
+            &sp,
+            &smoke,
+            Some(Duration::from_secs(1)),
+            Some(Duration::ZERO),
+        );
         assert_eq!(deadline(&sp, w), Duration::from_secs(2 + 10 + 60));
+    }
+
+    #[test]
+    fn tiers_scale_or_replace_the_window_in_order() {
+        let mut sp = crate::slo::tests::spec(vec![]);
+        let w = |sp: &ScenarioSpec, plan: &TierPlan| {
+            let w = Window::of(sp, plan, None, None);
+            (w.duration_ms, w.warmup_ms)
+        };
+        // Declared 10 s + 1 s. Smoke runs it as declared, needing no override.
+        let smoke = TierPlan::default();
+        assert_eq!(w(&sp, &smoke), (10_000, 1_000));
+        assert_eq!(
+            Window::of(&sp, &smoke, None, None).overrides(&sp),
+            (None, None)
+        );
+        // Nightly scales both by 3.
+        let nightly = TierPlan::default_for(Tier::Nightly);
+        assert_eq!(w(&sp, &nightly), (30_000, 3_000));
+        assert_eq!(
+            Window::of(&sp, &nightly, None, None).overrides(&sp),
+            (Some(Duration::from_secs(30)), Some(Duration::from_secs(3)))
+        );
+        // Soak: the tier's hour and five minutes; the scenario's own `soak = "2h"` wins over the
+        // tier's duration, and the command line over both.
+        let soak = TierPlan::default_for(Tier::Soak);
+        assert_eq!(w(&sp, &soak), (3_600_000, 300_000));
+        sp.tiers.duration_ms.insert("soak".into(), 7_200_000);
+        assert_eq!(w(&sp, &soak), (7_200_000, 300_000));
+        sp.tiers.warmup_ms.insert("soak".into(), 30_000);
+        assert_eq!(w(&sp, &soak), (7_200_000, 30_000));
+        let cli = Window::of(&sp, &soak, Some(Duration::from_secs(120)), None);
+        assert_eq!((cli.duration_ms, cli.warmup_ms), (120_000, 30_000));
+        // A package's table key by key over the workspace's, over the defaults.
+        let mut pkg = PackageConfig::default();
+        let mut ws = WorkspaceConfig::default();
+        ws.tiers.insert(
+            Tier::Nightly,
+            TierConfig {
+                scale: Some(2.0),
+                warmup: Some(Duration::from_secs(7)),
+                ..Default::default()
+            },
+        );
+        pkg.tiers.insert(
+            Tier::Nightly,
+            TierConfig {
+                scale: Some(0.5),
+                ..Default::default()
+            },
+        );
+        let plan = TierPlan::resolve(Tier::Nightly, &ws, &pkg);
+        assert_eq!(w(&sp, &plan), (5_000, 7_000));
+        assert_eq!(
+            plan.config.rounds,
+            Some(5),
+            "the default where neither table sets it"
+        );
+        // Where a scenario runs.
+        sp.tiers.only = vec!["nightly".into()];
+        assert!(nightly.runs(&sp) && !smoke.runs(&sp));
     }
 
     #[test]
@@ -259,6 +407,7 @@ mod tests {
         let w = Window {
             duration_ms: 1000,
             warmup_ms: 0,
+            tier: Tier::Smoke,
         };
         spec.data = vec!["data/req.jsonl".into()];
         let pkg = PerfPackage::at(dir.path());
@@ -283,6 +432,16 @@ mod tests {
         spec.line = 99;
         spec.regression_pct = 20.0;
         assert_eq!(spec_hash(&p3), spec_hash(&spec_parts(&spec, &pkg, w)));
+        assert_eq!(spec_hash(&p3), spec_hash(&spec_parts(&spec, &pkg, w)));
+        // Another tier is another measurement, even with the same window; smoke adds no part.
+        assert!(!p3.contains_key("tier"));
+        let nightly = Window {
+            tier: Tier::Nightly,
+            ..w
+        };
+        let p4 = spec_parts(&spec, &pkg, nightly);
+        assert_eq!(p4["tier"], "nightly");
+        assert_ne!(spec_hash(&p3), spec_hash(&p4));
     }
 
     #[test]
@@ -310,6 +469,7 @@ mod tests {
         let w = Window {
             duration_ms: 1000,
             warmup_ms: 0,
+            tier: Tier::Smoke,
         };
         let before = spec_parts(&spec, &pkg, w);
         let files: Vec<&str> = before

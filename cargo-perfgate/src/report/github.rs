@@ -44,6 +44,13 @@ pub fn annotations(report: &RunResults, resolve: impl Fn(&ScenarioRun, &str) -> 
                 format!("{}: {} — {}", s.id, c.description, c.message),
             );
         }
+        for t in s.trends.iter().filter(|t| t.outcome == Outcome::Fail) {
+            push(
+                "error",
+                "leaks or drifts",
+                format!("{}: {}", s.id, t.describe()),
+            );
+        }
         for d in &s.regressions {
             match d.outcome {
                 Outcome::Fail => push(

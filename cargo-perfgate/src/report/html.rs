@@ -1,13 +1,16 @@
 //! `cargo perfgate report`: one self-contained HTML page (inline CSS and SVG, no script, no CDN) with,
 //! per scenario, the latency percentile curve (baseline vs current, log-scaled tail), throughput and
-//! p99 per second, the service's CPU and RSS per second, and the verdict table of the current run.
+//! p99 per second, the service's CPU, RSS and open descriptors over time (with the leak checks'
+//! fitted lines), the load generator's own memory, and the verdict table of the current run.
 //!
 //! With several results files the first is the baseline and the last the current run; the ones in
 //! between are drawn as thin lines. The charts are hand-written SVG.
 
 use std::fmt::Write as _;
 
-use perfgate_runtime::format::{decode_histogram, format_ms, LatencySummary, ScenarioResult};
+use perfgate_runtime::format::{
+    decode_histogram, format_ms, LatencySummary, ScenarioResult, TrendMetric,
+};
 
 use crate::report::table::summary_line;
 use crate::results::{RunResults, ScenarioRun};
@@ -57,6 +60,9 @@ const TOP: f64 = 34.0;
 const BOTTOM: f64 = 44.0;
 
 const CURRENT: &str = "#1f6feb";
+const FIT_PASS: &str = "#1a7f37";
+const FIT_FAIL: &str = "#cf222e";
+const FIT_OPEN: &str = "#bf8700";
 const BASELINE: &str = "#8b949e";
 const MIDDLE: &str = "#a371f7";
 
@@ -316,6 +322,20 @@ fn cores_fmt(v: f64) -> String {
     trim_num(v)
 }
 
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Resident memory over time, in MiB.
+fn rss_mib(r: &perfgate_runtime::format::ResourceStats) -> Vec<(f64, f64)> {
+    r.timeseries
+        .iter()
+        .map(|p| (p.t, p.rss_bytes as f64 / MIB))
+        .collect()
+}
+
+fn count_fmt(v: f64) -> String {
+    trim_num(v)
+}
+
 fn mib_fmt(v: f64) -> String {
     format!("{} MiB", trim_num(v))
 }
@@ -363,6 +383,32 @@ fn series_of<'a>(
 
 fn result_of(s: &ScenarioRun) -> Option<&ScenarioResult> {
     s.result.as_ref()
+}
+
+/// The fitted line of a leak check of the current run, as a dashed series (`scale` converts the
+/// metric's unit to the chart's).
+fn fit_series(current: &ScenarioRun, metric: TrendMetric, scale: f64) -> Option<Series> {
+    let c = current.trends.iter().find(|t| t.trend.metric == metric)?;
+    let fit = c.fit.as_ref()?;
+    let color = match c.outcome {
+        crate::gate::Outcome::Pass => FIT_PASS,
+        crate::gate::Outcome::Fail => FIT_FAIL,
+        _ => FIT_OPEN,
+    };
+    Some(Series {
+        name: format!(
+            "fit {} ({})",
+            metric.format_rate(fit.slope * 3600.0),
+            crate::text::trend_outcome_str(c.outcome)
+        ),
+        color,
+        dashed: true,
+        thin: false,
+        points: vec![
+            (fit.t0, fit.at(fit.t0) * scale),
+            (fit.t1, fit.at(fit.t1) * scale),
+        ],
+    })
 }
 
 fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
@@ -454,20 +500,47 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
             x_label: "seconds since the scenario started",
             y_label: "RSS",
             x_scale: XScale::Linear,
-            series: series_of(runs, id, |s| {
-                s.resources.as_ref().map(|r| {
-                    r.timeseries
-                        .iter()
-                        .map(|p| (p.t, p.rss_bytes as f64 / (1024.0 * 1024.0)))
-                        .collect()
-                })
-            }),
+            series: series_of(runs, id, |s| s.resources.as_ref().map(rss_mib))
+                .into_iter()
+                .chain(fit_series(current, TrendMetric::RssGrowth, 1.0 / MIB))
+                .collect(),
             y_fmt: mib_fmt,
         },
     ];
     h.push_str("<div class=\"charts\">");
     for c in &charts {
         let _ = write!(h, "<figure>{}</figure>", c.svg());
+    }
+    // Descriptors and the generator's own memory, when they were sampled.
+    let fds = Chart {
+        title: "Service open file descriptors (sockets left out)",
+        x_label: "seconds since the scenario started",
+        y_label: "descriptors",
+        x_scale: XScale::Linear,
+        series: series_of(runs, id, |s| {
+            s.resources
+                .as_ref()
+                .filter(|r| r.max_fds > 0)
+                .map(|r| r.timeseries.iter().map(|p| (p.t, p.fds)).collect())
+        })
+        .into_iter()
+        .chain(fit_series(current, TrendMetric::FdsGrowth, 1.0))
+        .collect(),
+        y_fmt: count_fmt,
+    };
+    if !fds.series.is_empty() {
+        let _ = write!(h, "<figure>{}</figure>", fds.svg());
+    }
+    let generator = Chart {
+        title: "Load generator memory (RSS)",
+        x_label: "seconds since the round started",
+        y_label: "RSS",
+        x_scale: XScale::Linear,
+        series: series_of(runs, id, |s| s.generator.as_ref().map(rss_mib)),
+        y_fmt: mib_fmt,
+    };
+    if !generator.series.is_empty() {
+        let _ = write!(h, "<figure>{}</figure>", generator.svg());
     }
     h.push_str("</div>");
 
@@ -482,6 +555,31 @@ fn scenario_section(runs: &[Run], current: &ScenarioRun) -> String {
                 esc(&c.message),
                 if c.passed { "pass" } else { "fail" },
                 if c.passed { "pass" } else { "FAIL" }
+            );
+        }
+        h.push_str("</table>");
+    }
+    if !current.trends.is_empty() {
+        h.push_str(
+            "<table><tr><th>leak or drift check</th><th>slope [interval] per hour</th><th>fitted over</th>\
+             <th>result</th><th class=\"note\">note</th></tr>",
+        );
+        for t in &current.trends {
+            let (slope, over) = (t.slope(), t.fitted_over());
+            let _ = write!(
+                h,
+                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"note\">{}</td></tr>",
+                esc(&t.description),
+                if t.implicit { " (default)" } else { "" },
+                esc(&slope),
+                esc(&over),
+                match t.outcome {
+                    crate::gate::Outcome::Pass => "pass",
+                    crate::gate::Outcome::Fail => "fail",
+                    _ => "warn",
+                },
+                crate::text::trend_outcome_str(t.outcome),
+                esc(&t.message)
             );
         }
         h.push_str("</table>");

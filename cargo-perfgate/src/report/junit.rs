@@ -1,6 +1,7 @@
 //! JUnit XML (`--junit FILE`), the shape GitLab, Jenkins and most CI dashboards read:
 //! `<testsuites>` › one `<testsuite>` per scenario › a `<testcase>` for the run itself, one per SLO
-//! check and one per regression check, with `<failure>` / `<error>` / `<skipped>` carrying the numbers.
+//! check, one per leak or drift check and one per regression check, with `<failure>` / `<error>` /
+//! `<skipped>` carrying the numbers (a passed leak check carries its slope in `<system-out>`).
 
 use std::fmt::Write as _;
 
@@ -31,6 +32,8 @@ struct Case {
     name: String,
     time: f64,
     status: Status,
+    /// `<system-out>`: what a passed check measured.
+    out: Option<String>,
 }
 
 fn cases(s: &ScenarioRun) -> Vec<Case> {
@@ -68,6 +71,7 @@ fn cases(s: &ScenarioRun) -> Vec<Case> {
         name: "run".to_string(),
         time: s.wall_secs,
         status: run_status,
+        out: None,
     }];
     for c in &s.checks {
         let status = if c.passed {
@@ -83,6 +87,32 @@ fn cases(s: &ScenarioRun) -> Vec<Case> {
             name: format!("slo: {}", c.description),
             time: 0.0,
             status,
+            out: None,
+        });
+    }
+    for t in &s.trends {
+        let line = t.describe();
+        let status = match t.outcome {
+            Outcome::Pass => Status::Pass,
+            Outcome::Fail => Status::Failure {
+                kind: "leak",
+                message: line.clone(),
+                text: format!("{}: {line}{at}", s.id),
+            },
+            Outcome::Inconclusive | Outcome::NotComparable => Status::Skipped {
+                message: line.clone(),
+            },
+        };
+        let kind = if t.trend.metric == perfgate_runtime::format::TrendMetric::P99Drift {
+            "drift"
+        } else {
+            "leak"
+        };
+        out.push(Case {
+            name: format!("{kind}: {}", t.description),
+            time: 0.0,
+            status,
+            out: Some(line),
         });
     }
     for d in &s.regressions {
@@ -103,6 +133,7 @@ fn cases(s: &ScenarioRun) -> Vec<Case> {
             name: format!("regression: {}", d.check_name()),
             time: 0.0,
             status,
+            out: None,
         });
     }
     out
@@ -173,9 +204,18 @@ pub fn render(report: &RunResults) -> String {
                 c.time
             );
             match &c.status {
-                Status::Pass => {
-                    let _ = writeln!(x, "{open}/>");
-                }
+                Status::Pass => match &c.out {
+                    Some(text) => {
+                        let _ = writeln!(
+                            x,
+                            "{open}>\n      <system-out>{}</system-out>\n    </testcase>",
+                            esc(text)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(x, "{open}/>");
+                    }
+                },
                 Status::Failure {
                     kind,
                     message,

@@ -145,6 +145,7 @@ pub fn render(report: &RunResults, run_url: Option<&str>) -> String {
             }
         }
     }
+    m.push_str(&trends(report));
 
     let decisions: Vec<_> = report
         .scenarios
@@ -244,5 +245,56 @@ pub fn render(report: &RunResults, run_url: Option<&str>) -> String {
         foot.push(format!("[run]({u})"));
     }
     let _ = writeln!(m, "\n<sub>{}</sub>", foot.join(" · "));
+    m
+}
+
+/// The leak and drift checks: slope and interval per hour, the span fitted, the allowance.
+fn trends(report: &RunResults) -> String {
+    let rows: Vec<_> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| s.trends.iter().map(move |t| (s, t)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut m = String::from("\n#### Leaks and drift\n\n");
+    m.push_str(
+        "| scenario | check | slope [interval] per hour | fitted over | allowance | outcome |\n",
+    );
+    m.push_str("| --- | --- | ---: | ---: | ---: | --- |\n");
+    let mut notes = Vec::new();
+    for (s, t) in rows {
+        let metric = t.trend.metric;
+        let (slope, over) = (t.slope(), t.fitted_over());
+        let allowed = metric.format_rate(t.allowance_per_hour);
+        let outcome = match t.outcome {
+            Outcome::Pass => "✅ pass".to_string(),
+            Outcome::Fail => "❌ **FAIL**".to_string(),
+            o => format!("⚠️ {}", crate::text::trend_outcome_str(o)),
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {}{} | {slope} | {over} | {} | {outcome} |",
+            code(&s.id),
+            code(&t.description),
+            if t.implicit { " (default)" } else { "" },
+            allowed.strip_prefix('+').unwrap_or(&allowed),
+        );
+        if t.outcome != Outcome::Pass {
+            notes.push(format!(
+                "- {} {}: {}",
+                code(&s.id),
+                code(metric.as_str()),
+                cell(&t.message)
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        m.push('\n');
+        for n in notes {
+            let _ = writeln!(m, "{n}");
+        }
+    }
     m
 }

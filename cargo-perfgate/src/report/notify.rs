@@ -44,6 +44,9 @@ pub fn failure_lines(report: &RunResults) -> Vec<String> {
                 c.description
             ));
         }
+        for t in s.trends.iter().filter(|t| t.outcome == Outcome::Fail) {
+            lines.push(format!("`{}` {}", s.id, t.describe()));
+        }
         for d in s.regressions.iter().filter(|d| d.outcome == Outcome::Fail) {
             lines.push(format!("`{}` {}", s.id, describe_decision(d)));
         }

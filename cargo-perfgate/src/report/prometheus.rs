@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use perfgate_runtime::format::{LatencySummary, Stats};
 
+use crate::gate::Outcome;
 use crate::results::RunResults;
 use crate::slo::Verdict;
 
@@ -145,6 +146,17 @@ pub fn render(report: &RunResults, branch: Option<&str>) -> String {
         None,
         "Relative change against the baseline (0.1 = 10% higher), by metric.",
     );
+    let mut trend = Family::new(
+        "perfgate_trend_per_hour",
+        None,
+        "A leak or drift check's fitted slope per hour in its metric's unit (bytes, descriptors, threads, ms), \
+         with the ends of its interval (label bound: slope, low, high).",
+    );
+    let mut trend_passed = Family::new(
+        "perfgate_trend_passed",
+        None,
+        "1 when the leak or drift check (label metric) passed, 0 when it failed or could not tell.",
+    );
     let mut started = Family::new(
         "perfgate_run_start_timestamp_seconds",
         Some("seconds"),
@@ -181,6 +193,20 @@ pub fn render(report: &RunResults, branch: Option<&str>) -> String {
             let mut l = base(&s.id);
             l.push(("slo", c.description.clone()));
             slo.samples.push((l, f64::from(u8::from(c.passed))));
+        }
+        for t in &s.trends {
+            let mut l = base(&s.id);
+            l.push(("metric", t.trend.metric.as_str().to_string()));
+            trend_passed
+                .samples
+                .push((l.clone(), f64::from(u8::from(t.outcome == Outcome::Pass))));
+            if let (Some(v), Some((lo, hi))) = (t.per_hour, t.interval_per_hour) {
+                for (bound, x) in [("slope", v), ("low", lo), ("high", hi)] {
+                    let mut l = l.clone();
+                    l.push(("bound", bound.to_string()));
+                    trend.samples.push((l, x));
+                }
+            }
         }
         for d in &s.regressions {
             if let Some(c) = d.change {
@@ -234,6 +260,8 @@ pub fn render(report: &RunResults, branch: Option<&str>) -> String {
         verdict,
         wall,
         slo,
+        trend,
+        trend_passed,
         change,
         latency,
         mean,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use comfy_table::{presets, Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
-use perfgate_runtime::format::{self, format_ms};
+use perfgate_runtime::format::{self, format_ms, ScenarioSpec};
 
 use crate::cost::CostFigures;
 use crate::gate::cost::CostFloors;
@@ -140,6 +140,7 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
             }
         }
     }
+    out.push_str(&render_trends(report, color));
     out.push_str(&render_regressions(report, color));
     out.push_str(&summary_line(report));
     out.push('\n');
@@ -194,6 +195,35 @@ pub fn render_cost(report: &RunResults, color: bool, verdicts: bool) -> String {
         }
     }
     format!("{t}\n")
+}
+
+/// The leak and drift checks, one line each: `✗ shop::predict: rss_growth +412MiB/h [+398MiB/h,
+/// +425MiB/h] over 1m50s (99%): rising faster than 1.00MiB/h for certain: …: FAIL`.
+pub fn render_trends(report: &RunResults, color: bool) -> String {
+    let style = |o: Outcome| match (color, o) {
+        (false, _) => anstyle::Style::new(),
+        (true, Outcome::Pass) => anstyle::AnsiColor::Green.on_default(),
+        (true, Outcome::Fail) => anstyle::AnsiColor::Red.on_default().bold(),
+        (true, _) => anstyle::AnsiColor::Yellow.on_default().bold(),
+    };
+    let mut out = String::new();
+    for s in &report.scenarios {
+        for c in &s.trends {
+            let st = style(c.outcome);
+            let mark = match c.outcome {
+                Outcome::Pass => "✓",
+                Outcome::Fail => "✗",
+                _ => "?",
+            };
+            out.push_str(&format!(
+                "{st}{mark}{st:#} {}: {}{}\n",
+                s.id,
+                c.describe(),
+                if c.implicit { " (default bound)" } else { "" }
+            ));
+        }
+    }
+    out
 }
 
 /// The regression checks: one row per scenario and check, then a line per regression and warning.
@@ -373,13 +403,35 @@ pub fn summary_line(report: &RunResults) -> String {
 pub fn render_list(items: &[ListedScenario], color: bool) -> String {
     let mut t = new_table(color);
     let calibrated = items.iter().any(|s| !s.resolves.is_empty());
-    let mut header = vec!["package", "scenario", "load", "duration", "SLOs", "at"];
+    // The tiers planned (every item has the same ones); without a plan, the declared window.
+    let tiers: Vec<String> = items
+        .first()
+        .map(|s| {
+            crate::cli::Tier::ALL
+                .iter()
+                .map(|t| t.to_string())
+                .filter(|t| s.plan.contains_key(t))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut header = vec!["package".to_string(), "scenario".into(), "load".into()];
+    if tiers.is_empty() {
+        header.push("duration".into());
+    }
+    header.extend(tiers.iter().cloned());
+    header.extend(["SLOs".to_string(), "at".into()]);
     if calibrated {
-        header.push("--ab resolves");
+        header.push("--ab resolves".into());
     }
     t.set_header(header);
     for s in items {
-        let slos: Vec<String> = s.spec.slos.iter().map(|s| s.describe()).collect();
+        let slos: Vec<String> = s
+            .spec
+            .slos
+            .iter()
+            .map(|s| s.describe())
+            .chain(s.spec.trends.iter().map(|t| t.describe()))
+            .collect();
         let name =
             s.id.strip_prefix(&format!("{}::", s.package))
                 .unwrap_or(&s.id);
@@ -387,21 +439,46 @@ pub fn render_list(items: &[ListedScenario], color: bool) -> String {
             s.package.clone(),
             name.to_string(),
             describe_load(&s.spec.load),
-            describe_duration(&s.spec),
-            if slos.is_empty() {
-                "-".to_string()
-            } else {
-                slos.join(", ")
-            },
-            format!("{}:{}", s.spec.file, s.spec.line),
         ];
+        if tiers.is_empty() {
+            row.push(describe_duration(&s.spec));
+        }
+        for tier in &tiers {
+            row.push(match s.plan.get(tier).and_then(Option::as_ref) {
+                None => "-".to_string(),
+                Some(p) => {
+                    let window = describe_duration(&ScenarioSpec {
+                        duration_ms: p.duration_ms,
+                        warmup_ms: p.warmup_ms,
+                        ..s.spec.clone()
+                    });
+                    match p.rounds {
+                        Some(n) => format!("{window}, {n} round{}", if n == 1 { "" } else { "s" }),
+                        None => window,
+                    }
+                }
+            });
+        }
+        row.push(if slos.is_empty() {
+            "-".to_string()
+        } else {
+            slos.join(", ")
+        });
+        row.push(format!("{}:{}", s.spec.file, s.spec.line));
         if calibrated {
             row.push(describe_floors(&s.resolves));
         }
         t.add_row(row);
     }
+    let note = if tiers.is_empty() {
+        String::new()
+    } else {
+        "\n`-`: not in that tier (`tier = [...]`); without a number of rounds, 1, or 5 when there is a baseline to \
+         compare with (`--tier NAME` picks a tier; `[package.metadata.perfgate.tiers.NAME]` changes one)"
+            .to_string()
+    };
     let mut out = format!(
-        "{t}\n{} scenario{}\n",
+        "{t}\n{} scenario{}{note}\n",
         items.len(),
         if items.len() == 1 { "" } else { "s" }
     );
@@ -555,6 +632,7 @@ mod tests {
     use crate::slo::tests::spec;
     use crate::text::format_change;
     use perfgate_runtime::format::{LoadModel, Metric, Op, Slo};
+    use std::collections::BTreeMap;
     use std::path::PathBuf;
 
     #[test]
@@ -841,13 +919,14 @@ mod tests {
             op: Op::Lt,
             threshold: 20.0,
         }]);
-        let item = ListedScenario {
+        let mut item = ListedScenario {
             package: "shop".into(),
             id: "shop::predict".into(),
             test_name: "__perfgate_predict".into(),
             executable: PathBuf::from("/x"),
             spec: sp,
             resolves: Default::default(),
+            plan: BTreeMap::new(),
         };
         let out = render_list(std::slice::from_ref(&item), false);
         assert!(out.contains("run `cargo perfgate calibrate`"), "{out}");
@@ -868,5 +947,39 @@ mod tests {
             out.contains("tests/perf.rs:12") && out.contains("10s + 1s warmup"),
             "{out}"
         );
+        // With a plan: a column per tier, `-` where it does not run.
+        let planned = |d, w, r| {
+            Some(crate::results::PlannedRun {
+                duration_ms: d,
+                warmup_ms: w,
+                rounds: r,
+            })
+        };
+        item.plan = BTreeMap::from([
+            ("smoke".to_string(), None),
+            ("nightly".to_string(), planned(30_000, 3_000, Some(5))),
+            ("soak".to_string(), planned(7_200_000, 300_000, Some(1))),
+        ]);
+        item.spec.trends.push(perfgate_runtime::format::TrendSlo {
+            metric: perfgate_runtime::format::TrendMetric::RssGrowth,
+            allowance: perfgate_runtime::format::Allowance::PerHour(1_048_576.0),
+        });
+        let out = render_list(&[item], false);
+        let header = out.lines().nth(1).unwrap();
+        assert!(
+            header.find("smoke") < header.find("nightly")
+                && header.find("nightly") < header.find("soak"),
+            "tiers in their order, shallow to deep: {header}"
+        );
+        for s in [
+            "nightly",
+            "30s + 3s warmup, 5 rounds",
+            "2h + 5m warmup, 1 round",
+            "rss_growth < 1.00MiB/h",
+            "not in that tier",
+        ] {
+            assert!(out.contains(s), "{s:?} missing:\n{out}");
+        }
+        assert!(!out.contains("duration"), "{out}");
     }
 }

@@ -75,9 +75,14 @@ pub struct Live {
     pub errors: u64,
 }
 
-pub fn read_live(path: &Path) -> Option<Live> {
+/// The finished seconds a running scenario reported in its progress file (None before the first).
+pub fn read_seconds(path: &Path) -> Option<Vec<SecondSample>> {
     let text = std::fs::read_to_string(path).ok()?;
-    let seconds: Vec<SecondSample> = serde_json::from_str(&text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn read_live(path: &Path) -> Option<Live> {
+    let seconds = read_seconds(path)?;
     let last = seconds.last()?;
     Some(Live {
         rate: last.iterations as f64,

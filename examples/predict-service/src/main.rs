@@ -1,8 +1,10 @@
 //! `predict-service [--host ADDR] [--port N] [--model small|large]`
 //!
 //! Port: `--port`, else `$PORT`, else 8080 (0 picks a free one). Model: `--model`, else
-//! `$PREDICT_MODEL`, else `small`. Prints one line once it accepts connections; SIGTERM or
-//! Ctrl-C stops accepting, lets in-flight requests finish (up to 5 s) and exits 0.
+//! `$PREDICT_MODEL`, else `small`. `PREDICT_LEAK=1` keeps every prediction forever instead of the
+//! last 1024 (a deliberate memory leak, for perfgate's leak check). Prints one line once it
+//! accepts connections; SIGTERM or Ctrl-C stops accepting, lets in-flight requests finish (up to
+//! 5 s) and exits 0.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ use tokio::net::TcpListener;
 
 use predict_service::catalogue::Catalogue;
 use predict_service::model::{Model, ModelKind};
+use predict_service::recent::RecentPredictions;
 use predict_service::routes::{self, AppState};
 
 const USAGE: &str = "usage: predict-service [--host ADDR] [--port N] [--model small|large]
@@ -26,7 +29,9 @@ const USAGE: &str = "usage: predict-service [--host ADDR] [--port N] [--model sm
   --model KIND    small (naive Bayes, default) or large (k-NN over word and char n-grams:
                   milliseconds per message, ~60 MB more memory); default $PREDICT_MODEL
   --workers N     predictions of the large model that may run at once (default 1)
-  --queue N       large-model requests that may wait for a worker; more get 503 (default 32)";
+  --queue N       large-model requests that may wait for a worker; more get 503 (default 32)
+environment:
+  PREDICT_LEAK=1  never evict recent predictions: a deliberate memory leak";
 
 /// How long in-flight connections get to finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(5);
@@ -117,18 +122,22 @@ async fn serve(args: Args) -> Result<(), String> {
     let started = Instant::now();
     // Load before binding, so "listening" (and the ready probe) means able to serve.
     let model = Model::load(args.model)?;
-    let state = Arc::new(AppState::new(
-        model,
-        Catalogue::bundled()?,
-        args.workers,
-        args.queue,
-    ));
+    let mut state = AppState::new(model, Catalogue::bundled()?, args.workers, args.queue);
+    if std::env::var("PREDICT_LEAK").is_ok_and(|v| v == "1") {
+        state = state.with_recent(RecentPredictions::never_evicting());
+    }
+    let leaking = if state.recent.evicts() {
+        ""
+    } else {
+        ", PREDICT_LEAK=1: recent predictions are never evicted"
+    };
+    let state = Arc::new(state);
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", args.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!(
-        "predict-service listening on http://{local} (model: {}, loaded in {:.0?})",
+        "predict-service listening on http://{local} (model: {}, loaded in {:.0?}{leaking})",
         args.model,
         started.elapsed()
     );

@@ -14,7 +14,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::catalogue::Catalogue;
-use crate::model::Model;
+use crate::model::{Model, Prediction};
+use crate::recent::{RecentPredictions, DEFAULT_KEEP};
 
 /// Largest accepted `/predict` body. Support messages are a few hundred bytes; anything near this
 /// is a client bug or abuse, and refusing it bounds per-request memory and model time.
@@ -32,6 +33,8 @@ pub struct AppState {
     /// servers do with a maximum queue size.
     admitted: AtomicUsize,
     max_admitted: usize,
+    /// The last predictions, for `GET /predictions/{id}`.
+    pub recent: RecentPredictions,
 }
 
 impl AppState {
@@ -44,7 +47,14 @@ impl AppState {
             inference: Semaphore::new(workers),
             admitted: AtomicUsize::new(0),
             max_admitted: workers + queue,
+            recent: RecentPredictions::new(DEFAULT_KEEP),
         }
+    }
+
+    /// Replaces the store of recent predictions (`PREDICT_LEAK=1`: one that never evicts).
+    pub fn with_recent(mut self, recent: RecentPredictions) -> AppState {
+        self.recent = recent;
+        self
     }
 }
 
@@ -72,6 +82,10 @@ where
         (_, "/predict") => method_not_allowed("POST"),
         (&Method::GET, p) if p.starts_with("/items/") => item(&state, &p["/items/".len()..]),
         (_, p) if p.starts_with("/items/") => method_not_allowed("GET"),
+        (&Method::GET, p) if p.starts_with("/predictions/") => {
+            explain(&state, &p["/predictions/".len()..])
+        }
+        (_, p) if p.starts_with("/predictions/") => method_not_allowed("GET"),
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such route"),
     }
 }
@@ -119,7 +133,8 @@ where
             "`text` must not be empty",
         );
     }
-    let prediction = if state.model.is_heavy() {
+    let text = input.text;
+    let (text, prediction) = if state.model.is_heavy() {
         // Milliseconds of CPU: run it on the blocking pool so /healthz and the catalogue stay
         // responsive while the model works. The semaphore is never closed.
         if state.admitted.fetch_add(1, Ordering::AcqRel) >= state.max_admitted {
@@ -136,8 +151,12 @@ where
         let _admission = Admission(&state.admitted);
         let _permit = state.inference.acquire().await.expect("semaphore open");
         let model = Arc::clone(&state.model);
-        match tokio::task::spawn_blocking(move || model.predict(&input.text)).await {
-            Ok(p) => p,
+        let predicted = tokio::task::spawn_blocking(move || {
+            let p = model.predict(&text);
+            (text, p)
+        });
+        match predicted.await {
+            Ok(done) => done,
             Err(_) => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -147,9 +166,52 @@ where
             }
         }
     } else {
-        state.model.predict(&input.text)
+        let p = state.model.predict(&text);
+        (text, p)
     };
-    json_response(StatusCode::OK, &prediction)
+    // The response is written first; then the message and the prediction move into the store,
+    // which costs no copy.
+    let id = state.recent.next_id();
+    let resp = json_response(
+        StatusCode::OK,
+        &Predicted {
+            id,
+            prediction: &prediction,
+        },
+    );
+    state.recent.insert(id, text, prediction);
+    resp
+}
+
+/// `POST /predict`'s answer: the prediction and the id to look it up by.
+#[derive(serde::Serialize)]
+struct Predicted<'a> {
+    id: u64,
+    #[serde(flatten)]
+    prediction: &'a Prediction,
+}
+
+fn explain(state: &AppState, id: &str) -> Response<Full<Bytes>> {
+    let Ok(id) = id.parse::<u64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            "prediction id must be a non-negative integer",
+        );
+    };
+    match state.recent.get_json(id) {
+        Some(body) => {
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no recent prediction {id} (only the last {DEFAULT_KEEP} are kept)"),
+        ),
+    }
 }
 
 fn item(state: &AppState, id: &str) -> Response<Full<Bytes>> {

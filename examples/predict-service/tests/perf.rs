@@ -111,3 +111,16 @@ async fn item_lookup(ctx: Ctx) -> perfgate_runtime::Result {
     }
     Ok(())
 }
+
+/// The service under a steady 1,000 routing requests/s for half an hour: what only time shows
+/// (memory that grows, descriptors that leak, latency that creeps up). Too long for a pull request,
+/// so it runs only in the soak tier (`cargo perfgate --tier soak`), with explicit leak bounds.
+#[perf_test(
+    rate = 1000, tier = ["soak"], soak = ("30m", "30s"),
+    p99 < "50ms", errors < "0.1%",
+    rss_growth < "1MiB/h", fds_growth < 0, threads_growth < 0, p99_drift < "50%/h",
+    data = ["tests/data/requests.jsonl"],
+)]
+async fn sustained_routing(ctx: Ctx) -> perfgate_runtime::Result {
+    predict(ctx).await
+}

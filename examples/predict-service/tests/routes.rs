@@ -138,6 +138,31 @@ async fn unknown_routes_are_json_404s() {
     );
 }
 
+#[tokio::test]
+async fn a_recent_prediction_can_be_looked_up_by_its_id() {
+    let text = "I was charged twice for my order";
+    let body = serde_json::json!({ "text": text }).to_string();
+    let (status, v) = call_json(Method::POST, "/predict", &body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let id = v["id"].as_u64().expect("an id");
+    let (status, kept) = call_json(Method::GET, &format!("/predictions/{id}"), "").await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(
+        (kept["id"].as_u64(), &kept["text"]),
+        (Some(id), &serde_json::json!(text))
+    );
+    assert_eq!(kept["label"], v["label"]);
+    let (status, v) = call_json(Method::GET, "/predictions/999999999", "").await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = call_json(Method::GET, "/predictions/x", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call_json(Method::POST, "/predictions/1", "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_model_sheds_load_past_its_queue() {
     // One worker, no queue: while one prediction runs, the others must get 503 at once.

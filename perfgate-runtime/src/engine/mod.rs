@@ -392,6 +392,7 @@ fn summarise(
         schedule,
         invalid,
         timeseries: recorder.timeseries(),
+        intervals: recorder.intervals(),
     }
 }
 
@@ -780,6 +781,8 @@ mod tests {
             service: None,
             data: vec![],
             cost_regression_pct: 1.0,
+            tiers: Default::default(),
+            trends: vec![],
         };
         assert_eq!(default_max_in_flight(&spec), 1000);
         spec.load = LoadModel::Open { rate: 5.0 };

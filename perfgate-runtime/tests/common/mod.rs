@@ -190,6 +190,8 @@ pub fn spec(load: LoadModel, duration_ms: u64) -> ScenarioSpec {
         service: None,
         data: vec![],
         cost_regression_pct: 1.0,
+        tiers: Default::default(),
+        trends: vec![],
     }
 }
 

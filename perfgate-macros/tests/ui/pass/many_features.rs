@@ -13,6 +13,19 @@ async fn checkout(ctx: Ctx) -> perfgate_runtime::Result {
     Ok(())
 }
 
+#[perf_test(
+    rate = 50, tier = ["nightly", "soak"], nightly = "5m", soak = "2h",
+    rss_growth < "1MiB/h", fds_growth < 0, threads_growth <= "2/h", p99_drift < "10%/h",
+)]
+async fn soaked(_ctx: Ctx) -> perfgate_runtime::Result {
+    Ok(())
+}
+
+#[perf_test(rate = 5, tier = "smoke", smoke = "500ms", rss_growth < "5%/h", p99_drift < "1ms/min")]
+async fn smoke_only(_ctx: Ctx) -> perfgate_runtime::Result {
+    Ok(())
+}
+
 #[perf_test(users = 50, think = "100ms", errors < 0.01, throughput > 20)]
 async fn browse_plain(_: Ctx) -> perfgate_runtime::Result {
     Ok(())
