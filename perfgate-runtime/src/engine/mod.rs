@@ -18,6 +18,11 @@
 //! Closed model: `users` loops spread over the workers, each running an iteration, then thinking
 //! `think_ms`.
 //!
+//! Shards (`--shard i/n`): a process runs every n-th start of the whole schedule from start i−1
+//! (or every n-th user), and its workers split those in turn, so n shards together send exactly the
+//! unsharded schedule, evenly spaced, and a ramp stays a ramp. Threads and slots scale with the
+//! share. Shards begin their warm-up at a common wall-clock time.
+//!
 //! Warmup runs the same load first; nothing it does is recorded. When the measured window ends no
 //! iteration starts; those in flight get `timeout_ms` to finish, then are cancelled and counted as
 //! timeouts (their latency recorded as the time they had run, a lower bound).
@@ -37,7 +42,8 @@ use self::pacing::{PreciseTimer, RateSchedule, PACING_SLACK};
 use crate::ctx::{new_state, Ctx, Run};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, SCHEMA_VERSION,
+    self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, ShardId,
+    MAX_START_AHEAD_SECS, SCHEMA_VERSION,
 };
 use crate::record::{Recorder, LATE_THRESHOLD};
 
@@ -141,9 +147,117 @@ pub(crate) fn validate(spec: &ScenarioSpec) -> std::result::Result<(), String> {
 #[derive(Clone, Copy)]
 struct Window {
     t0: Instant,
+    /// When the pacers begin: t0, or later when a shard began after the common start (the warm-up
+    /// starts it missed are skipped, not sent at once).
+    resume: Instant,
     start: Instant,
     end: Instant,
     timeout: Duration,
+}
+
+/// Which share of a scenario's load this process runs, and when: the whole load from now, or one
+/// shard's from a start time common to all shards.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Share {
+    pub shard: Option<ShardId>,
+    /// Unix milliseconds of the start of the warm-up.
+    pub start_at_unix_ms: Option<u64>,
+}
+
+/// The part of `spec`'s load that one shard runs, for what scales with it (worker threads, slots):
+/// 1/n of the rate, its own users, ⌈max_in_flight / n⌉. The schedule itself stays the whole one,
+/// of which the shard takes every n-th start.
+fn shard_load(spec: &ScenarioSpec, shard: ShardId) -> std::result::Result<ScenarioSpec, String> {
+    let n = f64::from(shard.count);
+    let load = match &spec.load {
+        LoadModel::Open { rate } => LoadModel::Open { rate: rate / n },
+        LoadModel::Ramping { stages } => LoadModel::Ramping {
+            stages: stages
+                .iter()
+                .map(|s| format::Stage {
+                    target_rate: s.target_rate / n,
+                    ..s.clone()
+                })
+                .collect(),
+        },
+        LoadModel::Closed { users, think_ms } => {
+            let mine = shard.share_of(*users);
+            if mine == 0 {
+                return Err(format!(
+                    "users = {users} cannot be split over {} shards: each shard needs at least one user",
+                    shard.count
+                ));
+            }
+            LoadModel::Closed {
+                users: mine,
+                think_ms: *think_ms,
+            }
+        }
+    };
+    Ok(ScenarioSpec {
+        load,
+        max_in_flight: spec
+            .max_in_flight
+            .map(|m| m.div_ceil(u64::from(shard.count))),
+        ..spec.clone()
+    })
+}
+
+/// The first start (or user) worker `k` of `workers` owns within a shard, and the stride between
+/// its starts: the shard owns every `count`-th item of the whole sequence from its own first, and
+/// its workers split those in turn.
+fn first_and_stride(shard: ShardId, k: u64, workers: u64) -> (u64, u64) {
+    let count = u64::from(shard.count);
+    (shard.first() + count * k, count * workers)
+}
+
+/// The instant the warm-up starts: in 10 ms (threads spin up meanwhile), or at the common start
+/// time, which may lie at most `MAX_START_AHEAD_SECS` ahead (waited for, and said so) or have
+/// passed by no more than the warm-up (the warm-up is then shorter: the measured window stays the
+/// one every shard shares).
+fn start_instant(share: Share, warmup: Duration) -> std::result::Result<Instant, String> {
+    let Some(ms) = share.start_at_unix_ms else {
+        return Ok(Instant::now() + Duration::from_millis(10));
+    };
+    let (now, now_wall) = (Instant::now(), SystemTime::now());
+    let at = UNIX_EPOCH + Duration::from_millis(ms);
+    let who = share
+        .shard
+        .map_or("the load".to_string(), |s| format!("shard {s}"));
+    match at.duration_since(now_wall) {
+        Ok(wait) if wait > Duration::from_secs(MAX_START_AHEAD_SECS) => Err(format!(
+            "the start time (unix {ms} ms) is {:.0} s ahead, more than the {MAX_START_AHEAD_SECS} s allowed; \
+             is a clock or the date wrong?",
+            wait.as_secs_f64()
+        )),
+        Ok(wait) => {
+            eprintln!(
+                "perfgate: {who} waits {:.3} s for the common start (unix {ms} ms) before its warm-up",
+                wait.as_secs_f64()
+            );
+            Ok(now + wait)
+        }
+        Err(e) => {
+            let late = e.duration();
+            if late > warmup + LATE_THRESHOLD {
+                return Err(format!(
+                    "the common start (unix {ms} ms) passed {:.3} s ago, more than the {:.3} s warm-up: \
+                     {who} would miss part of the measured window; start the shards earlier or \
+                     choose a later start time",
+                    late.as_secs_f64(),
+                    warmup.as_secs_f64()
+                ));
+            }
+            if late > LATE_THRESHOLD {
+                eprintln!(
+                    "perfgate: {who} began {:.3} s after the common start (unix {ms} ms): its warm-up is that much shorter",
+                    late.as_secs_f64()
+                );
+            }
+            now.checked_sub(late)
+                .ok_or_else(|| "the common start lies before this machine's clock began".to_string())
+        }
+    }
 }
 
 /// What the pacers report at the end: starts intended in the measured window, of which dropped.
@@ -158,6 +272,7 @@ struct Paced {
 pub(crate) fn execute<F, Fut>(
     spec: &ScenarioSpec,
     base_url: &str,
+    part: Share,
     f: F,
 ) -> std::result::Result<ScenarioResult, String>
 where
@@ -165,6 +280,9 @@ where
     Fut: Future<Output = Result> + Send + 'static,
 {
     validate(spec)?;
+    let shard = part.shard.unwrap_or(ShardId::WHOLE);
+    // Threads and slots scale with this process's share; the schedule is the whole one.
+    let mine = shard_load(spec, shard)?;
     let uri: hyper::Uri = base_url
         .parse()
         .map_err(|e| format!("invalid base URL `{base_url}`: {e}"))?;
@@ -184,15 +302,15 @@ where
     let coordinator = new_runtime()?;
     // Each worker gets at least one slot, so never more workers than slots (max_in_flight = 1 means
     // one iteration at a time, whatever the rate).
-    let total_slots = match &spec.load {
+    let total_slots = match &mine.load {
         LoadModel::Closed { users, .. } => *users,
-        _ => spec
+        _ => mine
             .max_in_flight
-            .unwrap_or_else(|| default_max_in_flight(spec)),
+            .unwrap_or_else(|| default_max_in_flight(&mine)),
     }
     .min(Semaphore::MAX_PERMITS as u64)
     .min(u64::from(u32::MAX));
-    let n = worker_threads(&spec.load).min(total_slots as usize);
+    let n = worker_threads(&mine.load).min(total_slots as usize);
     let runtimes = (0..n)
         .map(|_| new_runtime())
         .collect::<std::result::Result<Vec<_>, String>>()?;
@@ -201,20 +319,23 @@ where
     let duration = Duration::from_millis(spec.duration_ms);
     let timeout = Duration::from_millis(spec.timeout_ms);
     let http2 = std::env::var(format::env::HTTP2).is_ok_and(|v| v == "1" || v == "true");
-    // A little slack so the first intended start is not already late while threads spin up.
-    let t0 = Instant::now() + Duration::from_millis(10);
+    let t0 = start_instant(part, warmup)?;
     let window = Window {
         t0,
+        resume: t0.max(Instant::now()),
         start: t0 + warmup,
         end: t0 + warmup + duration,
         timeout,
     };
     let seconds = u32::try_from(spec.duration_ms.div_ceil(1000)).unwrap_or(u32::MAX);
     let recorder = Arc::new(Recorder::new(window.start, seconds));
-    let started_unix_ms = (SystemTime::now()
-        + window.start.saturating_duration_since(Instant::now()))
-    .duration_since(UNIX_EPOCH)
-    .map_or(0, |d| d.as_millis() as u64);
+    let started_unix_ms = match part.start_at_unix_ms {
+        // Exactly the common window, as every shard writes it.
+        Some(ms) => ms + spec.warmup_ms,
+        None => (SystemTime::now() + window.start.saturating_duration_since(Instant::now()))
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
 
     // Each worker's share of the slots: users, or max_in_flight split evenly (the schedule is too).
     let share = |k: usize| {
@@ -242,7 +363,8 @@ where
             .name(WORKER_THREAD.into())
             .spawn(move || {
                 rt.block_on(async move {
-                    start_worker(worker, load, window, slots, (k as u64, n as u64), paced);
+                    let first_stride = first_and_stride(shard, k as u64, n as u64);
+                    start_worker(worker, load, window, slots, first_stride, paced);
                     let _ = exit.wait_for(|e| *e).await;
                 });
                 // Whatever is still running (stuck iterations, idle connections) is dropped.
@@ -290,14 +412,16 @@ where
     }
     drop(coordinator);
     recorder.summarise_seconds(None);
-    Ok(summarise(
+    let mut result = summarise(
         spec.clone(),
         base_url.to_owned(),
         started_unix_ms,
         &recorder,
         paced,
         total_slots,
-    ))
+    );
+    result.shard = part.shard;
+    Ok(result)
 }
 
 fn summarise(
@@ -349,6 +473,7 @@ fn summarise(
         schedule,
         invalid,
         timeseries: recorder.timeseries(),
+        shard: None,
     }
 }
 
@@ -611,6 +736,14 @@ impl Pacer {
         // late because of the bound, not because the generator is short of CPU.
         let mut behind_a_wait = false;
         let mut last_wake = window.t0;
+        // Begun after the common start: the warm-up starts already due are skipped rather than
+        // sent at once (bounded by the warm-up's starts).
+        let missed = (window.resume - window.t0)
+            .as_secs_f64()
+            .min(self.warmup_secs);
+        while self.schedule.offset(i).is_some_and(|o| o < missed) {
+            i += n;
+        }
         while let Some(offset) = self.schedule.offset(i) {
             if offset >= self.end_secs {
                 break;
@@ -729,5 +862,128 @@ mod tests {
         assert_eq!(default_max_in_flight(&spec), MIN_DEFAULT_IN_FLIGHT);
         spec.load = LoadModel::Open { rate: 100_000.0 };
         assert_eq!(default_max_in_flight(&spec), MAX_DEFAULT_IN_FLIGHT);
+    }
+
+    /// Every start (or user) of the whole sequence, as the workers of every shard own them.
+    fn owners(count: u32, workers: u64, total: u64) -> Vec<Vec<(u32, u64)>> {
+        let mut owned = vec![Vec::new(); total as usize];
+        for index in 1..=count {
+            let shard = ShardId { index, count };
+            for k in 0..workers {
+                let (first, stride) = first_and_stride(shard, k, workers);
+                for i in (first..total).step_by(stride as usize) {
+                    owned[i as usize].push((index, k));
+                }
+            }
+        }
+        owned
+    }
+
+    #[test]
+    fn shards_and_their_workers_own_every_start_exactly_once() {
+        for (count, workers) in [(1, 1), (3, 1), (3, 2), (4, 3), (7, 4)] {
+            let owned = owners(count, workers, 1000);
+            assert!(
+                owned.iter().all(|o| o.len() == 1),
+                "{count} shards of {workers} workers"
+            );
+            // Shard i owns exactly the starts i−1, i−1+n, …
+            for (i, o) in owned.iter().enumerate() {
+                assert_eq!(u64::from(o[0].0 - 1), i as u64 % u64::from(count));
+            }
+        }
+        // Closed model: 10 users over 3 shards are 4, 3 and 3.
+        let shares: Vec<u64> = (1..=3)
+            .map(|index| ShardId { index, count: 3 }.share_of(10))
+            .collect();
+        assert_eq!(shares, [4, 3, 3]);
+        assert_eq!(ShardId { index: 3, count: 3 }.share_of(2), 0);
+    }
+
+    #[test]
+    fn merged_shard_starts_are_the_unsharded_schedule() {
+        // 3 shards at 6,000/s in all: each one's starts are 1/2000 s apart, shifted by a third of
+        // that per shard, so together they are 1/6000 s apart like one generator's.
+        let load = LoadModel::Open { rate: 6000.0 };
+        let mut merged = Vec::new();
+        for index in 1..=3 {
+            let shard = ShardId { index, count: 3 };
+            let (first, stride) = first_and_stride(shard, 0, 1);
+            let mut schedule = RateSchedule::new(&load, Duration::ZERO);
+            let mine: Vec<f64> = (0..2000)
+                .map(|j| schedule.offset(first + j * stride).unwrap())
+                .collect();
+            assert!(mine.windows(2).all(|w| (w[1] - w[0] - 1.0 / 2000.0).abs() < 1e-9));
+            assert!((mine[0] - f64::from(index - 1) / 6000.0).abs() < 1e-12);
+            merged.extend(mine);
+        }
+        merged.sort_by(f64::total_cmp);
+        assert_eq!(merged.len(), 6000);
+        assert!(merged
+            .windows(2)
+            .all(|w| (w[1] - w[0] - 1.0 / 6000.0).abs() < 1e-9));
+    }
+
+    #[test]
+    fn a_shard_scales_threads_and_slots_to_its_share() {
+        let spec = ScenarioSpec {
+            name: "x".into(),
+            module_path: "m".into(),
+            file: "f".into(),
+            line: 1,
+            load: LoadModel::Open { rate: 6000.0 },
+            duration_ms: 1000,
+            warmup_ms: 0,
+            timeout_ms: 10_000,
+            max_in_flight: Some(100),
+            slos: vec![],
+            regression_pct: 10.0,
+            service: None,
+            data: vec![],
+        };
+        let third = ShardId { index: 2, count: 3 };
+        let mine = shard_load(&spec, third).unwrap();
+        assert_eq!(mine.load, LoadModel::Open { rate: 2000.0 });
+        assert_eq!(mine.max_in_flight, Some(34));
+        let closed = ScenarioSpec {
+            load: LoadModel::Closed {
+                users: 2,
+                think_ms: 0,
+            },
+            ..spec
+        };
+        assert_eq!(
+            shard_load(&closed, third).unwrap().load,
+            LoadModel::Closed {
+                users: 1,
+                think_ms: 0
+            }
+        );
+        let e = shard_load(&closed, ShardId { index: 3, count: 3 }).unwrap_err();
+        assert!(e.contains("users = 2 cannot be split over 3 shards"), "{e}");
+    }
+
+    #[test]
+    fn start_times_are_bounded_both_ways() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let at = |ms: u64| Share {
+            shard: Some(ShardId { index: 1, count: 2 }),
+            start_at_unix_ms: Some(ms),
+        };
+        let warmup = Duration::from_secs(1);
+        // Ahead: waited for.
+        let t = start_instant(at(now_ms + 2000), warmup).unwrap();
+        assert!(t > Instant::now() + Duration::from_millis(1500));
+        // Passed within the warm-up: starts in the past, so the measured window is the common one.
+        let t = start_instant(at(now_ms - 500), warmup).unwrap();
+        assert!(t < Instant::now() - Duration::from_millis(400));
+        // Passed beyond the warm-up, or too far ahead: errors that say so.
+        let e = start_instant(at(now_ms - 5000), warmup).unwrap_err();
+        assert!(e.contains("passed") && e.contains("shard 1/2"), "{e}");
+        let e = start_instant(at(now_ms + (MAX_START_AHEAD_SECS + 60) * 1000), warmup).unwrap_err();
+        assert!(e.contains("ahead"), "{e}");
     }
 }
