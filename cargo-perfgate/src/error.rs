@@ -41,6 +41,10 @@ pub enum Error {
     /// The baseline could not be found, read or written (git lookup, corrupt file, refused drop).
     #[error("{0}")]
     Baseline(String),
+    /// Sharded load: a start time or barrier that cannot work, or shards that do not merge (another
+    /// spec, commit or window, a shard missing or twice).
+    #[error("{0}")]
+    Shards(String),
     #[error("interrupted; the service and scenario processes were stopped")]
     Interrupted,
     #[error("{context}: {source}")]
@@ -62,6 +66,7 @@ impl Error {
             | Error::ServiceStart { .. }
             | Error::Scenario(_)
             | Error::Baseline(_)
+            | Error::Shards(_)
             | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,
         }

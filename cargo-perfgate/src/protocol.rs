@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use perfgate_runtime::format::{self, ScenarioResult, ScenarioSpec};
+use perfgate_runtime::format::{self, ScenarioResult, ScenarioSpec, ShardId};
 use serde::de::DeserializeOwned;
 
 use crate::files::tail_lines;
@@ -37,11 +37,13 @@ pub enum Mode<'a> {
     /// Write the scenario's spec; send nothing.
     Describe,
     /// Drive the service at `base_url` and write a [`ScenarioResult`]; the overrides replace the
-    /// declared measured window.
+    /// declared measured window. With a shard: that share of the load, its warm-up starting at the
+    /// given Unix milliseconds.
     Run {
         base_url: &'a str,
         duration: Option<Duration>,
         warmup: Option<Duration>,
+        shard: Option<(ShardId, u64)>,
     },
 }
 
@@ -69,9 +71,18 @@ pub fn scenario_command(
             base_url,
             duration,
             warmup,
+            shard,
         } => {
-            cmd.env(format::env::MODE, "run")
-                .env(format::env::BASE_URL, base_url);
+            cmd.env(format::env::BASE_URL, base_url);
+            match shard {
+                None => cmd.env(format::env::MODE, "run"),
+                // A mode of its own: a runtime that predates shards refuses it rather than sending
+                // the whole load.
+                Some((shard, start_ms)) => cmd
+                    .env(format::env::MODE, "shard")
+                    .env(format::env::SHARD, shard.to_string())
+                    .env(format::env::START_AT_MS, start_ms.to_string()),
+            };
             if let Some(d) = duration {
                 cmd.env(format::env::DURATION_MS, d.as_millis().to_string());
             }

@@ -93,6 +93,7 @@ fn result(spec: &ScenarioSpec, p50: f64, p99: f64, wobble: f64) -> ScenarioResul
                 p99_ms: p99 * (1.0 + wobble * ((t as f64) * 0.9).sin()),
             })
             .collect(),
+        shard: None,
     }
 }
 

@@ -96,7 +96,9 @@ impl ShardId {
 
     /// How many of `total` items (users) this shard owns.
     pub fn share_of(self, total: u64) -> u64 {
-        total.saturating_sub(self.first()).div_ceil(u64::from(self.count))
+        total
+            .saturating_sub(self.first())
+            .div_ceil(u64::from(self.count))
     }
 }
 

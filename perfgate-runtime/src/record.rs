@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{lock, Error, ErrorKind};
-use crate::format::{
-    self, ErrorCounts, Histogram, SecondSample, Stats, MAX_ERROR_SAMPLES,
-};
+use crate::format::{self, ErrorCounts, Histogram, SecondSample, Stats, MAX_ERROR_SAMPLES};
 
 /// A start more than this behind its intended time is counted as late. Big enough to tolerate the
 /// OS scheduling noise of a shared 2-core CI runner (5 ms flagged 1.5% of starts there under a

@@ -111,11 +111,14 @@ pub fn run(
         scenarios,
         environment,
         gate: Some(gate),
+        shard: None,
+        merged_from: Vec::new(),
+        results_file: args.shard.results_file.clone(),
     };
     conclude(
         common,
         &args.outputs,
-        found,
+        &found.ws,
         measured,
         args.gate.strict,
         ui,

@@ -108,6 +108,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
             spec_parts: s.spec_parts.clone(),
             regressions: Vec::new(),
             ab: None,
+            shards: Vec::new(),
         })
         .collect();
     Ok(RunResults {
@@ -123,5 +124,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
         scenarios,
         exit_code: 0,
         gate: None,
+        shard: None,
+        merged_from: Vec::new(),
     })
 }

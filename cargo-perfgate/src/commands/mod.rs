@@ -5,6 +5,7 @@ pub mod ab;
 pub mod calibrate;
 pub mod compare;
 pub mod list;
+pub mod merge;
 pub mod record;
 pub mod report;
 pub mod run;
@@ -16,12 +17,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use perfgate_runtime::format;
 
 use crate::cli::{CommonArgs, MessageFormat, OutputArgs};
-use crate::discover::Discovered;
+use crate::discover::Workspace;
 use crate::error::{Error, Result};
 use crate::gate::GateSummary;
 use crate::machine::Fingerprint;
 use crate::report::table;
-use crate::results::{RunResults, ScenarioRun, RESULTS_SCHEMA_VERSION};
+use crate::results::{RunResults, ScenarioRun, ShardSource, RESULTS_SCHEMA_VERSION};
+use crate::shard::ShardId;
 use crate::slo;
 use crate::ui::Ui;
 
@@ -55,6 +57,12 @@ pub struct Measured {
     pub environment: Fingerprint,
     /// The gate's summary, when there was a baseline to look for or a merge-base measured.
     pub gate: Option<GateSummary>,
+    /// The share of the load this run was (`--shard`).
+    pub shard: Option<ShardId>,
+    /// The shards this run merges (`merge`).
+    pub merged_from: Vec<ShardSource>,
+    /// Where to write `results.json` once more (`--results-file`, `merge -o`).
+    pub results_file: Option<PathBuf>,
 }
 
 /// The end of every run: the exit code, `results.json`, the table (or the JSON document), then
@@ -62,17 +70,17 @@ pub struct Measured {
 pub fn conclude(
     common: &CommonArgs,
     outputs: &OutputArgs,
-    found: &Discovered,
+    ws: &Workspace,
     m: Measured,
     strict: bool,
     ui: &Ui,
     after_show: impl FnOnce(&RunResults) -> Result<()>,
 ) -> Result<i32> {
-    let exit_code = slo::exit_code(
-        m.scenarios.iter().map(|s| s.verdict),
-        m.gate.as_ref(),
-        strict,
-    );
+    let verdicts = m.scenarios.iter().map(|s| s.verdict);
+    let exit_code = match m.shard {
+        Some(_) => slo::shard_exit_code(verdicts),
+        None => slo::exit_code(verdicts, m.gate.as_ref(), strict),
+    };
     let report = RunResults {
         schema_version: RESULTS_SCHEMA_VERSION,
         perfgate_version: format::PERFGATE_VERSION.to_string(),
@@ -86,10 +94,16 @@ pub fn conclude(
         scenarios: m.scenarios,
         exit_code,
         gate: m.gate,
+        shard: m.shard,
+        merged_from: m.merged_from,
     };
     show(common, &report, &m.run_dir, ui)?;
+    if let Some(path) = &m.results_file {
+        report.write(path)?;
+        ui.status("Wrote", &format!("results to {}", path.display()));
+    }
     after_show(&report)?;
-    emit_outputs(common, outputs, found, &report, ui);
+    emit_outputs(common, outputs, ws, &report, ui);
     Ok(exit_code)
 }
 
@@ -136,7 +150,7 @@ fn show(common: &CommonArgs, report: &RunResults, run_dir: &Path, ui: &Ui) -> Re
 fn emit_outputs(
     common: &CommonArgs,
     outputs: &OutputArgs,
-    found: &Discovered,
+    ws: &Workspace,
     report: &RunResults,
     ui: &Ui,
 ) {
@@ -144,9 +158,8 @@ fn emit_outputs(
         report,
         outputs,
         &crate::report::EmitContext {
-            workspace_root: found.root(),
-            package_roots: found
-                .ws
+            workspace_root: ws.root(),
+            package_roots: ws
                 .packages
                 .iter()
                 .map(|p| (p.name.clone(), p.root.clone()))

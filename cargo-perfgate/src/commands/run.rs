@@ -6,14 +6,18 @@ use std::time::Instant;
 use crate::ab;
 use crate::baseline::lookup::{apply_baselines, lookup_baselines, Baselines};
 use crate::baseline::write::write_baselines;
-use crate::cli::{CommonArgs, RecordArgs, RunArgs};
+use crate::cli::{CommonArgs, RecordArgs, RunArgs, ShardArgs};
 use crate::commands::{conclude, Clock, Measured};
 use crate::discover::{self, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::GateFlags;
-use crate::load::{self, rundir, RunOptions};
+use crate::load::{self, rundir, PreparedPackage, RunOptions};
 use crate::machine::Fingerprint;
+use crate::procs;
+use crate::shard::{self, ShardId, ShardPlan};
+use crate::text::format_utc;
 use crate::ui::{progress, Ui};
+use perfgate_runtime::format::LoadModel;
 
 pub fn run(common: &CommonArgs, args: &RunArgs, ui: &Ui) -> Result<i32> {
     pipeline(common, args, None, ui)
@@ -34,11 +38,16 @@ pub(crate) fn pipeline(
             )));
         }
     }
+    let shard = args.shard.shard;
+    if let Some(at) = args.shard.start_at {
+        shard::check_start_at(at, shard::now_ms())?;
+    }
     let ws = Workspace::load(common)?;
-    // The baseline is looked up first: a git problem is said before anything is built.
-    let baselines = match record {
-        None => Some(lookup_baselines(&ws, &args.gate, ui)?),
-        Some(_) => None,
+    // The baseline is looked up first: a git problem is said before anything is built. A shard
+    // has none: the merge of all shards is gated.
+    let baselines = match (record, shard) {
+        (None, None) => Some(lookup_baselines(&ws, &args.gate, ui)?),
+        _ => None,
     };
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
     let (runs, service_build_secs) = load::prepare(common, &args.load, &found, ui)?;
@@ -61,8 +70,8 @@ pub(crate) fn pipeline(
 
     let (run_id, run_dir) = rundir::new_run_dir(&found.ws)?;
     let has_baseline = baselines.as_ref().is_some_and(Baselines::any_found);
-    let opts = RunOptions {
-        gate_follows: record.is_none() && has_baseline,
+    let mut opts = RunOptions {
+        gate_follows: (record.is_none() && has_baseline) || shard.is_some(),
         first_round: 0,
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,
@@ -74,7 +83,11 @@ pub(crate) fn pipeline(
             (None, None) if has_baseline => 3,
             (None, None) => 1,
         },
+        shard: None,
     };
+    if let Some(shard) = shard {
+        opts.shard = Some(plan_shard(shard, &args.shard, &runs, &opts, ui)?);
+    }
     let load_started = Instant::now();
     progress::set_scenario_dir(&run_dir.join("scenarios"));
     let scenarios = load::run_all(&runs, &run_dir, &opts, ui);
@@ -99,11 +112,14 @@ pub(crate) fn pipeline(
         scenarios,
         environment,
         gate,
+        shard,
+        merged_from: Vec::new(),
+        results_file: args.shard.results_file.clone(),
     };
     conclude(
         common,
         &args.outputs,
-        &found,
+        &found.ws,
         measured,
         flags.strict,
         ui,
@@ -112,4 +128,61 @@ pub(crate) fn pipeline(
             None => Ok(()),
         },
     )
+}
+
+/// A shard's plan, once its scenarios are built: each can be split this many ways, the common start
+/// (given, or met at the barrier now that this shard is ready), and every round's start from it.
+fn plan_shard(
+    shard: ShardId,
+    args: &ShardArgs,
+    runs: &[PreparedPackage<'_>],
+    opts: &RunOptions,
+    ui: &Ui,
+) -> Result<ShardPlan> {
+    let scenarios: Vec<_> = runs.iter().flat_map(|r| &r.scenarios).collect();
+    let unsplittable: Vec<String> = scenarios
+        .iter()
+        .filter_map(|s| match s.spec.as_ref().map(|sp| &sp.load) {
+            Some(LoadModel::Closed { users, .. }) if shard.share_of(*users) == 0 => {
+                Some(format!("{} (users = {users})", s.id))
+            }
+            _ => None,
+        })
+        .collect();
+    if !unsplittable.is_empty() {
+        return Err(Error::Shards(format!(
+            "these scenarios have fewer users than there are shards ({}), so some shards would run none: \
+             {}; use fewer shards or filter them out",
+            shard.count,
+            unsplittable.join(", ")
+        )));
+    }
+    let start = match (args.start_at, &args.start_barrier) {
+        (Some(at), _) => at,
+        (None, Some(dir)) => {
+            ui.status(
+                "Waiting",
+                &format!("shard {shard}: for the other shards at {}", dir.display()),
+            );
+            shard::meet(dir, shard, shard::BARRIER_TIMEOUT, procs::interrupted)?
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "--shard needs a common start: --start-at TIME or --start-barrier DIR".into(),
+            ))
+        }
+    };
+    ui.status(
+        "Waiting",
+        &format!(
+            "shard {shard}: the load starts at {} (in {:.1} s)",
+            format_utc(start),
+            start.saturating_sub(shard::now_ms()) as f64 / 1000.0
+        ),
+    );
+    let ids = scenarios.iter().map(|s| {
+        let spec = s.spec.as_ref().expect("described");
+        (s.id.clone(), opts.window(spec).load_time())
+    });
+    Ok(ShardPlan::new(shard, start, ids, opts.rounds))
 }

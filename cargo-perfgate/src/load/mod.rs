@@ -22,8 +22,9 @@ use crate::protocol::{self, Mode, ReadError};
 use crate::results::ScenarioRun;
 use crate::service::pool::{service_for, Services};
 use crate::service::sample::ResourceSampler;
+use crate::shard::{now_ms, ShardPlan};
 use crate::slo::{self, Evidence, Verdict};
-use crate::text::{describe_duration, describe_load};
+use crate::text::{describe_duration, describe_load, format_utc};
 use crate::ui::{progress, Ui, CYAN, GREEN, RED, YELLOW};
 use window::{spec_parts, Window};
 
@@ -42,6 +43,9 @@ pub struct RunOptions {
     /// Numbering of this call's rounds starts after this many (`--ab` runs one round per call, and
     /// each must keep its own results file and log).
     pub first_round: usize,
+    /// A shard's run (`--shard`): its share of the load, each round at its planned start, and no SLO
+    /// checks (the merge checks them on all shards together).
+    pub shard: Option<ShardPlan>,
 }
 
 impl RunOptions {
@@ -150,6 +154,7 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         spec_parts: BTreeMap::new(),
         regressions: Vec::new(),
         ab: None,
+        shards: Vec::new(),
     }
 }
 
@@ -257,7 +262,9 @@ pub fn run_scenario(
         }
     }
 
-    report.checks = slo::median_checks(&spec, &results);
+    if opts.shard.is_none() {
+        report.checks = slo::median_checks(&spec, &results);
+    }
     report.verdict = slo::verdict(&Evidence {
         error: error.is_some(),
         service_died: died.is_some(),
@@ -321,10 +328,37 @@ fn execute(
     let log_err = log
         .try_clone()
         .map_err(|e| Error::io(format!("opening {}", log_path.display()), e))?;
+    // A shard's round starts at its planned time (the scenario binary waits for it), unless that
+    // passed by more than the warm-up: then this shard would miss part of the common window.
+    let window = opts.window(spec);
+    let shard = match &opts.shard {
+        None => None,
+        Some(plan) => {
+            let Some(at) = plan.start_of(&scenario.id, round - opts.first_round) else {
+                outcome.error = Some(format!("round {round} has no planned start"));
+                return Ok(outcome);
+            };
+            let now = now_ms();
+            if now > at + window.warmup_ms {
+                outcome.error = Some(format!(
+                    "shard {}: round {round} was due to start at {}, {:.1} s ago, more than its {:.1} s \
+                     warm-up: the shard was not ready in time (the previous round overran, or the \
+                     start time was too close)",
+                    plan.shard,
+                    format_utc(at),
+                    (now - at) as f64 / 1000.0,
+                    window.warmup_ms as f64 / 1000.0
+                ));
+                return Ok(outcome);
+            }
+            Some((plan.shard, at))
+        }
+    };
     let mode = Mode::Run {
         base_url,
         duration: opts.duration,
         warmup: opts.warmup,
+        shard,
     };
     let mut cmd = protocol::scenario_command(
         &scenario.exe,
@@ -342,7 +376,8 @@ fn execute(
             return Ok(outcome);
         }
     };
-    let limit = window::deadline(spec, opts.window(spec));
+    let wait = shard.map_or(0, |(_, at)| at.saturating_sub(now_ms()));
+    let limit = window::deadline(spec, window) + Duration::from_millis(wait);
     let tail = || {
         let t = protocol::scenario_log_tail(&log_path, TAIL_LINES);
         if t.is_empty() {
@@ -382,6 +417,17 @@ fn execute(
             ));
         }
         Err(ReadError::Invalid(e)) => outcome.error = Some(format!("{e}; {}", tail())),
+    }
+    if let (Some(r), Some((shard, _))) = (&outcome.result, shard) {
+        if r.shard != Some(shard) {
+            outcome.error = Some(format!(
+                "the scenario's results are not shard {shard}'s: is its perfgate-runtime ({}) older than \
+                 this cargo-perfgate ({})?",
+                r.perfgate_version,
+                perfgate_runtime::format::PERFGATE_VERSION
+            ));
+            outcome.result = None;
+        }
     }
     if let Some(r) = &outcome.result {
         if r.iterations.count == 0 && r.invalid.is_none() {

@@ -913,7 +913,9 @@ mod tests {
             let mine: Vec<f64> = (0..2000)
                 .map(|j| schedule.offset(first + j * stride).unwrap())
                 .collect();
-            assert!(mine.windows(2).all(|w| (w[1] - w[0] - 1.0 / 2000.0).abs() < 1e-9));
+            assert!(mine
+                .windows(2)
+                .all(|w| (w[1] - w[0] - 1.0 / 2000.0).abs() < 1e-9));
             assert!((mine[0] - f64::from(index - 1) / 6000.0).abs() < 1e-12);
             merged.extend(mine);
         }
