@@ -634,8 +634,10 @@ mod tests {
             / 3.0;
         assert_ne!(mean_p99, exact.p99_ms);
         // The gate's view: the SLO is checked on the merged p99, and each shard is named with its health.
-        assert_eq!(s.checks.len(), 1);
+        // The declared p99 SLO, then the implicit error and success checks every run gets.
+        assert_eq!(s.checks.len(), 3, "{:?}", s.checks);
         assert_eq!(s.checks[0].measured, Some(exact.p99_ms));
+        assert!(s.checks[1].implicit && s.checks[1].passed);
         // The tail (1.5% of starts, 200–500 ms) puts the p99 near 400 ms: the SLO (< 250 ms) fails.
         assert!(exact.p99_ms > 250.0, "{exact:?}");
         assert_eq!(s.verdict, Verdict::Fail);
