@@ -160,17 +160,23 @@ fn two_shards_meet_drive_one_service_and_merge_into_one_run() {
         out.show()
     );
 
+    // Shard 1 with an edited shard 2: the merge must refuse with exit 2.
+    let odd_path = dir.path().join("odd.json");
+    let merge_with_odd = |odd: serde_json::Value| {
+        std::fs::write(&odd_path, odd.to_string()).unwrap();
+        let out = run(&mut f.perfgate(&[
+            "merge",
+            shard_file(1).to_str().unwrap(),
+            odd_path.to_str().unwrap(),
+        ]));
+        assert_eq!(out.code(), Some(2), "{}", out.show());
+        out
+    };
+
     // A shard of another commit is named.
     let mut odd = two.clone();
     odd["environment"]["git_commit"] = "0123456789abcdef0123".into();
-    let odd_path = dir.path().join("odd.json");
-    std::fs::write(&odd_path, odd.to_string()).unwrap();
-    let out = run(&mut f.perfgate(&[
-        "merge",
-        shard_file(1).to_str().unwrap(),
-        odd_path.to_str().unwrap(),
-    ]));
-    assert_eq!(out.code(), Some(2), "{}", out.show());
+    let out = merge_with_odd(odd);
     assert!(
         out.stderr.contains("shard 2/2")
             && out.stderr.contains("odd.json")
@@ -185,13 +191,7 @@ fn two_shards_meet_drive_one_service_and_merge_into_one_run() {
         let t = s["result"]["started_unix_ms"].as_u64().unwrap();
         s["result"]["started_unix_ms"] = (t + 5_000).into();
     }
-    std::fs::write(&odd_path, late.to_string()).unwrap();
-    let out = run(&mut f.perfgate(&[
-        "merge",
-        shard_file(1).to_str().unwrap(),
-        odd_path.to_str().unwrap(),
-    ]));
-    assert_eq!(out.code(), Some(2), "{}", out.show());
+    let out = merge_with_odd(late);
     assert!(
         out.stderr.contains("do not overlap") && out.stderr.contains("odd.json) started +5.000 s"),
         "{}",
