@@ -9,10 +9,11 @@
 #
 # What it runs: the end-to-end fixture (cargo-perfgate/tests/fixtures/basic) with two scenarios added
 # (`steady` and `stall`, both `GET /` in the open model at RATE), driven with --target-url against
-# perfgate-runtime's bench server (hyper, one current-thread runtime). With taskset the server is
-# pinned to CPU 0 and every generator (the unsharded one and all shards) to CPU 1, so both setups get
-# the same cores. Each pair runs the unsharded run and the sharded one back to back, alternating which
-# goes first. The shards meet at a barrier directory and start together.
+# perfgate-runtime's bench server (hyper, one current-thread runtime). With PIN=1 (and taskset) the
+# server is pinned to CPU 0 and every generator (the unsharded one and all shards) to CPU 1, so both
+# setups get the same core; by default nothing is pinned (on a machine shared with other work a pinned
+# core is as busy as the rest). Each pair runs the unsharded run and the sharded one back to back,
+# alternating which goes first. The shards meet at a barrier directory and start together.
 #
 # The stall: a fresh server freezes for STALL_MS, 3 s into the measured window (counted from the first
 # request it receives: the shards' common warm-up start). A start intended at t inside the stall
@@ -30,19 +31,23 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
 REPS=${REPS:-3}
 STALL_MS=${STALL_MS:-500}
+PIN=${PIN:-0}
+# KEEP=1 keeps the work directory (every shard's log and results) and says where it is.
+KEEP=${KEEP:-0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/perfgate-shards.XXXXXX")
 server_pid=
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ "$KEEP" = 1 ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
 # Thousands of connections are open while the service stalls (RATE × STALL_MS of them).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+echo "load average at the start: $(cut -d" " -f1-3 /proc/loadavg)" >&2
 echo "building cargo-perfgate and the bench server…" >&2
 cargo build -q --manifest-path "$root/Cargo.toml" -p cargo-perfgate
 cargo build -q --release --manifest-path "$root/Cargo.toml" -p perfgate-runtime --example bench_server
@@ -50,7 +55,7 @@ bin="$root/target/debug/cargo-perfgate"
 server="$root/target/release/examples/bench_server"
 
 pin_server=() pin_gen=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   pin_server=(taskset -c 0) pin_gen=(taskset -c 1)
 fi
 
@@ -99,7 +104,10 @@ echo "building the fixture's scenarios…" >&2
 pg list >/dev/null
 
 single() { # scenario out
-  if ! pg "$1" --target-url "$url" --results-file "$2" >"$work/run.log" 2>&1; then
+  # Exit 1 (an SLO) or 3 (invalid: the generator fell behind) are figures to report; 2 is an error.
+  local rc=0
+  pg "$1" --target-url "$url" --results-file "$2" >"$work/run.log" 2>&1 || rc=$?
+  if [ $rc = 2 ] || [ ! -f "$2" ]; then
     cat "$work/run.log" >&2
     echo "shards: the unsharded run failed" >&2
     exit 2
@@ -130,6 +138,7 @@ sharded() { # scenario tag
   if [ $merged = 2 ]; then cat "$work/$2-merge.log" >&2; echo "shards: the merge failed" >&2; exit 2; fi
 }
 
+if [ "${ONLY:-}" = stall ]; then REPS=0; fi
 start_server
 for rep in $(seq 1 "$REPS"); do
   echo "pair $rep/$REPS…" >&2
@@ -142,7 +151,8 @@ for rep in $(seq 1 "$REPS"); do
   fi
 done
 
-# The stall, 3 s into the measured window, on a fresh server for each setup.
+# The stall, 3 s into the measured window, on a fresh server for each setup (server, shards and the
+# unsharded run alike).
 stall_after=$((WARMUP * 1000 + 3000))
 echo "the stall (${STALL_MS} ms)…" >&2
 start_server "$stall_after" "$STALL_MS"
@@ -169,7 +179,8 @@ for rep in range(1, reps + 1):
     singles.append(s)
     it = s["iterations"]
     bad = s["schedule"]["late"] + s["schedule"]["dropped"]
-    print(f"{'single ' + str(rep):<10} {it['count']:>8} {'':>14} {it['throughput']:>9.1f} {it['latency']['p50_ms']:>8.3f} {it['latency']['p99_ms']:>8.3f}  {bad}")
+    flag = "  INVALID" if s["invalid"] else ""
+    print(f"{'single ' + str(rep):<10} {it['count']:>8} {'':>14} {it['throughput']:>9.1f} {it['latency']['p50_ms']:>8.3f} {it['latency']['p99_ms']:>8.3f}  {bad}/{s['schedule']['intended']}{flag}")
     m = result(f"{work}/rep{rep}-merged.json", "steady")
     r = m["result"]
     parts = [result(p, "steady")["result"] for p in sorted(glob.glob(f"{work}/rep{rep}-shard-*.json"))]
@@ -177,7 +188,8 @@ for rep in range(1, reps + 1):
     merges.append(r)
     it = r["iterations"]
     health = ", ".join(f"{h['late'] + h['dropped']}/{h['intended']}" for h in m["shards"])
-    print(f"{'merged ' + str(rep):<10} {it['count']:>8} {total:>14} {it['throughput']:>9.1f} {it['latency']['p50_ms']:>8.3f} {it['latency']['p99_ms']:>8.3f}  {health}")
+    flag = "  INVALID" if r["invalid"] else ""
+    print(f"{'merged ' + str(rep):<10} {it['count']:>8} {total:>14} {it['throughput']:>9.1f} {it['latency']['p50_ms']:>8.3f} {it['latency']['p99_ms']:>8.3f}  {health}{flag}")
     if it["count"] != total:
         print(f"  merged count {it['count']} != sum of the shards' {total}")
         ok = False
@@ -198,10 +210,11 @@ def summary(metric):
           f"the merged median is {'within' if inside else 'OUTSIDE'} the unsharded spread")
     ok &= inside
 
-summary("p50_ms")
-summary("p99_ms")
-rates = [m["iterations"]["throughput"] for m in merges]
-print(f"merged rate: {', '.join(f'{r:.1f}' for r in rates)} /s ({', '.join(f'{(r / rate - 1) * 100:+.2f}%' for r in rates)})")
+if reps:
+    summary("p50_ms")
+    summary("p99_ms")
+    rates = [m["iterations"]["throughput"] for m in merges]
+    print(f"merged rate: {', '.join(f'{r:.1f}' for r in rates)} /s ({', '.join(f'{(r / rate - 1) * 100:+.2f}%' for r in rates)})")
 
 truth = stall_ms - 0.01 * duration * 1000
 m = result(f"{work}/stall-merged.json", "stall")
