@@ -165,7 +165,7 @@ pub(crate) struct Share {
 }
 
 /// The part of `spec`'s load that one shard runs, for what scales with it (worker threads, slots):
-/// 1/n of the rate, its own users, ⌈max_in_flight / n⌉. The schedule itself stays the whole one,
+/// 1/n of the rate, its own users, ⌈max_in_flight / n⌉ of the declared or default bound. The schedule itself stays the whole one,
 /// of which the shard takes every n-th start.
 fn shard_load(spec: &ScenarioSpec, shard: ShardId) -> std::result::Result<ScenarioSpec, String> {
     let n = f64::from(shard.count);
@@ -194,11 +194,15 @@ fn shard_load(spec: &ScenarioSpec, shard: ShardId) -> std::result::Result<Scenar
             }
         }
     };
+    // The bound is the whole load's, declared or default: n shards together hold as many
+    // iterations in flight as one generator would (each shard's own default would be up to n times
+    // that, and a stalled service would be flooded with connections).
+    let whole = spec
+        .max_in_flight
+        .unwrap_or_else(|| default_max_in_flight(spec));
     Ok(ScenarioSpec {
         load,
-        max_in_flight: spec
-            .max_in_flight
-            .map(|m| m.div_ceil(u64::from(shard.count))),
+        max_in_flight: Some(whole.div_ceil(u64::from(shard.count))),
         ..spec.clone()
     })
 }
@@ -961,6 +965,12 @@ mod tests {
         let mine = shard_load(&spec, third).unwrap();
         assert_eq!(mine.load, LoadModel::Open { rate: 2000.0 });
         assert_eq!(mine.max_in_flight, Some(34));
+        // The default bound too is the whole load's, split: 4,096 at 6,000/s for 10 s.
+        let default = ScenarioSpec {
+            max_in_flight: None,
+            ..spec.clone()
+        };
+        assert_eq!(shard_load(&default, third).unwrap().max_in_flight, Some(1366));
         let closed = ScenarioSpec {
             load: LoadModel::Closed {
                 users: 2,
