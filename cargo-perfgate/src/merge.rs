@@ -35,6 +35,8 @@ pub struct Merged {
     /// elsewhere).
     pub environment: Fingerprint,
     pub target_url: Option<String>,
+    /// When the earliest shard started (the merged document's start).
+    pub started_unix_ms: u64,
     pub build_secs: f64,
     pub load_secs: f64,
 }
@@ -103,6 +105,11 @@ pub fn merge(files: &[ShardFile]) -> Result<Merged> {
             .collect(),
         environment: first.doc.environment.clone(),
         target_url: first.doc.target_url.clone(),
+        started_unix_ms: shards
+            .iter()
+            .map(|(_, f)| f.doc.started_unix_ms)
+            .min()
+            .unwrap_or(0),
         build_secs: shards
             .iter()
             .map(|(_, f)| f.doc.build_secs)

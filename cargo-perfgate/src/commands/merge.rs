@@ -15,7 +15,7 @@ use crate::results::RunResults;
 use crate::ui::Ui;
 
 pub fn run(common: &CommonArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
-    let clock = Clock::start();
+    let mut clock = Clock::start();
     let files = args
         .files
         .iter()
@@ -55,6 +55,8 @@ pub fn run(common: &CommonArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
         flags,
     );
     let (run_id, run_dir) = rundir::new_run_dir(&ws)?;
+    // The merged run started with its earliest shard; its total time is the merge's own.
+    clock.started_unix_ms = merged.started_unix_ms;
     let measured = Measured {
         run_id,
         run_dir,

@@ -970,7 +970,10 @@ mod tests {
             max_in_flight: None,
             ..spec.clone()
         };
-        assert_eq!(shard_load(&default, third).unwrap().max_in_flight, Some(1366));
+        assert_eq!(
+            shard_load(&default, third).unwrap().max_in_flight,
+            Some(1366)
+        );
         let closed = ScenarioSpec {
             load: LoadModel::Closed {
                 users: 2,
