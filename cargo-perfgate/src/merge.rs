@@ -77,19 +77,14 @@ pub fn merge(files: &[ShardFile]) -> Result<Merged> {
 
     let first = shards[0].1;
     let mut scenarios = Vec::new();
-    for (k, s) in first.doc.scenarios.iter().enumerate() {
+    for k in 0..first.doc.scenarios.len() {
         let parts: Vec<(ShardId, &ShardFile, &ScenarioRun)> = shards
             .iter()
             .map(|(id, f)| (*id, *f, &f.doc.scenarios[k]))
             .collect();
-        let what = |w: &str| format!("{} {w}", s.id);
-        same(
-            &shards,
-            &what("spec"),
-            |f| f.doc.scenarios[k].spec_parts.clone(),
-            |_| String::new(),
-        )
-        .map_err(|_| spec_mismatch(&parts))?;
+        if let Some(e) = spec_mismatch(&parts) {
+            return Err(e);
+        }
         check_window(&parts, &label)?;
         scenarios.push(merge_scenario(&parts)?);
     }
@@ -187,23 +182,22 @@ fn same<T: PartialEq>(
     let Some(common) = majority(&values) else {
         return Ok(());
     };
-    let who = |odd: bool| -> Vec<String> {
-        shards
-            .iter()
-            .zip(&values)
-            .filter(|(_, v)| (**v != values[common]) == odd)
-            .map(|((id, f), _)| format!("shard {id} ({})", f.origin))
-            .collect()
-    };
-    let (odd, rest) = (who(true), who(false));
-    let odd_value = values
+    let name = |(id, f): &(ShardId, &ShardFile)| format!("shard {id} ({})", f.origin);
+    let odd: Vec<String> = shards
         .iter()
-        .find(|v| **v != values[common])
-        .expect("differs");
+        .zip(&values)
+        .filter(|(_, v)| **v != values[common])
+        .map(|(s, v)| format!("{} {}", name(s), describe(v)))
+        .collect();
+    let rest: Vec<String> = shards
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| **v == values[common])
+        .map(|(s, _)| name(s))
+        .collect();
     Err(Error::Shards(format!(
-        "the shards differ in their {what}: {} {}, while {} {}; merge only the shards of one sharded run",
+        "the shards differ in their {what}: {}, while {} {}; merge only the shards of one sharded run",
         odd.join(", "),
-        describe(odd_value),
         rest.join(", "),
         describe(&values[common]),
     )))
@@ -219,15 +213,16 @@ fn majority<T: PartialEq>(values: &[T]) -> Option<usize> {
     (0..values.len()).rev().max_by_key(|&i| count(&values[i]))
 }
 
-/// The spec mismatch in words: what changed between the most common spec and the odd shard's.
-fn spec_mismatch(parts: &[(ShardId, &ShardFile, &ScenarioRun)]) -> Error {
+/// Whether a shard ran the scenario with another spec than the others, in words: what changed between
+/// the most common spec and the odd shard's.
+fn spec_mismatch(parts: &[(ShardId, &ShardFile, &ScenarioRun)]) -> Option<Error> {
     let specs: Vec<_> = parts.iter().map(|(_, _, s)| &s.spec_parts).collect();
-    let common = majority(&specs).unwrap_or(0);
+    let common = majority(&specs)?;
     let (id, file, odd) = parts
         .iter()
         .find(|(_, _, s)| s.spec_parts != *specs[common])
         .expect("a spec differs");
-    Error::Shards(format!(
+    Some(Error::Shards(format!(
         "the shards ran {} with different specs: shard {id} ({}) differs from shard {} ({}): {}; merge \
          only the shards of one sharded run",
         odd.id,
@@ -235,7 +230,7 @@ fn spec_mismatch(parts: &[(ShardId, &ShardFile, &ScenarioRun)]) -> Error {
         parts[common].0,
         parts[common].1.origin,
         describe_spec_change(specs[common], &odd.spec_parts)
-    ))
+    )))
 }
 
 /// The tolerance on the start of the shards' measured windows: a twentieth of the window, between
