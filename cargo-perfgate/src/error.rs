@@ -44,6 +44,9 @@ pub enum Error {
     /// A baseline or results file holds a value no measurement can produce (named in the message).
     #[error("{0}")]
     Corrupt(String),
+    /// Another run holds the target directory's lock and `--no-wait` was given.
+    #[error("{0}")]
+    Busy(String),
     /// Sharded load: a start time or barrier that cannot work, or shards that do not merge (another
     /// spec, commit or window, a shard missing or twice).
     #[error("{0}")]
@@ -70,6 +73,7 @@ impl Error {
             | Error::Scenario(_)
             | Error::Baseline(_)
             | Error::Corrupt(_)
+            | Error::Busy(_)
             | Error::Shards(_)
             | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,

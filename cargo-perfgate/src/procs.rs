@@ -215,20 +215,19 @@ pub struct Marked {
 }
 
 /// The live (not zombie) processes whose mark satisfies `keep`.
+/// The pids in `/proc` (empty where there is none).
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
 fn marked(keep: impl Fn(&str) -> bool) -> Vec<Marked> {
     let needle = format!("{MARK_VAR}=");
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids() {
         if pid == std::process::id() || proc_state(pid) == Some('Z') {
             continue;
         }
@@ -295,17 +294,7 @@ fn kill_marked(keep: impl Fn(&str) -> bool) -> Vec<Marked> {
 fn reap_orphans() {
     let me = std::process::id();
     let registered: Vec<i32> = registry().keys().copied().collect();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids().map(|p| p as i32) {
         if registered.contains(&pid) || proc_state(pid as u32) != Some('Z') {
             continue;
         }
@@ -558,7 +547,7 @@ mod tests {
         let status = terminate(&mut child, Duration::from_millis(200)).unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(
-            describe_exit(status).contains("signal 9"),
+            describe_exit(status).starts_with("was killed by signal 9"),
             "{}",
             describe_exit(status)
         );

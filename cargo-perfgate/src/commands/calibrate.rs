@@ -24,6 +24,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
         ));
     }
     let ws = Workspace::load(common)?;
+    let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
     let (runs, _) = load::prepare(common, &args.load, &found, ui)?;
     // The same build on both sides: two instances of each service, each with its own `Services`.

@@ -31,18 +31,21 @@ pub(crate) fn pipeline(
     ui: &Ui,
 ) -> Result<i32> {
     let clock = Clock::start();
+    crate::report::remove_stale(&args.outputs)?;
     if let Some(url) = &args.load.target_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Usage(format!(
-                "--target-url `{url}` must be an http:// or https:// URL"
-            )));
-        }
+        load::check_target_url(url, args.load.allow_remote)?;
     }
     let shard = args.shard.shard;
     if let Some(at) = args.shard.start_at {
         shard::check_start_at(at, shard::now_ms())?;
     }
     let ws = Workspace::load(common)?;
+    // Shards of one load on one machine are meant to run together (they would wait for each
+    // other at the barrier forever if the run lock kept them apart).
+    let _runs = match shard {
+        None => Some(load::lock_runs(&ws, args.load.no_wait, ui)?),
+        Some(_) => None,
+    };
     // The baseline is looked up first: a git problem is said before anything is built. A shard
     // has none: the merge of all shards is gated.
     let baselines = match (record, shard) {

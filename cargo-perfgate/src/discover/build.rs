@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use cargo_metadata::{Artifact, Message, PackageId};
 
 use crate::cli::CommonArgs;
+use crate::discover::stamp;
 use crate::discover::workspace::cargo;
 use crate::discover::workspace::PerfPackage;
 use crate::error::{Error, Result};
@@ -88,6 +89,7 @@ fn cargo_command(common: &CommonArgs, sub: &str) -> Command {
 /// `cargo test --no-run` for the packages: their test executables (`profile.test`), by package.
 pub fn build_tests(
     common: &CommonArgs,
+    checkout: &Checkout,
     packages: &[PerfPackage],
     profile: &TestProfile,
 ) -> Result<Vec<TestBinary>> {
@@ -97,18 +99,149 @@ pub fn build_tests(
         cmd.arg("-p").arg(&p.name);
     }
     cmd.args(profile.cargo_args());
-    let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
-    if !status.success() {
-        return Err(Error::Build(format!(
-            "`cargo test --no-run` for {} failed ({status}); cargo's errors are above",
-            packages
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+    let build = |cmd: Command| -> Result<Vec<Artifact>> {
+        let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
+        if !status.success() {
+            return Err(Error::Build(format!(
+                "`cargo test --no-run` for {} failed ({status}); cargo's errors are above",
+                packages
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(artifacts)
+    };
+    let mut artifacts = build(clone_command(&cmd))?;
+    if !this_checkouts(&artifacts, |a| a.profile.test, checkout, true) {
+        let names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
+        clean(common, &names, &profile.cargo_args(), None)?;
+        artifacts = build(cmd)?;
+        if !this_checkouts(&artifacts, |a| a.profile.test, checkout, true) {
+            return Err(refused());
+        }
     }
     Ok(test_binaries(artifacts, packages))
+}
+
+/// A command with the same program, arguments, environment and directory (std's is not `Clone`).
+fn clone_command(cmd: &Command) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    c.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
+}
+
+/// The checkout whose sources the binaries must come from: its workspace root and the digests of its
+/// sources (the target directory left out), for its services and for its test binaries.
+pub struct Checkout {
+    root: PathBuf,
+    service: Option<String>,
+    tests: Option<String>,
+}
+
+impl Checkout {
+    pub fn new(root: &Path, target_dir: &Path) -> Checkout {
+        Checkout {
+            root: root.to_path_buf(),
+            service: stamp::digest_sources(root, target_dir, stamp::For::Service),
+            tests: stamp::digest_sources(root, target_dir, stamp::For::Tests),
+        }
+    }
+}
+
+/// Whether the selected artifacts are this checkout's (stamping them as such); false when one was
+/// built by perfgate for another checkout whose sources differ.
+fn this_checkouts(
+    artifacts: &[Artifact],
+    keep: impl Fn(&Artifact) -> bool,
+    checkout: &Checkout,
+    for_tests: bool,
+) -> bool {
+    let sources = match for_tests {
+        true => &checkout.tests,
+        false => &checkout.service,
+    };
+    let Some(sources) = sources else {
+        return true;
+    };
+    let mut ours = true;
+    for a in artifacts.iter().filter(|a| keep(a)) {
+        let Some(exe) = &a.executable else { continue };
+        let exe = exe.as_std_path();
+        // Compiled just now: from these sources by construction.
+        let origin = if a.fresh {
+            stamp::origin(exe, sources, &checkout.root)
+        } else {
+            stamp::Origin::Here
+        };
+        match origin {
+            stamp::Origin::Elsewhere(other) => {
+                eprintln!(
+                    "warning: {} was built from another checkout of this workspace ({}) that shares \
+                     the target directory; rebuilding it from {}",
+                    exe.display(),
+                    other.display(),
+                    checkout.root.display()
+                );
+                ours = false;
+            }
+            stamp::Origin::Here | stamp::Origin::Unknown => {
+                stamp::stamp(exe, sources, &checkout.root)
+            }
+        }
+    }
+    ours
+}
+
+fn refused() -> Error {
+    Error::Build(
+        "a binary is still not this checkout's after a rebuild: another checkout of this workspace \
+         shares the target directory and builds at the same time. Build with a target directory of \
+         its own (`CARGO_TARGET_DIR`)"
+            .into(),
+    )
+}
+
+/// `cargo clean -p <pkg>…` for the profile: what another checkout left under our names goes, so the
+/// next build compiles this checkout's sources.
+fn clean(
+    common: &CommonArgs,
+    packages: &[String],
+    profile_args: &[String],
+    target_dir: Option<&Path>,
+) -> Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.arg("clean");
+    if let Some(m) = &common.manifest_path {
+        cmd.arg("--manifest-path").arg(m);
+    }
+    for p in packages {
+        cmd.arg("-p").arg(p);
+    }
+    cmd.args(profile_args).stdin(Stdio::null());
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let mut child = ChildGuard::spawn(&mut cmd)
+        .map_err(|e| Error::io(format!("running `{}`", display_command(&cmd)), e))?;
+    let status = child.wait(std::time::Duration::from_millis(50))?;
+    if !status.success() {
+        return Err(Error::Build(format!(
+            "`{}` failed ({status})",
+            display_command(&cmd)
+        )));
+    }
+    Ok(())
 }
 
 /// The test executables among the artifacts, of the selected packages only.
@@ -127,14 +260,20 @@ pub fn test_binaries(artifacts: Vec<Artifact>, packages: &[PerfPackage]) -> Vec<
 }
 
 /// `cargo build --release -p <pkg> --bin <bin>`: the service as the user deploys it.
-pub fn build_service_bin(common: &CommonArgs, pkg: &PerfPackage, bin: &str) -> Result<PathBuf> {
-    build_service_bin_in(common, pkg, bin, None)
+pub fn build_service_bin(
+    common: &CommonArgs,
+    checkout: &Checkout,
+    pkg: &PerfPackage,
+    bin: &str,
+) -> Result<PathBuf> {
+    build_service_bin_in(common, checkout, pkg, bin, None)
 }
 
 /// The same, with a target directory of its own when given (`--ab` builds the merge-base's service
 /// in `target/perfgate/ab-target`, so the two builds never evict each other's artifacts).
 pub fn build_service_bin_in(
     common: &CommonArgs,
+    checkout: &Checkout,
     pkg: &PerfPackage,
     bin: &str,
     target_dir: Option<&Path>,
@@ -157,12 +296,29 @@ pub fn build_service_bin_in(
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
-    let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
-    if !status.success() {
-        return Err(Error::Build(format!(
-            "building the service binary `{bin}` of package `{}` failed ({status}); cargo's errors are above",
-            pkg.name
-        )));
+    let build = |cmd: Command| -> Result<Vec<Artifact>> {
+        let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
+        if !status.success() {
+            return Err(Error::Build(format!(
+                "building the service binary `{bin}` of package `{}` failed ({status}); cargo's errors are above",
+                pkg.name
+            )));
+        }
+        Ok(artifacts)
+    };
+    let is_bin = |a: &Artifact| a.target.name == bin && !a.profile.test;
+    let mut artifacts = build(clone_command(&cmd))?;
+    if !this_checkouts(&artifacts, is_bin, checkout, false) {
+        clean(
+            common,
+            std::slice::from_ref(&pkg.name),
+            &["--release".to_string()],
+            target_dir,
+        )?;
+        artifacts = build(cmd)?;
+        if !this_checkouts(&artifacts, is_bin, checkout, false) {
+            return Err(refused());
+        }
     }
     // Matched by manifest path, not package id: a checkout elsewhere (the merge-base's) has other ids.
     // Only `-p <pkg> --bin <bin>` was asked for, so a single non-test bin of that name is the one even

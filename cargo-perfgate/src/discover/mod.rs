@@ -5,6 +5,7 @@
 pub mod build;
 pub mod config;
 pub mod scenarios;
+pub mod stamp;
 pub mod workspace;
 
 use std::time::Instant;
@@ -50,7 +51,8 @@ pub fn discover(
         &format!("scenarios of {} ({})", names.join(", "), profile.describe()),
     );
     let started = Instant::now();
-    let binaries = build::build_tests(common, packages, &profile)?;
+    let checkout = build::Checkout::new(ws.root(), ws.meta.target_directory.as_std_path());
+    let binaries = build::build_tests(common, &checkout, packages, &profile)?;
     let build_secs = started.elapsed().as_secs_f64();
 
     let mut scenarios = Vec::new();

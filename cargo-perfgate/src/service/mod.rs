@@ -13,6 +13,7 @@ pub mod sample;
 
 use crate::discover::config::ServiceConfig;
 use crate::error::{Error, Result};
+use crate::files::LogPump;
 use crate::procs;
 
 /// Between SIGTERM and SIGKILL when stopping a service normally.
@@ -25,6 +26,8 @@ const TAIL_LINES: usize = 20;
 #[derive(Debug)]
 pub struct Service {
     name: String,
+    /// Copies its output to the log, redacted.
+    pump: LogPump,
     child: Option<Child>,
     port: u16,
     log_path: PathBuf,
@@ -53,9 +56,6 @@ impl Service {
         }
         let port = free_port().map_err(|e| Error::io("could not find a free loopback port", e))?;
         let log = open_log(log_path)?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| Error::io(format!("could not open {}", log_path.display()), e))?;
         let subst = |s: &str| s.replace("{port}", &port.to_string());
         let mut cmd = Command::new(exe);
         cmd.args(cfg.args.iter().map(|a| subst(a)))
@@ -69,10 +69,9 @@ impl Service {
             )
             .current_dir(cwd)
             // Its own process group has no terminal to read from; a read would stop it (SIGTTIN).
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        let child = match procs::spawn(&mut cmd) {
+            .stdin(Stdio::null());
+        LogPump::pipe(&mut cmd);
+        let mut child = match procs::spawn(&mut cmd) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                 return Err(Error::Interrupted)
@@ -84,8 +83,11 @@ impl Service {
                 ))
             }
         };
+        let pump = LogPump::start(&mut child, &log)
+            .map_err(|e| Error::io(format!("copying the output of {}", exe.display()), e))?;
         let mut svc = Service {
             name: cfg.name.clone(),
+            pump,
             child: Some(child),
             port,
             log_path: log_path.to_path_buf(),
@@ -182,7 +184,12 @@ impl Service {
     }
 
     /// The last `lines` lines of the service's log (stdout and stderr).
+    /// The last lines of its log; once it has exited, with everything it wrote before (its output
+    /// goes through a pipe, which may still hold the last lines).
     pub fn log_tail(&self, lines: usize) -> String {
+        if self.exit_cause.is_some() {
+            self.pump.drain(Duration::from_secs(1));
+        }
         crate::files::tail_lines(&self.log_path, lines)
     }
 
@@ -503,6 +510,7 @@ mod tests {
         // The service is the sleeper; readiness is answered by the in-process server it "owns".
         let mut svc = Service {
             name: "svc".into(),
+            pump: LogPump::none(),
             child: Some(
                 procs::spawn(Command::new("sh").args(["-c", "sleep 0.2; kill -9 $$"])).unwrap(),
             ),

@@ -123,6 +123,14 @@ impl Fixture {
         std::fs::write(self.manifest(), text.replace(from, to)).unwrap();
     }
 
+    /// Replaces `from` (which must occur) in a file of the copy, `rel` from its root.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let path = self.root.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "`{from}` is not in {rel}");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+
     /// The marker the user's own ignored test would create: it must never exist.
     pub fn marker(&self) -> PathBuf {
         self.root.join("users-own-ignored-test-ran")
@@ -166,7 +174,7 @@ impl Fixture {
         }
         cmd.env("CARGO_TARGET_DIR", target_dir())
             .env("FIXTURE_MARKER", self.marker())
-            .env("FIXTURE_RUN_TOKEN", run_token())
+            .env("FIXTURE_RUN_ID", run_token())
             .current_dir(&self.root)
             .stdin(Stdio::null());
         cmd
@@ -325,7 +333,7 @@ pub struct Proc {
 }
 
 pub fn our_processes() -> Vec<Proc> {
-    let needle = format!("FIXTURE_RUN_TOKEN={}", run_token());
+    let needle = format!("FIXTURE_RUN_ID={}", run_token());
     let mut found = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return found;
