@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::secret::Secret;
+use crate::shard::{parse_start_at, ShardId};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -41,6 +42,8 @@ pub struct Cli {
     pub common: CommonArgs,
 }
 
+// Parsed once per process: boxing the run's arguments would only add noise at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Build, start the service, run the scenarios and check their SLOs (the default).
@@ -58,6 +61,81 @@ pub enum Command {
     /// Measure this machine's noise floor: A/A rounds (the same build on both sides), stored in the
     /// baseline file; `--ab` then never claims to resolve a change below it.
     Calibrate(CalibrateArgs),
+    /// Combine the results of the shards of one sharded load (`--shard I/N`) exactly, then check the
+    /// SLOs and the gate as for one run (same reports, same exit codes).
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct MergeArgs {
+    /// Every shard's results file (its `--results-file`, or its run's results.json): all N shards of
+    /// one sharded run. A missing shard is an error, never a smaller run.
+    #[arg(value_name = "SHARD_RESULTS", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also write the merged results document to FILE (it is always written to the run directory).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The base branch whose merge-base with HEAD holds the baseline (as for a run).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Read the baseline as committed at this revision instead of the merge-base.
+    #[arg(long, value_name = "REV", conflicts_with = "base")]
+    pub baseline_rev: Option<String>,
+    /// Read the baseline from this file instead of git.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["base", "baseline_rev"])]
+    pub baseline_file: Option<PathBuf>,
+    /// Exit 3 when a regression check is inconclusive or there is no comparable baseline.
+    #[arg(long)]
+    pub strict: bool,
+    /// Compare with a baseline recorded on another machine as if it were this one.
+    #[arg(long)]
+    pub allow_other_machine: bool,
+    /// Reports for CI: JUnit, Markdown, OpenMetrics, the failure webhook.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+impl MergeArgs {
+    /// The gate's options, as a run takes them.
+    pub fn gate(&self) -> GateArgs {
+        GateArgs {
+            base: self.base.clone(),
+            baseline_rev: self.baseline_rev.clone(),
+            baseline_file: self.baseline_file.clone(),
+            strict: self.strict,
+            allow_other_machine: self.allow_other_machine,
+            ..GateArgs::default()
+        }
+    }
+}
+
+/// Sharded load: this process runs one share of every scenario's load against a service all
+/// shards drive; `cargo perfgate merge` combines their results.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShardArgs {
+    /// Run shard I of N (1-based): 1/N of every scenario's load, against --target-url, starting at a
+    /// time common to all shards (--start-at or --start-barrier). SLOs and the gate are checked by
+    /// `cargo perfgate merge`; a shard exits 0 once its results are written.
+    #[arg(
+        long,
+        value_name = "I/N",
+        value_parser = ShardId::parse,
+        requires = "target_url",
+        requires = "start",
+        conflicts_with_all = ["ab", "base", "baseline_rev", "baseline_file", "strict", "allow_other_machine"]
+    )]
+    pub shard: Option<ShardId>,
+    /// When the shards' load starts: an RFC 3339 time (`2026-11-27T07:15:00Z`) or Unix seconds, ahead
+    /// of every shard's build and at most an hour ahead.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at, requires = "shard", group = "start")]
+    pub start_at: Option<u64>,
+    /// A directory every shard can write (a shared volume), fresh for each sharded run: the shards
+    /// meet there once built and start together.
+    #[arg(long, value_name = "DIR", requires = "shard", group = "start")]
+    pub start_barrier: Option<PathBuf>,
+    /// Also write the results document to FILE (what `cargo perfgate merge` reads from a shard).
+    #[arg(long, value_name = "FILE")]
+    pub results_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -234,6 +312,9 @@ pub struct RunArgs {
     pub gate: GateArgs,
     #[command(flatten)]
     pub cost: CostArgs,
+    /// Sharded load.
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -421,6 +502,10 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--cost-warmup",
     "--cost-passes",
     "--tier",
+    "--shard",
+    "--start-at",
+    "--start-barrier",
+    "--results-file",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -442,7 +527,7 @@ fn hoist_subcommand(args: &mut Vec<OsString>) {
         }
         if matches!(
             a.as_ref(),
-            "list" | "run" | "report" | "record" | "compare" | "calibrate"
+            "list" | "run" | "report" | "record" | "compare" | "calibrate" | "merge"
         ) {
             let sub = args.remove(i);
             args.insert(1, sub);
@@ -833,6 +918,91 @@ mod tests {
             assert_eq!(Tier::parse(t.as_str()), Some(t));
         }
         assert_eq!(Tier::Soak.to_string(), "soak");
+    }
+
+    #[test]
+    fn shard_and_merge_options_parse() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--shard",
+            "2/3",
+            "--target-url",
+            "http://127.0.0.1:8080",
+            "--start-at",
+            "2026-11-27T07:15:00Z",
+            "--results-file",
+            "shard-2.json",
+            "checkout",
+        ]);
+        match cli.action() {
+            Command::Run(r) => {
+                assert_eq!(r.shard.shard, Some(ShardId { index: 2, count: 3 }));
+                assert_eq!(r.shard.start_at, Some(1_795_763_700_000));
+                assert_eq!(r.shard.results_file, Some(PathBuf::from("shard-2.json")));
+                assert_eq!(r.filter.as_deref(), Some("checkout"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let url = ["--target-url", "http://127.0.0.1:1"];
+        let with = |extra: &[&str]| {
+            let mut a = vec!["cargo-perfgate"];
+            a.extend_from_slice(extra);
+            Cli::parse_args(a)
+        };
+        // A shard needs the service all shards drive, and a common start: one of the two.
+        assert!(with(&["--shard", "1/2", "--start-at", "1795763700"]).is_err());
+        assert!(with(&["--shard", "1/2", url[0], url[1]]).is_err());
+        assert!(with(&["--shard", "1/2", url[0], url[1], "--start-barrier", "b"]).is_ok());
+        assert!(with(&[
+            "--shard",
+            "1/2",
+            url[0],
+            url[1],
+            "--start-barrier",
+            "b",
+            "--start-at",
+            "1795763700"
+        ])
+        .is_err());
+        // The gate is the merge's: a shard refuses its flags, and the start needs a shard.
+        assert!(with(&[
+            "--shard",
+            "1/2",
+            url[0],
+            url[1],
+            "--start-barrier",
+            "b",
+            "--strict"
+        ])
+        .is_err());
+        assert!(with(&["--start-at", "1795763700"]).is_err());
+        assert!(with(&["--shard", "3/2", url[0], url[1], "--start-barrier", "b"]).is_err());
+        let cli = parse(&[
+            "cargo-perfgate",
+            "merge",
+            "s1.json",
+            "s2.json",
+            "-o",
+            "merged.json",
+            "--baseline-file",
+            "b.toml",
+            "--strict",
+            "--junit",
+            "j.xml",
+        ]);
+        match cli.action() {
+            Command::Merge(m) => {
+                assert_eq!(m.files.len(), 2);
+                assert_eq!(m.output, Some(PathBuf::from("merged.json")));
+                let g = m.gate();
+                assert!(g.strict && !g.ab && g.rounds.is_none());
+                assert_eq!(g.baseline_file, Some(PathBuf::from("b.toml")));
+                assert_eq!(m.outputs.junit, Some(PathBuf::from("j.xml")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(with(&["merge"]).is_err());
     }
 
     #[test]

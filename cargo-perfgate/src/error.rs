@@ -52,6 +52,10 @@ pub enum Error {
     /// Another run holds the target directory's lock and `--no-wait` was given.
     #[error("{0}")]
     Busy(String),
+    /// Sharded load: a start time or barrier that cannot work, or shards that do not merge (another
+    /// spec, commit or window, a shard missing or twice).
+    #[error("{0}")]
+    Shards(String),
     #[error("interrupted; the service and scenario processes were stopped")]
     Interrupted,
     #[error("{context}: {source}")]
@@ -76,6 +80,7 @@ impl Error {
             | Error::Baseline(_)
             | Error::Corrupt(_)
             | Error::Busy(_)
+            | Error::Shards(_)
             | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,
         }

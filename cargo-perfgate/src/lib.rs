@@ -16,12 +16,14 @@ pub mod files;
 pub mod gate;
 pub mod load;
 pub mod machine;
+pub mod merge;
 pub mod procs;
 pub mod protocol;
 pub mod report;
 pub mod results;
 pub mod secret;
 pub mod service;
+pub mod shard;
 pub mod slo;
 pub mod text;
 pub mod ui;
@@ -85,6 +87,7 @@ where
         Command::Record(args) => commands::record::run(common, &args, &ui),
         Command::Calibrate(args) => commands::calibrate::run(common, &args, &ui),
         Command::Compare(args) => commands::compare::run(common, &args, &ui),
+        Command::Merge(args) => commands::merge::run(common, &args, &ui),
     };
     // Whatever a service started and left behind (a daemon that left its process group) goes too.
     for p in procs::sweep() {

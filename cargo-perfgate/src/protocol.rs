@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use perfgate_runtime::format::{self, CostDone, ScenarioResult, ScenarioSpec};
+use perfgate_runtime::format::{self, CostDone, ScenarioResult, ScenarioSpec, ShardId};
 use serde::de::DeserializeOwned;
 
 use crate::files::tail_lines;
@@ -41,13 +41,15 @@ pub enum Mode<'a> {
     Describe,
     /// Drive the service at `base_url` and write a [`ScenarioResult`]; the overrides replace the
     /// declared measured window. `ca_cert`: a PEM file of CAs trusted for `https://`;
-    /// `max_body_bytes`: the generator's bound on buffered response bodies.
+    /// `max_body_bytes`: the generator's bound on buffered response bodies. With a shard: that share
+    /// of the load, its warm-up starting at the given Unix milliseconds.
     Run {
         base_url: &'a str,
         duration: Option<Duration>,
         warmup: Option<Duration>,
         ca_cert: Option<&'a Path>,
         max_body_bytes: Option<u64>,
+        shard: Option<(ShardId, u64)>,
     },
     /// Drive the service at `base_url` for `warmup` then `iterations` iterations, one at a time,
     /// in step with the cost pass through the marker files in `dir`.
@@ -86,9 +88,18 @@ pub fn scenario_command(
             warmup,
             ca_cert,
             max_body_bytes,
+            shard,
         } => {
-            cmd.env(format::env::MODE, "run")
-                .env(format::env::BASE_URL, base_url);
+            cmd.env(format::env::BASE_URL, base_url);
+            match shard {
+                None => cmd.env(format::env::MODE, "run"),
+                // A mode of its own: a runtime that predates shards refuses it rather than sending
+                // the whole load.
+                Some((shard, start_ms)) => cmd
+                    .env(format::env::MODE, "shard")
+                    .env(format::env::SHARD, shard.to_string())
+                    .env(format::env::START_AT_MS, start_ms.to_string()),
+            };
             if let Some(d) = duration {
                 cmd.env(format::env::DURATION_MS, d.as_millis().to_string());
             }

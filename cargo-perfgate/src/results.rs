@@ -13,6 +13,7 @@ use crate::gate::contention::Contention;
 use crate::gate::file::{MeasuredScenario, Measurements};
 use crate::gate::{spec::spec_hash, Decision, GateSummary, RoundStats};
 use crate::machine::Fingerprint;
+use crate::shard::ShardId;
 use crate::slo::{self, Check, Evidence, TrendCheck, Verdict};
 
 /// Version of the `results.json` document (the CLI's; the scenario results inside carry their own).
@@ -42,6 +43,36 @@ pub struct RunResults {
     /// The test tier the run was planned for (`--tier`), when one was named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// The share of the load this run was (`--shard`): a shard's document, for `merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardId>,
+    /// The shards' documents this one merges (`cargo perfgate merge`), in shard order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<ShardSource>,
+}
+
+/// One shard's document, as `merge` read it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ShardSource {
+    pub shard: ShardId,
+    /// The path it was read from, as given.
+    pub file: String,
+    pub run_id: String,
+}
+
+/// How one shard's generator kept its schedule for a scenario (the merged document keeps each).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ShardHealth {
+    pub shard: ShardId,
+    pub iterations: u64,
+    /// Starts the shard's schedule called for in the measured window, late and dropped ones.
+    pub intended: u64,
+    pub late: u64,
+    pub dropped: u64,
+    /// The shard's schedule lag at the 99th percentile, in milliseconds.
+    pub lag_p99_ms: f64,
+    /// Why the shard's measurement cannot be trusted; None when it can.
+    pub invalid: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -92,6 +123,9 @@ pub struct ScenarioRun {
     /// that it stayed flat over a long run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<ResourceStats>,
+    /// Each shard's generator health, when this scenario merges shards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardHealth>,
 }
 
 /// The base side of a scenario measured in `--ab` mode, and how sampling went.
@@ -346,6 +380,7 @@ pub(crate) mod tests {
             cost_error: None,
             trends: vec![],
             generator: None,
+            shards: vec![],
         };
         let errored = ScenarioRun {
             id: "predict-service::catalogue".into(),
@@ -372,6 +407,8 @@ pub(crate) mod tests {
             exit_code: 2,
             gate: None,
             tier: None,
+            shard: None,
+            merged_from: vec![],
         }
     }
 
@@ -414,6 +451,7 @@ pub(crate) mod tests {
             cost_error: None,
             trends: vec![],
             generator: None,
+            shards: vec![],
         };
         let other = ScenarioRun {
             id: "pkg::b".into(),

@@ -308,6 +308,17 @@ pub fn exit_code(
     }
 }
 
+/// The exit code of one shard's run (`--shard`): its SLOs and the gate are the merge's business, so
+/// 0 once every scenario measured something (an invalid measurement too: the merge names the shard),
+/// 2 when one could not be measured.
+pub fn shard_exit_code(verdicts: impl IntoIterator<Item = Verdict>) -> i32 {
+    if verdicts.into_iter().any(|v| v == Verdict::Error) {
+        exit::ERROR
+    } else {
+        exit::PASS
+    }
+}
+
 /// The SLO checks of several rounds: per SLO, the round with the median measured value (a round where it
 /// could not be measured wins, so a missing value is never hidden).
 pub fn median_checks(spec: &ScenarioSpec, results: &[ScenarioResult]) -> Vec<Check> {
@@ -696,6 +707,7 @@ pub(crate) mod tests {
             invalid: None,
             timeseries: vec![],
             intervals: vec![],
+            shard: None,
         }
     }
 

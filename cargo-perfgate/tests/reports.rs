@@ -97,6 +97,7 @@ fn result(spec: &ScenarioSpec, p50: f64, p99: f64, wobble: f64) -> ScenarioResul
             })
             .collect(),
         intervals: vec![],
+        shard: None,
     }
 }
 

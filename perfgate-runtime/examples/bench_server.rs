@@ -36,9 +36,16 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
+        // A deep accept queue (the kernel caps it at net.core.somaxconn): during a stall an open
+        // model opens a connection per start, thousands at once, and an overflowing queue drops SYNs,
+        // which the client retries a second later; that second would be the generator's error, not
+        // the stall's.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
             .expect("bind");
+        let listener = socket.listen(65_535).expect("listen");
         eprintln!("bench_server on http://{}", listener.local_addr().unwrap());
         loop {
             let Ok((stream, _)) = listener.accept().await else {

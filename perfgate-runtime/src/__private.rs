@@ -4,9 +4,9 @@ use std::future::Future;
 use std::path::Path;
 
 use crate::ctx::Ctx;
-use crate::engine;
+use crate::engine::{self, Share};
 use crate::error::Result;
-use crate::format::{self, env, ScenarioResult, ScenarioSpec, SCHEMA_VERSION};
+use crate::format::{self, env, ScenarioResult, ScenarioSpec, ShardId, SCHEMA_VERSION};
 
 /// Length of the smoke run of `cargo test -- --ignored` with `PERFGATE_BASE_URL` set.
 const SMOKE_MS: u64 = 1000;
@@ -26,16 +26,17 @@ where
                 .unwrap_or_else(|| panic!("perfgate: {} is not set (describe mode)", env::OUT));
             write_json(Path::new(&out), &spec);
         }
-        Some("run") => {
+        Some(mode @ ("run" | "shard")) => {
             if let Some(schema) = var(env::SCHEMA) {
                 check_schema(&schema);
             }
             let base_url = var(env::BASE_URL)
-                .unwrap_or_else(|| panic!("perfgate: {} is not set (run mode)", env::BASE_URL));
+                .unwrap_or_else(|| panic!("perfgate: {} is not set ({mode} mode)", env::BASE_URL));
             let out = var(env::OUT)
-                .unwrap_or_else(|| panic!("perfgate: {} is not set (run mode)", env::OUT));
+                .unwrap_or_else(|| panic!("perfgate: {} is not set ({mode} mode)", env::OUT));
             let spec = apply_overrides(spec, &var);
-            let result = engine::execute(&spec, &base_url, f)
+            let share = read_share(mode == "shard", &var);
+            let result = engine::execute(&spec, &base_url, share, f)
                 .unwrap_or_else(|e| panic!("perfgate scenario `{name}`: {e}"));
             write_json(Path::new(&out), &result);
         }
@@ -51,7 +52,7 @@ where
                 .unwrap_or_else(|e| panic!("perfgate scenario `{name}` (cost pass): {e}"));
         }
         Some(other) => panic!(
-            "perfgate: unknown {}={other:?} (expected `run`, `describe` or `cost`)",
+            "perfgate: unknown {}={other:?} (expected `run`, `shard`, `describe` or `cost`)",
             env::MODE
         ),
         None => match var(env::BASE_URL) {
@@ -62,7 +63,7 @@ where
                     warmup_ms: 0,
                     ..spec
                 };
-                let result = engine::execute(&spec, &base_url, f)
+                let result = engine::execute(&spec, &base_url, Share::default(), f)
                     .unwrap_or_else(|e| panic!("perfgate scenario `{name}`: {e}"));
                 eprintln!("{}", smoke_summary(&result));
             }
@@ -81,7 +82,49 @@ where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result> + Send + 'static,
 {
-    engine::execute(spec, base_url, f)
+    engine::execute(spec, base_url, Share::default(), f)
+}
+
+/// Runs shard `shard` of a scenario's load against `base_url`, its warm-up starting at
+/// `start_at_unix_ms` (or now), as `PERFGATE_MODE=shard` does. For tests of perfgate itself.
+pub fn run_shard<F, Fut>(
+    spec: &ScenarioSpec,
+    base_url: &str,
+    shard: ShardId,
+    start_at_unix_ms: Option<u64>,
+    f: F,
+) -> std::result::Result<ScenarioResult, String>
+where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result> + Send + 'static,
+{
+    let share = Share {
+        shard: Some(shard),
+        start_at_unix_ms,
+    };
+    engine::execute(spec, base_url, share, f)
+}
+
+/// The share of the load the environment asks for: in `shard` mode `PERFGATE_SHARD` (required),
+/// and in either mode the common start time, if any.
+fn read_share(sharded: bool, var: &dyn Fn(&str) -> Option<String>) -> Share {
+    let shard = sharded.then(|| {
+        let v = var(env::SHARD)
+            .unwrap_or_else(|| panic!("perfgate: {} is not set (shard mode)", env::SHARD));
+        ShardId::parse(&v).unwrap_or_else(|e| panic!("perfgate: {}: {e}", env::SHARD))
+    });
+    let start_at_unix_ms = var(env::START_AT_MS).map(|v| {
+        v.trim().parse::<u64>().unwrap_or_else(|_| {
+            panic!(
+                "perfgate: {}={v:?} is not a Unix time in milliseconds",
+                env::START_AT_MS
+            )
+        })
+    });
+    Share {
+        shard,
+        start_at_unix_ms,
+    }
 }
 
 fn check_schema(schema: &str) {

@@ -55,6 +55,14 @@ pub mod env {
     /// Cost mode: the service's process id, whose threads must all be asleep before an iteration
     /// starts (so every iteration finds the service in the same state).
     pub const SERVICE_PID: &str = "PERFGATE_SERVICE_PID";
+    /// `i/n` ([`ShardId`](super::ShardId)): in `shard` mode, the share of the load this process runs.
+    /// `shard` is a mode of its own so that a runtime that predates sharding refuses it instead of
+    /// sending the whole load.
+    pub const SHARD: &str = "PERFGATE_SHARD";
+    /// Unix time in milliseconds at which the warm-up starts: shards of one load share it so that
+    /// they overlap in time. The runtime waits until then (at most [`MAX_START_AHEAD_SECS`](super::MAX_START_AHEAD_SECS));
+    /// a time already past by more than the warm-up is an error.
+    pub const START_AT_MS: &str = "PERFGATE_START_AT_MS";
 }
 
 /// The cost pass's handshake between `cargo perfgate` (which runs the service under valgrind and
@@ -107,6 +115,68 @@ pub struct CostDone {
     /// Waits for an idle service that ran out of time: those iterations may have started while the
     /// service was still busy with the previous one.
     pub not_idle: u64,
+}
+
+/// How far ahead a common start time may lie: waiting longer is a mistake (a wrong clock or date),
+/// not a plan.
+pub const MAX_START_AHEAD_SECS: u64 = 3600;
+
+/// Error messages kept per series, for the report (also when shards are merged).
+pub const MAX_ERROR_SAMPLES: usize = 5;
+
+/// One share of a load split over several generator processes: shard `index` of `count`, 1-based
+/// and written `2/3`. Shard `i` of `n` runs the iterations `i−1, i−1+n, i−1+2n, …` of the whole
+/// schedule (open models: 1/n of the rate, phase-shifted by (i−1)/n of its interval, so the merged
+/// starts are the unsharded schedule itself) and the users `i−1, i−1+n, …` (closed model).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl ShardId {
+    /// The bound on the shard count (a typo, not a plan, beyond it).
+    pub const MAX_COUNT: u32 = 1024;
+
+    /// The whole load: one shard of one.
+    pub const WHOLE: ShardId = ShardId { index: 1, count: 1 };
+
+    /// `i/n` with `1 <= i <= n <= MAX_COUNT`.
+    pub fn parse(s: &str) -> Result<ShardId, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a shard: write I/N, this shard's number and the number of shards, \
+                 1 <= I <= N <= {} (e.g. `2/3`)",
+                Self::MAX_COUNT
+            )
+        };
+        let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count || count > Self::MAX_COUNT {
+            return Err(bad());
+        }
+        Ok(ShardId { index, count })
+    }
+
+    /// Of a sequence split over the shards (iterations, users), the first item this shard owns; it
+    /// owns every `count`-th from there.
+    pub fn first(self) -> u64 {
+        u64::from(self.index - 1)
+    }
+
+    /// How many of `total` items (users) this shard owns.
+    pub fn share_of(self, total: u64) -> u64 {
+        total
+            .saturating_sub(self.first())
+            .div_ceil(u64::from(self.count))
+    }
+}
+
+impl std::fmt::Display for ShardId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// What a `#[perf_test]` declares. Durations are milliseconds.
@@ -656,6 +726,10 @@ pub struct ScenarioResult {
     /// an hour), each with its own percentiles: the latency drift checks fit these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<IntervalSample>,
+    /// The share of the load this result is (`--shard`); None for the whole load. Absent from files
+    /// written before sharding, which read as the whole load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardId>,
 }
 
 /// Seconds per interval of [`ScenarioResult::intervals`] for a measured window of `seconds`: about
@@ -713,6 +787,31 @@ impl std::fmt::Display for InvalidStats {
 impl std::error::Error for InvalidStats {}
 
 impl Stats {
+    /// A series' stats from its counts and its two histograms (corrected, uncorrected): how the
+    /// runtime summarises a run, and how `cargo perfgate merge` summarises the shards' added together.
+    pub fn of(
+        count: u64,
+        errors: ErrorCounts,
+        measured_secs: f64,
+        [corrected, uncorrected]: [&Histogram; 2],
+        error_samples: Vec<String>,
+    ) -> Stats {
+        Stats {
+            count,
+            errors,
+            throughput: if measured_secs > 0.0 {
+                count as f64 / measured_secs
+            } else {
+                0.0
+            },
+            latency: LatencySummary::from_histogram(corrected),
+            latency_uncorrected: LatencySummary::from_histogram(uncorrected),
+            histogram: encode_histogram(corrected),
+            histogram_uncorrected: encode_histogram(uncorrected),
+            error_samples,
+        }
+    }
+
     /// Checks what a reader of a results or baseline file relies on: counts that add up, finite
     /// non-negative numbers, a histogram that decodes, holds `latency.count` values and agrees with
     /// the summary's percentiles (the gate compares those; an edited or damaged one would decide a
@@ -764,6 +863,16 @@ pub struct ErrorCounts {
 }
 
 impl ErrorCounts {
+    /// Adds `other`'s counts, kind by kind.
+    pub fn add(&mut self, other: &ErrorCounts) {
+        self.connect += other.connect;
+        self.timeout += other.timeout;
+        self.status += other.status;
+        self.check += other.check;
+        self.panic += other.panic;
+        self.other += other.other;
+    }
+
     pub fn total(&self) -> u64 {
         self.connect + self.timeout + self.status + self.check + self.panic + self.other
     }
@@ -1098,6 +1207,18 @@ mod tests {
             assert_eq!(TrendMetric::parse(m.as_str()), Some(m));
             let json = serde_json::to_string(&m).unwrap();
             assert_eq!(json, format!("\"{}\"", m.as_str()));
+        }
+    }
+
+    #[test]
+    fn shard_ids_parse_display_and_split() {
+        let s = ShardId::parse(" 2/3 ").unwrap();
+        assert_eq!((s.index, s.count, s.first()), (2, 3, 1));
+        assert_eq!(s.to_string(), "2/3");
+        assert_eq!(ShardId::parse("1/1"), Ok(ShardId::WHOLE));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/2000", "-1/3", ""] {
+            let e = ShardId::parse(bad).unwrap_err();
+            assert!(e.contains("I/N"), "{bad}: {e}");
         }
     }
 

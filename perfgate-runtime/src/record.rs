@@ -14,11 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{lock, Error, ErrorKind};
 use crate::format::{
-    self, ErrorCounts, Histogram, IntervalSample, LatencySummary, SecondSample, Stats,
+    self, ErrorCounts, Histogram, IntervalSample, SecondSample, Stats, MAX_ERROR_SAMPLES,
 };
-
-/// Error messages kept per series, for the report.
-pub(crate) const MAX_ERROR_SAMPLES: usize = 5;
 
 /// A start more than this behind its intended time is counted as late. Big enough to tolerate the
 /// OS scheduling noise of a shared 2-core CI runner (5 ms flagged 1.5% of starts there under a
@@ -40,15 +37,6 @@ pub(crate) fn count_error(errors: &mut ErrorCounts, kind: ErrorKind) {
         ErrorKind::Other => &mut errors.other,
     };
     *slot += 1;
-}
-
-fn add_errors(into: &mut ErrorCounts, from: &ErrorCounts) {
-    into.connect += from.connect;
-    into.timeout += from.timeout;
-    into.status += from.status;
-    into.check += from.check;
-    into.panic += from.panic;
-    into.other += from.other;
 }
 
 /// One series: the iteration, or one named request / `ctx.time` step.
@@ -89,7 +77,7 @@ impl Series {
 
     fn merge(&mut self, other: Series) {
         self.count += other.count;
-        add_errors(&mut self.errors, &other.errors);
+        self.errors.add(&other.errors);
         // Both histograms auto-resize, so adding cannot fail on range.
         let _ = self.corrected.add(&other.corrected);
         let _ = self.uncorrected.add(&other.uncorrected);
@@ -101,20 +89,13 @@ impl Series {
     }
 
     pub(crate) fn stats(&self, measured_secs: f64) -> Stats {
-        Stats {
-            count: self.count,
-            errors: self.errors.clone(),
-            throughput: if measured_secs > 0.0 {
-                self.count as f64 / measured_secs
-            } else {
-                0.0
-            },
-            latency: LatencySummary::from_histogram(&self.corrected),
-            latency_uncorrected: LatencySummary::from_histogram(&self.uncorrected),
-            histogram: format::encode_histogram(&self.corrected),
-            histogram_uncorrected: format::encode_histogram(&self.uncorrected),
-            error_samples: self.samples.clone(),
-        }
+        Stats::of(
+            self.count,
+            self.errors.clone(),
+            measured_secs,
+            [&self.corrected, &self.uncorrected],
+            self.samples.clone(),
+        )
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ok_server, open, refused_url, serial, serve, spec};
-use perfgate_runtime::__private::run_scenario;
-use perfgate_runtime::format::{self, LoadModel, ScenarioResult, Stage};
+use perfgate_runtime::__private::{run_scenario, run_shard};
+use perfgate_runtime::format::{self, LoadModel, ScenarioResult, ShardId, Stage};
 use perfgate_runtime::{Ctx, Error};
 
 fn in_range(what: &str, v: u64, lo: u64, hi: u64) {
@@ -672,4 +672,59 @@ fn max_in_flight_holds_at_a_rate_that_uses_several_workers() {
     assert!(r.iterations.count > 0);
     assert_eq!(peak.load(Ordering::SeqCst), 1);
     assert!(r.invalid.is_some());
+}
+
+#[test]
+fn shards_at_a_common_start_split_the_schedule_between_them() {
+    let _serial = serial();
+    let url = ok_server();
+    let mut spec = open(300.0, 1000);
+    spec.warmup_ms = 200;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 300;
+    let runs: Vec<_> = (1..=3)
+        .map(|index| {
+            let (spec, url) = (spec.clone(), url.clone());
+            std::thread::spawn(move || {
+                let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let record = seen.clone();
+                let shard = ShardId { index, count: 3 };
+                let r = run_shard(&spec, &url, shard, Some(start), move |ctx: Ctx| {
+                    record.lock().unwrap().push(ctx.iteration());
+                    async move {
+                        ctx.get("/").send().await?.expect_status(200)?;
+                        Ok(())
+                    }
+                })
+                .unwrap();
+                let seen = std::mem::take(&mut *seen.lock().unwrap());
+                (r, seen)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for (k, run) in runs.into_iter().enumerate() {
+        let (r, seen) = run.join().unwrap();
+        let index = k as u32 + 1;
+        assert_eq!(r.shard, Some(ShardId { index, count: 3 }));
+        // A third of the schedule each: 100 starts of 300 in the measured second.
+        in_range("intended", r.schedule.intended, 99, 101);
+        // The common window, to the millisecond.
+        assert_eq!(r.started_unix_ms, start + 200);
+        // Every start this shard made is one of its own: i−1, i−1+3, …
+        assert!(
+            seen.iter().all(|i| i % 3 == u64::from(index - 1)),
+            "shard {index} started {seen:?}"
+        );
+        all.extend(seen);
+    }
+    // Together: each start of the whole schedule once (warm-up included), none twice.
+    all.sort_unstable();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "a start was made by two shards");
+    in_range("starts in all", n as u64, 355, 361);
 }

@@ -160,11 +160,14 @@ pub fn run(
         environment,
         gate: Some(gate),
         tier: Some(args.load.tier.unwrap_or_default()),
+        shard: None,
+        merged_from: Vec::new(),
+        results_file: args.shard.results_file.clone(),
     };
     conclude(
         common,
         &args.outputs,
-        found,
+        &found.ws,
         measured,
         args.gate.strict,
         ui,

@@ -149,6 +149,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
             cost_error: None,
             trends: Vec::new(),
             generator: None,
+            shards: Vec::new(),
         })
         .collect();
     Ok(RunResults {
@@ -166,5 +167,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
         exit_code: 0,
         gate: None,
         tier: None,
+        shard: None,
+        merged_from: Vec::new(),
     })
 }

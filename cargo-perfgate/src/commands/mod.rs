@@ -5,6 +5,7 @@ pub mod ab;
 pub mod calibrate;
 pub mod compare;
 pub mod list;
+pub mod merge;
 pub mod record;
 pub mod report;
 pub mod run;
@@ -16,12 +17,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use perfgate_runtime::format;
 
 use crate::cli::{CommonArgs, MessageFormat, OutputArgs};
-use crate::discover::Discovered;
+use crate::discover::Workspace;
 use crate::error::{Error, Result};
 use crate::gate::GateSummary;
 use crate::machine::Fingerprint;
 use crate::report::table;
-use crate::results::{RunResults, ScenarioRun, RESULTS_SCHEMA_VERSION};
+use crate::results::{RunResults, ScenarioRun, ShardSource, RESULTS_SCHEMA_VERSION};
+use crate::shard::ShardId;
 use crate::slo;
 use crate::ui::Ui;
 
@@ -58,6 +60,12 @@ pub struct Measured {
     pub gate: Option<GateSummary>,
     /// The test tier the run was planned for.
     pub tier: Option<crate::cli::Tier>,
+    /// The share of the load this run was (`--shard`).
+    pub shard: Option<ShardId>,
+    /// The shards this run merges (`merge`).
+    pub merged_from: Vec<ShardSource>,
+    /// Where to write `results.json` once more (`--results-file`, `merge -o`).
+    pub results_file: Option<PathBuf>,
 }
 
 /// The end of every run: the exit code, `results.json`, the table (or the JSON document), then
@@ -65,7 +73,7 @@ pub struct Measured {
 pub fn conclude(
     common: &CommonArgs,
     outputs: &OutputArgs,
-    found: &Discovered,
+    ws: &Workspace,
     m: Measured,
     strict: bool,
     ui: &Ui,
@@ -76,12 +84,11 @@ pub fn conclude(
         .iter()
         .flat_map(|s| &s.trends)
         .any(|t| !t.implicit && t.outcome == crate::gate::Outcome::Inconclusive);
-    let exit_code = slo::exit_code(
-        m.scenarios.iter().map(|s| s.verdict),
-        m.gate.as_ref(),
-        undecided_trends,
-        strict,
-    );
+    let verdicts = m.scenarios.iter().map(|s| s.verdict);
+    let exit_code = match m.shard {
+        Some(_) => slo::shard_exit_code(verdicts),
+        None => slo::exit_code(verdicts, m.gate.as_ref(), undecided_trends, strict),
+    };
     let report = RunResults {
         schema_version: RESULTS_SCHEMA_VERSION,
         perfgate_version: format::PERFGATE_VERSION.to_string(),
@@ -97,10 +104,16 @@ pub fn conclude(
         exit_code,
         gate: m.gate,
         tier: m.tier.map(|t| t.to_string()),
+        shard: m.shard,
+        merged_from: m.merged_from,
     };
     show(common, &report, &m.run_dir, ui)?;
+    if let Some(path) = &m.results_file {
+        report.write(path)?;
+        ui.status("Wrote", &format!("results to {}", path.display()));
+    }
     after_show(&report)?;
-    emit_outputs(common, outputs, found, &report, ui);
+    emit_outputs(common, outputs, ws, &report, ui);
     Ok(exit_code)
 }
 
@@ -147,7 +160,7 @@ fn show(common: &CommonArgs, report: &RunResults, run_dir: &Path, ui: &Ui) -> Re
 fn emit_outputs(
     common: &CommonArgs,
     outputs: &OutputArgs,
-    found: &Discovered,
+    ws: &Workspace,
     report: &RunResults,
     ui: &Ui,
 ) {
@@ -155,9 +168,8 @@ fn emit_outputs(
         report,
         outputs,
         &crate::report::EmitContext {
-            workspace_root: found.root(),
-            package_roots: found
-                .ws
+            workspace_root: ws.root(),
+            package_roots: ws
                 .packages
                 .iter()
                 .map(|p| (p.name.clone(), p.root.clone()))

@@ -6,16 +6,20 @@ use std::time::Instant;
 use crate::ab;
 use crate::baseline::lookup::{apply_baselines, lookup_baselines, Baselines};
 use crate::baseline::write::{recorded_cost, write_baselines};
-use crate::cli::{CommonArgs, RecordArgs, RunArgs};
+use crate::cli::{CommonArgs, RecordArgs, RunArgs, ShardArgs};
 use crate::commands::{conclude, Clock, Measured};
 use crate::cost;
 use crate::discover::{self, Workspace};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gate::file::{DEFAULT_RECORD_ROUNDS, DEFAULT_RUN_ROUNDS};
 use crate::gate::GateFlags;
-use crate::load::{self, rundir, RunOptions};
+use crate::load::{self, rundir, PreparedPackage, RunOptions};
 use crate::machine::Fingerprint;
+use crate::procs;
+use crate::shard::{self, ShardId, ShardPlan};
+use crate::text::format_utc;
 use crate::ui::{progress, Ui};
+use perfgate_runtime::format::LoadModel;
 
 pub fn run(common: &CommonArgs, args: &RunArgs, ui: &Ui) -> Result<i32> {
     pipeline(common, args, None, ui)
@@ -34,12 +38,22 @@ pub(crate) fn pipeline(
     if let Some(url) = &args.load.target_url {
         load::check_target_url(url, args.load.allow_remote)?;
     }
+    let shard = args.shard.shard;
+    if let Some(at) = args.shard.start_at {
+        shard::check_start_at(at, shard::now_ms())?;
+    }
     let ws = Workspace::load(common)?;
-    let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
-    // The baseline is looked up first: a git problem is said before anything is built.
-    let baselines = match record {
-        None => Some(lookup_baselines(&ws, &args.gate, tier, ui)?),
+    // Shards of one load on one machine are meant to run together (they would wait for each
+    // other at the barrier forever if the run lock kept them apart).
+    let _runs = match shard {
+        None => Some(load::lock_runs(&ws, args.load.no_wait, ui)?),
         Some(_) => None,
+    };
+    // The baseline is looked up first: a git problem is said before anything is built. A shard
+    // has none: the merge of all shards is gated.
+    let baselines = match (record, shard) {
+        (None, None) => Some(lookup_baselines(&ws, &args.gate, tier, ui)?),
+        _ => None,
     };
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
     let (runs, service_build_secs) = load::prepare(common, &args.load, &found, ui)?;
@@ -82,9 +96,11 @@ pub(crate) fn pipeline(
     let (run_id, run_dir) = rundir::new_run_dir(&found.ws)?;
     // Several rounds only when there are rounds to compare them with.
     let has_baseline = baselines.as_ref().is_some_and(Baselines::any_rounds);
-    let opts = RunOptions {
-        // The cost pass (its SLOs, its checks) may still fail a scenario whose load passed.
-        gate_follows: record.is_none() && (has_baseline || !cost_plan.scenarios.is_empty()),
+    let mut opts = RunOptions {
+        // The cost pass (its SLOs, its checks) may still fail a scenario whose load passed; a
+        // shard's checks are the merge's.
+        gate_follows: (record.is_none() && (has_baseline || !cost_plan.scenarios.is_empty()))
+            || shard.is_some(),
         first_round: 0,
         target_url: args.load.target_url.clone(),
         duration: args.load.duration,
@@ -103,7 +119,11 @@ pub(crate) fn pipeline(
             None => args.gate.rounds.is_none(),
         },
         tier,
+        shard: None,
     };
+    if let Some(shard) = shard {
+        opts.shard = Some(plan_shard(shard, &args.shard, &runs, &opts, ui)?);
+    }
     let load_started = Instant::now();
     let mut scenarios = if args.cost.cost_only {
         load::cost_only_reports(&runs, &opts)
@@ -158,11 +178,14 @@ pub(crate) fn pipeline(
         scenarios,
         environment,
         gate,
+        shard,
+        merged_from: Vec::new(),
+        results_file: args.shard.results_file.clone(),
     };
     conclude(
         common,
         &args.outputs,
-        &found,
+        &found.ws,
         measured,
         flags.strict,
         ui,
@@ -171,4 +194,69 @@ pub(crate) fn pipeline(
             None => Ok(()),
         },
     )
+}
+
+/// A shard's plan, once its scenarios are built: each can be split this many ways, the common start
+/// (given, or met at the barrier now that this shard is ready), and every round's start from it.
+fn plan_shard(
+    shard: ShardId,
+    args: &ShardArgs,
+    runs: &[PreparedPackage<'_>],
+    opts: &RunOptions,
+    ui: &Ui,
+) -> Result<ShardPlan> {
+    let scenarios: Vec<_> = runs.iter().flat_map(|r| &r.scenarios).collect();
+    let unsplittable: Vec<String> = scenarios
+        .iter()
+        .filter_map(|s| match s.spec.as_ref().map(|sp| &sp.load) {
+            Some(LoadModel::Closed { users, .. }) if shard.share_of(*users) == 0 => {
+                Some(format!("{} (users = {users})", s.id))
+            }
+            _ => None,
+        })
+        .collect();
+    if !unsplittable.is_empty() {
+        return Err(Error::Shards(format!(
+            "these scenarios have fewer users than there are shards ({}), so some shards would run none: \
+             {}; use fewer shards or filter them out",
+            shard.count,
+            unsplittable.join(", ")
+        )));
+    }
+    let start = match (args.start_at, &args.start_barrier) {
+        (Some(at), _) => at,
+        (None, Some(dir)) => {
+            ui.status(
+                "Waiting",
+                &format!("shard {shard}: for the other shards at {}", dir.display()),
+            );
+            shard::meet(dir, shard, shard::BARRIER_TIMEOUT, procs::interrupted)?
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "--shard needs a common start: --start-at TIME or --start-barrier DIR".into(),
+            ))
+        }
+    };
+    ui.status(
+        "Waiting",
+        &format!(
+            "shard {shard}: the load starts at {} (in {:.1} s)",
+            format_utc(start),
+            start.saturating_sub(shard::now_ms()) as f64 / 1000.0
+        ),
+    );
+    let ids = runs.iter().flat_map(|r| {
+        r.scenarios.iter().map(move |s| {
+            let spec = s.spec.as_ref().expect("described");
+            (s.id.clone(), opts.window(r, spec).load_time())
+        })
+    });
+    // Every shard plans the same rounds: the most any package's tier runs.
+    let rounds = runs
+        .iter()
+        .map(|r| opts.rounds_of(r))
+        .max()
+        .unwrap_or(opts.rounds);
+    Ok(ShardPlan::new(shard, start, ids, rounds))
 }

@@ -9,7 +9,7 @@ pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use perfgate_runtime::format::{ResourceStats, ScenarioResult, ScenarioSpec};
 
@@ -27,8 +27,9 @@ use crate::results::ScenarioRun;
 use crate::service::contention::ContentionSampler;
 use crate::service::pool::{service_for, Services};
 use crate::service::sample::ResourceSampler;
+use crate::shard::{now_ms, ShardPlan};
 use crate::slo::{self, Evidence, TrendInput, Verdict};
-use crate::text::{describe_duration, describe_load, describe_secs};
+use crate::text::{describe_duration, describe_load, describe_secs, format_utc};
 use crate::ui::{progress, Ui, CYAN, GREEN, RED, YELLOW};
 use abort::{Abort, Watch};
 use window::{spec_parts, TierPlan, Window};
@@ -55,6 +56,9 @@ pub struct RunOptions {
     /// Numbering of this call's rounds starts after this many (`--ab` runs one round per call, and
     /// each must keep its own results file and log).
     pub first_round: usize,
+    /// A shard's run (`--shard`): its share of the load, each round at its planned start, and no SLO
+    /// checks (the merge checks them on all shards together).
+    pub shard: Option<ShardPlan>,
 }
 
 impl RunOptions {
@@ -254,6 +258,7 @@ pub fn empty_report(scenario: &Scenario, spec: &ScenarioSpec) -> ScenarioRun {
         cost_error: None,
         trends: Vec::new(),
         generator: None,
+        shards: Vec::new(),
     }
 }
 
@@ -412,36 +417,38 @@ pub fn run_scenario(
         }
     }
 
-    report.checks = slo::median_checks(&spec, &results);
-    // Over the rounds measured, or up to the moment a round was stopped.
-    let measured = match (&aborted, watched_from) {
-        (Some((_, at, _)), Some(from)) => Some((from, *at)),
-        _ => slo::measured_span(&results),
-    };
-    report.trends = slo::trend_checks(
-        &spec,
-        &TrendInput {
-            resources: report.resources.as_ref(),
-            unsampled: "--target-url: perfgate does not see the service's process",
-            measured,
-            rounds: &results,
-            always: window.tier == Tier::Soak,
-            confidence: crate::gate::trend::CONFIDENCE,
-        },
-    );
-    if let Some((Abort { trend: Some(t), .. }, _, _)) = &aborted {
-        // The look that stopped the round decided at a stricter level than the final check: it
-        // stands even if the final fit (over the same points) were to say less.
-        if let Some(c) = report
-            .trends
-            .iter_mut()
-            .find(|c| c.trend.metric == t.trend.metric)
-        {
-            if c.outcome != crate::gate::Outcome::Fail {
-                *c = t.clone();
+    if opts.shard.is_none() {
+        report.checks = slo::median_checks(&spec, &results);
+        // Over the rounds measured, or up to the moment a round was stopped.
+        let measured = match (&aborted, watched_from) {
+            (Some((_, at, _)), Some(from)) => Some((from, *at)),
+            _ => slo::measured_span(&results),
+        };
+        report.trends = slo::trend_checks(
+            &spec,
+            &TrendInput {
+                resources: report.resources.as_ref(),
+                unsampled: "--target-url: perfgate does not see the service's process",
+                measured,
+                rounds: &results,
+                always: window.tier == Tier::Soak,
+                confidence: crate::gate::trend::CONFIDENCE,
+            },
+        );
+        if let Some((Abort { trend: Some(t), .. }, _, _)) = &aborted {
+            // The look that stopped the round decided at a stricter level than the final check: it
+            // stands even if the final fit (over the same points) were to say less.
+            if let Some(c) = report
+                .trends
+                .iter_mut()
+                .find(|c| c.trend.metric == t.trend.metric)
+            {
+                if c.outcome != crate::gate::Outcome::Fail {
+                    *c = t.clone();
+                }
+            } else {
+                report.trends.push(t.clone());
             }
-        } else {
-            report.trends.push(t.clone());
         }
     }
     report.verdict = slo::verdict(&Evidence {
@@ -497,12 +504,6 @@ struct RoundOutcome {
     measured_from_ms: u64,
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// How often a running round is looked at for a reason to stop it.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
@@ -538,6 +539,29 @@ fn execute(
             return Ok(outcome);
         }
     };
+    let shard = match &opts.shard {
+        None => None,
+        Some(plan) => {
+            let Some(at) = plan.start_of(&scenario.id, round - opts.first_round) else {
+                outcome.error = Some(format!("round {round} has no planned start"));
+                return Ok(outcome);
+            };
+            let now = now_ms();
+            if now > at + window.warmup_ms {
+                outcome.error = Some(format!(
+                    "shard {}: round {round} was due to start at {}, {:.1} s ago, more than its {:.1} s \
+                     warm-up: the shard was not ready in time (the previous round overran, or the \
+                     start time was too close)",
+                    plan.shard,
+                    format_utc(at),
+                    (now - at) as f64 / 1000.0,
+                    window.warmup_ms as f64 / 1000.0
+                ));
+                return Ok(outcome);
+            }
+            Some((plan.shard, at))
+        }
+    };
     let (duration, warmup) = window.overrides(spec);
     let mode = Mode::Run {
         base_url,
@@ -545,6 +569,7 @@ fn execute(
         warmup,
         ca_cert: opts.ca_cert.as_deref(),
         max_body_bytes: opts.max_body_bytes,
+        shard,
     };
     let mut cmd = protocol::scenario_command(
         &scenario.exe,
@@ -571,11 +596,12 @@ fn execute(
             e,
         )
     })?;
+    let wait = shard.map_or(0, |(_, at)| at.saturating_sub(now_ms()));
     // About when the measured window starts (the results say exactly, later).
-    outcome.measured_from_ms = unix_ms() + window.warmup_ms;
+    outcome.measured_from_ms = now_ms() + wait + window.warmup_ms;
     watch.measured_from_ms = outcome.measured_from_ms;
     let generator = ResourceSampler::start(child.id());
-    let limit = window::deadline(spec, window);
+    let limit = window::deadline(spec, window) + Duration::from_millis(wait);
     let tail = || {
         // Its last lines may still be in the pipe.
         pump.drain(Duration::from_secs(1));
@@ -605,7 +631,7 @@ fn execute(
                 ..Default::default()
             }
         });
-        let now = unix_ms();
+        let now = now_ms();
         if let Some(stop) = watch.check(&seconds, trace.as_ref(), now) {
             let _ = child.terminate(Duration::from_secs(2));
             outcome.generator = generator.finish();
@@ -648,6 +674,17 @@ fn execute(
             ));
         }
         Err(ReadError::Invalid(e)) => outcome.error = Some(format!("{e}; {}", tail())),
+    }
+    if let (Some(r), Some((shard, _))) = (&outcome.result, shard) {
+        if r.shard != Some(shard) {
+            outcome.error = Some(format!(
+                "the scenario's results are not shard {shard}'s: is its perfgate-runtime ({}) older than \
+                 this cargo-perfgate ({})?",
+                r.perfgate_version,
+                perfgate_runtime::format::PERFGATE_VERSION
+            ));
+            outcome.result = None;
+        }
     }
     if let Some(r) = &outcome.result {
         if r.iterations.count == 0 && r.invalid.is_none() {

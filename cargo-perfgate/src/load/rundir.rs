@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::discover::Workspace;
 use crate::error::{Error, Result};
+use crate::text::civil_from_days;
 
 /// `20261127-071500-<pid>` (UTC), sortable and unique per process.
 pub fn run_id(now: SystemTime, pid: u32) -> String {
@@ -20,20 +21,6 @@ pub fn run_id(now: SystemTime, pid: u32) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (the proleptic calendar arithmetic, by eras of 400 years).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Creates `target/perfgate/<run-id>/`, never reusing an existing directory.

@@ -141,6 +141,7 @@ pub fn render_human(report: &RunResults, results_path: Option<&Path>, color: boo
         }
     }
     out.push_str(&render_trends(report, color));
+    out.push_str(&shard_lines(report));
     out.push_str(&render_regressions(report, color));
     out.push_str(&summary_line(report));
     out.push('\n');
@@ -364,6 +365,67 @@ pub fn gate_line(report: &RunResults) -> Option<String> {
         g.inconclusive,
         g.not_comparable
     ))
+}
+
+/// A shard's run, or a merge of shards: which share this was, and each shard generator's health
+/// (late and dropped starts of its schedule), so an overloaded shard is seen for what it is.
+pub fn shard_lines(report: &RunResults) -> String {
+    let mut out = String::new();
+    let late = |late: u64, dropped: u64, intended: u64| {
+        let pct = if intended == 0 {
+            0.0
+        } else {
+            (late + dropped) as f64 * 100.0 / intended as f64
+        };
+        format!("{late} late and {dropped} dropped of {intended} starts ({pct:.2}%)")
+    };
+    if let Some(shard) = report.shard {
+        out.push_str(&format!(
+            "shard {shard}: 1/{} of each scenario's load; the SLOs and the gate are checked when all shards' \
+             results are merged (`cargo perfgate merge`)\n",
+            shard.count
+        ));
+        for s in &report.scenarios {
+            if let Some(r) = &s.result {
+                let sc = &r.schedule;
+                out.push_str(&format!(
+                    "  {}: {}, schedule lag p99 {}\n",
+                    s.id,
+                    late(sc.late, sc.dropped, sc.intended),
+                    format_ms(sc.lag.p99_ms)
+                ));
+            }
+        }
+    }
+    if !report.merged_from.is_empty() {
+        let from: Vec<String> = report
+            .merged_from
+            .iter()
+            .map(|m| format!("{} {}", m.shard, m.file))
+            .collect();
+        out.push_str(&format!(
+            "merged {} shards: {}\n",
+            from.len(),
+            from.join(", ")
+        ));
+        for s in &report.scenarios {
+            for h in &s.shards {
+                out.push_str(&format!(
+                    "  {} shard {}: {} iterations, {}{}\n",
+                    s.id,
+                    h.shard,
+                    h.iterations,
+                    late(h.late, h.dropped, h.intended),
+                    if h.invalid.is_some() {
+                        " — INVALID"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Continuation lines of a multi-line cause, indented under the scenario's line.

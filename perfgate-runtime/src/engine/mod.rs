@@ -18,6 +18,11 @@
 //! Closed model: `users` loops spread over the workers, each running an iteration, then thinking
 //! `think_ms`.
 //!
+//! Shards (`--shard i/n`): a process runs every n-th start of the whole schedule from start i−1
+//! (or every n-th user), and its workers split those in turn, so n shards together send exactly the
+//! unsharded schedule, evenly spaced, and a ramp stays a ramp. Threads and slots scale with the
+//! share. Shards begin their warm-up at a common wall-clock time.
+//!
 //! Warmup runs the same load first; nothing it does is recorded. When the measured window ends no
 //! iteration starts; those in flight get `timeout_ms` to finish, then are cancelled and counted as
 //! timeouts (their latency recorded as the time they had run, a lower bound).
@@ -25,6 +30,7 @@
 pub(crate) mod cost;
 mod idle;
 mod pacing;
+mod share;
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,10 +42,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use self::pacing::{PreciseTimer, RateSchedule, PACING_SLACK};
+pub(crate) use self::share::Share;
+use self::share::{first_and_stride, shard_load, start_instant};
 use crate::ctx::{new_state, Ctx, Run};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{
-    self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, SCHEMA_VERSION,
+    self, LatencySummary, LoadModel, ScenarioResult, ScenarioSpec, Schedule, ShardId,
+    SCHEMA_VERSION,
 };
 use crate::http::{Bodies, Tls, Transport, DEFAULT_MAX_BUFFERED};
 use crate::record::{Recorder, LATE_THRESHOLD};
@@ -159,6 +168,9 @@ fn check_base_url(base_url: &str) -> std::result::Result<bool, String> {
 #[derive(Clone, Copy)]
 struct Window {
     t0: Instant,
+    /// When the pacers begin: t0, or later when a shard began after the common start (the warm-up
+    /// starts it missed are skipped, not sent at once).
+    resume: Instant,
     start: Instant,
     end: Instant,
     timeout: Duration,
@@ -176,6 +188,7 @@ struct Paced {
 pub(crate) fn execute<F, Fut>(
     spec: &ScenarioSpec,
     base_url: &str,
+    part: Share,
     f: F,
 ) -> std::result::Result<ScenarioResult, String>
 where
@@ -183,6 +196,9 @@ where
     Fut: Future<Output = Result> + Send + 'static,
 {
     validate(spec)?;
+    let shard = part.shard.unwrap_or(ShardId::WHOLE);
+    // Threads and slots scale with this process's share; the schedule is the whole one.
+    let mine = shard_load(spec, shard, default_max_in_flight(spec))?;
     let https = check_base_url(base_url)?;
     let transport = transport_from_env(https)?;
     quiet_worker_panics();
@@ -196,15 +212,15 @@ where
     let coordinator = new_runtime()?;
     // Each worker gets at least one slot, so never more workers than slots (max_in_flight = 1 means
     // one iteration at a time, whatever the rate).
-    let total_slots = match &spec.load {
+    let total_slots = match &mine.load {
         LoadModel::Closed { users, .. } => *users,
-        _ => spec
+        _ => mine
             .max_in_flight
-            .unwrap_or_else(|| default_max_in_flight(spec)),
+            .unwrap_or_else(|| default_max_in_flight(&mine)),
     }
     .min(Semaphore::MAX_PERMITS as u64)
     .min(u64::from(u32::MAX));
-    let n = worker_threads(&spec.load).min(total_slots as usize);
+    let n = worker_threads(&mine.load).min(total_slots as usize);
     let runtimes = (0..n)
         .map(|_| new_runtime())
         .collect::<std::result::Result<Vec<_>, String>>()?;
@@ -212,20 +228,23 @@ where
     let warmup = Duration::from_millis(spec.warmup_ms);
     let duration = Duration::from_millis(spec.duration_ms);
     let timeout = Duration::from_millis(spec.timeout_ms);
-    // A little slack so the first intended start is not already late while threads spin up.
-    let t0 = Instant::now() + Duration::from_millis(10);
+    let t0 = start_instant(part, warmup)?;
     let window = Window {
         t0,
+        resume: t0.max(Instant::now()),
         start: t0 + warmup,
         end: t0 + warmup + duration,
         timeout,
     };
     let seconds = u32::try_from(spec.duration_ms.div_ceil(1000)).unwrap_or(u32::MAX);
     let recorder = Arc::new(Recorder::new(window.start, seconds));
-    let started_unix_ms = (SystemTime::now()
-        + window.start.saturating_duration_since(Instant::now()))
-    .duration_since(UNIX_EPOCH)
-    .map_or(0, |d| d.as_millis() as u64);
+    let started_unix_ms = match part.start_at_unix_ms {
+        // Exactly the common window, as every shard writes it.
+        Some(ms) => ms + spec.warmup_ms,
+        None => (SystemTime::now() + window.start.saturating_duration_since(Instant::now()))
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
 
     // Each worker's share of the slots: users, or max_in_flight split evenly (the schedule is too).
     let share = |k: usize| {
@@ -253,7 +272,8 @@ where
             .name(WORKER_THREAD.into())
             .spawn(move || {
                 rt.block_on(async move {
-                    start_worker(worker, load, window, slots, (k as u64, n as u64), paced);
+                    let first_stride = first_and_stride(shard, k as u64, n as u64);
+                    start_worker(worker, load, window, slots, first_stride, paced);
                     let _ = exit.wait_for(|e| *e).await;
                 });
                 // Whatever is still running (stuck iterations, idle connections) is dropped.
@@ -301,14 +321,16 @@ where
     }
     drop(coordinator);
     recorder.summarise_seconds(None);
-    Ok(summarise(
+    let mut result = summarise(
         spec.clone(),
         base_url.to_owned(),
         started_unix_ms,
         &recorder,
         paced,
         total_slots,
-    ))
+    );
+    result.shard = part.shard;
+    Ok(result)
 }
 
 /// How the clients speak, from the protocol's variables. The TLS settings are checked up front
@@ -393,6 +415,7 @@ fn summarise(
         invalid,
         timeseries: recorder.timeseries(),
         intervals: recorder.intervals(),
+        shard: None,
     }
 }
 
@@ -668,6 +691,14 @@ impl Pacer {
         // late because of the bound, not because the generator is short of CPU.
         let mut behind_a_wait = false;
         let mut last_wake = window.t0;
+        // Begun after the common start: the warm-up starts already due are skipped rather than
+        // sent at once (bounded by the warm-up's starts).
+        let missed = (window.resume - window.t0)
+            .as_secs_f64()
+            .min(self.warmup_secs);
+        while self.schedule.offset(i).is_some_and(|o| o < missed) {
+            i += n;
+        }
         while let Some(offset) = self.schedule.offset(i) {
             if offset >= self.end_secs {
                 break;
