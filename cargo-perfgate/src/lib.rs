@@ -68,6 +68,7 @@ where
         Command::Record(args) => commands::record::run(common, &args, &ui),
         Command::Calibrate(args) => commands::calibrate::run(common, &args, &ui),
         Command::Compare(args) => commands::compare::run(common, &args, &ui),
+        Command::Init(args) => commands::init::run(common, &args, &ui),
     };
     match outcome {
         Ok(code) => code,

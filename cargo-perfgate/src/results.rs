@@ -27,6 +27,10 @@ pub struct RunResults {
     /// The service URL given with `--target-url`, when no service was started.
     pub target_url: Option<String>,
     pub build_secs: f64,
+    /// What `build_secs` went to: the scenarios (and the service when one build made both), the
+    /// services built on their own, the merge-base's services. Empty in files of older versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_parts: Vec<BuildPart>,
     pub load_secs: f64,
     pub total_secs: f64,
     pub scenarios: Vec<ScenarioRun>,
@@ -34,6 +38,14 @@ pub struct RunResults {
     /// The comparison with the baseline: where it was read, warnings, counts of outcomes.
     #[serde(default)]
     pub gate: Option<GateSummary>,
+}
+
+/// One part of a run's build time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BuildPart {
+    /// `scenarios`, `scenarios and service`, `service`, `services`, `merge-base service`.
+    pub part: String,
+    pub secs: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -260,6 +272,7 @@ pub(crate) mod tests {
             environment: Fingerprint::default(),
             target_url: None,
             build_secs: 3.0,
+            build_parts: Vec::new(),
             load_secs: 11.0,
             total_secs: 15.0,
             scenarios: vec![failing, errored],

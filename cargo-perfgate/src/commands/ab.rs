@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::gate::GateOptions;
 use crate::load::{rundir, PreparedPackage, RunOptions};
 use crate::machine::Fingerprint;
-use crate::results::ScenarioRun;
+use crate::results::{BuildPart, ScenarioRun};
+use crate::service::fixed_port_error;
 use crate::ui::{progress, Ui};
 
 /// `cargo perfgate --ab` (or `ab = "auto"`): HEAD against the merge-base, both measured here.
@@ -24,7 +25,7 @@ pub fn run(
     runs: &[PreparedPackage<'_>],
     baselines: &Baselines,
     why: &str,
-    (clock, mut build_secs): (Clock, f64),
+    (clock, mut build): (Clock, Vec<BuildPart>),
     ui: &Ui,
 ) -> Result<i32> {
     if args.load.target_url.is_some() {
@@ -32,6 +33,13 @@ pub fn run(
             "--ab builds and starts the merge-base's service next to HEAD's; it cannot drive a --target-url"
                 .into(),
         ));
+    }
+    let services: Vec<_> = runs.iter().flat_map(|r| r.services()).collect();
+    if let Some(e) = fixed_port_error(
+        &services,
+        "--ab runs the merge-base's and HEAD's services side by side",
+    ) {
+        return Err(e);
     }
     let root = found.root();
     let repo = git::open(root).ok_or_else(|| {
@@ -54,7 +62,10 @@ pub fn run(
     );
     let t = Instant::now();
     let base = ab::base::prepare_base(common, found, runs, &repo, commit, ui)?;
-    build_secs += t.elapsed().as_secs_f64();
+    build.push(BuildPart {
+        part: "merge-base service".into(),
+        secs: t.elapsed().as_secs_f64(),
+    });
     let base_runs: Vec<PreparedPackage<'_>> = runs
         .iter()
         .zip(&base.packages)
@@ -106,7 +117,7 @@ pub fn run(
         run_dir,
         clock,
         target_url: None,
-        build_secs,
+        build,
         load_secs,
         scenarios,
         environment,

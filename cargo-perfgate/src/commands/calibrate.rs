@@ -14,6 +14,7 @@ use crate::gate::GateOptions;
 use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
 use crate::report::table::render_floors;
+use crate::service::fixed_port_error;
 use crate::ui::{progress, Ui};
 
 pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
@@ -25,7 +26,14 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
     }
     let ws = Workspace::load(common)?;
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
-    let (runs, _) = load::prepare(common, &args.load, &found, ui)?;
+    let (runs, _) = load::prepare(common, &args.load, &found, true, ui)?;
+    let services: Vec<_> = runs.iter().flat_map(|r| r.services()).collect();
+    if let Some(e) = fixed_port_error(
+        &services,
+        "calibrate runs two instances of a service side by side",
+    ) {
+        return Err(e);
+    }
     // The same build on both sides: two instances of each service, each with its own `Services`.
     let twins = runs.clone();
     let (_, run_dir) = rundir::new_run_dir(&found.ws)?;

@@ -8,6 +8,7 @@ use crate::baseline::lookup::{apply_baselines, lookup_baselines, Baselines};
 use crate::baseline::write::write_baselines;
 use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
+use crate::discover::config::AbSetting;
 use crate::discover::{self, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::GateFlags;
@@ -41,8 +42,16 @@ pub(crate) fn pipeline(
         Some(_) => None,
     };
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
-    let (runs, service_build_secs) = load::prepare(common, &args.load, &found, ui)?;
-    let build_secs = found.build_secs + service_build_secs;
+    // The A/B mode builds the merge-base's service on its own (`cargo build`); HEAD's is then built
+    // the same way, so the two sides differ by the code only, not by the features dev-dependencies
+    // add to a shared build.
+    let ab_may_run = args.gate.ab
+        || found
+            .ws
+            .packages
+            .iter()
+            .any(|p| p.config.ab != AbSetting::Off);
+    let (runs, build) = load::prepare(common, &args.load, &found, !ab_may_run, ui)?;
     let environment = Fingerprint::collect(found.root());
     if let Some(baselines) = &baselines {
         if let Some(why) = ab::reason(args, &environment, baselines, &runs) {
@@ -53,7 +62,7 @@ pub(crate) fn pipeline(
                 &runs,
                 baselines,
                 &why,
-                (clock, build_secs),
+                (clock, build),
                 ui,
             );
         }
@@ -94,7 +103,7 @@ pub(crate) fn pipeline(
         run_dir,
         clock,
         target_url: args.load.target_url.clone(),
-        build_secs,
+        build,
         load_secs,
         scenarios,
         environment,
