@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod config;
+pub mod guess;
 pub mod scenarios;
 pub mod sources;
 pub mod targets;
