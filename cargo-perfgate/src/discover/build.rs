@@ -31,8 +31,12 @@ struct CargoOutput {
     status: std::process::ExitStatus,
 }
 
-/// Runs `cmd` (a cargo command with `--message-format=json-render-diagnostics`): cargo's diagnostics go
-/// through to stderr, so the user sees compile errors as usual, and the artifacts are collected from stdout.
+/// How every cargo build of perfgate reports: JSON on stdout, diagnostics with their rendered text.
+const MESSAGE_FORMAT: &str = "--message-format=json-diagnostic-rendered-ansi";
+
+/// Runs `cmd` (a cargo command with [`MESSAGE_FORMAT`]): the artifacts and the targets with errors are
+/// collected from stdout, and each diagnostic's rendered text goes to stderr, so the user sees compile
+/// errors as cargo would show them (colours stripped where stderr takes none).
 fn run_cargo_json(mut cmd: Command, verbose: bool) -> Result<CargoOutput> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -49,13 +53,16 @@ fn run_cargo_json(mut cmd: Command, verbose: bool) -> Result<CargoOutput> {
     for msg in Message::parse_stream(BufReader::new(stdout)) {
         match msg {
             Ok(Message::CompilerArtifact(a)) => artifacts.push(a),
-            Ok(Message::CompilerMessage(m))
+            Ok(Message::CompilerMessage(m)) => {
+                if let Some(r) = &m.message.rendered {
+                    anstream::eprint!("{r}");
+                }
                 if matches!(
                     m.message.level,
                     DiagnosticLevel::Error | DiagnosticLevel::Ice
-                ) =>
-            {
-                errors.push((m.package_id, m.target));
+                ) {
+                    errors.push((m.package_id, m.target));
+                }
             }
             Ok(_) => {}
             Err(e) => return Err(Error::io("reading cargo's output", e)),
@@ -132,12 +139,7 @@ pub fn build_tests(
             return Ok(PackageBuild::default());
         }
         let mut cmd = cargo_command(common, "test");
-        cmd.args([
-            "--no-run",
-            "--message-format=json-render-diagnostics",
-            "-p",
-            &pkg.name,
-        ]);
+        cmd.args(["--no-run", MESSAGE_FORMAT, "-p", &pkg.name]);
         for s in &chosen {
             cmd.args(s.target.cargo_args());
         }
@@ -243,14 +245,7 @@ pub fn build_service_bin_in(
         });
     }
     let mut cmd = cargo_command(common, "build");
-    cmd.args([
-        "--release",
-        "--message-format=json-render-diagnostics",
-        "-p",
-        &pkg.name,
-        "--bin",
-        bin,
-    ]);
+    cmd.args(["--release", MESSAGE_FORMAT, "-p", &pkg.name, "--bin", bin]);
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
