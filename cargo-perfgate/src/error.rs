@@ -38,9 +38,12 @@ pub enum Error {
     },
     #[error("scenario binary failed: {0}")]
     Scenario(String),
-    /// The baseline could not be found, read or written (git lookup, corrupt file, refused drop).
+    /// The baseline could not be found, read or written (git lookup, unreadable file, refused drop).
     #[error("{0}")]
     Baseline(String),
+    /// A baseline or results file holds a value no measurement can produce (named in the message).
+    #[error("{0}")]
+    Corrupt(String),
     #[error("interrupted; the service and scenario processes were stopped")]
     Interrupted,
     #[error("{context}: {source}")]
@@ -62,6 +65,7 @@ impl Error {
             | Error::ServiceStart { .. }
             | Error::Scenario(_)
             | Error::Baseline(_)
+            | Error::Corrupt(_)
             | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,
         }

@@ -28,7 +28,8 @@ pub fn append(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-/// The last `lines` lines of a file, reading at most its last 64 KiB; empty when it cannot be read.
+/// The last `lines` lines of a file, reading at most its last 64 KiB, secrets redacted (a log tail goes
+/// into reports); empty when it cannot be read.
 pub fn tail_lines(path: &Path, lines: usize) -> String {
     let Ok(mut f) = std::fs::File::open(path) else {
         return String::new();
@@ -45,7 +46,7 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
     // A cut at 64 KiB may split the first line: drop it unless the file was read whole.
     let skip_partial = usize::from(start > 0);
     let from = all.len().saturating_sub(lines).max(skip_partial);
-    all[from..].join("\n")
+    crate::secret::redact(&all[from..].join("\n"))
 }
 
 /// An exclusive advisory lock on `path` (created if missing), held until the returned file is dropped

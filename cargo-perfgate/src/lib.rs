@@ -9,6 +9,7 @@ pub mod ab;
 pub mod baseline;
 pub mod cli;
 pub mod commands;
+pub mod cost;
 pub mod discover;
 pub mod error;
 pub mod files;
@@ -50,6 +51,11 @@ where
         }
     };
     procs::install_signal_handlers();
+    if let cli::Command::Run(run) = cli.action() {
+        if let Some(url) = &run.outputs.notify {
+            secret::register(url.expose());
+        }
+    }
     let color = match cli.common.color_choice() {
         ColorWhen::Auto => anstream::ColorChoice::Auto,
         ColorWhen::Always => anstream::ColorChoice::Always,
@@ -60,6 +66,12 @@ where
         quiet: cli.common.quiet,
         verbose: cli.common.verbose > 0,
     };
+    for p in procs::clean_leftovers() {
+        ui.warn(&format!(
+            "stopped process {} (`{}`), left behind by an earlier `cargo perfgate` that was killed",
+            p.pid, p.cmdline
+        ));
+    }
     let common = &cli.common;
     let outcome = match cli.action() {
         Command::Run(args) => commands::run::run(common, &args, &ui),
@@ -70,6 +82,15 @@ where
         Command::Compare(args) => commands::compare::run(common, &args, &ui),
         Command::Init(args) => commands::init::run(common, &args, &ui),
     };
+    // Whatever a service started and left behind (a daemon that left its process group) goes too.
+    for p in procs::sweep() {
+        if ui.verbose {
+            ui.status(
+                "Stopped",
+                &format!("process {} (`{}`), left by a service", p.pid, p.cmdline),
+            );
+        }
+    }
     match outcome {
         Ok(code) => code,
         Err(e) => {

@@ -9,8 +9,15 @@
 //!
 //! Caveat of `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the child exits, so spawn
 //! long-lived children from a thread that lives as long as they should (the main thread).
+//!
+//! A group does not hold every descendant: a service may start a daemon that calls `setsid`, and
+//! `PR_SET_PDEATHSIG` covers direct children only. So every child also carries a mark in its
+//! environment ([`MARK_VAR`] = `<owner>/<n>`, inherited by its descendants), `cargo perfgate` is a
+//! child subreaper (orphaned descendants become its children, to be reaped), and stopping a child kills
+//! whatever still carries its mark. A run killed with SIGKILL leaves marked processes whose owner is
+//! gone: the next run finds them in `/proc` ([`clean_leftovers`]), stops them and says so.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -27,10 +34,35 @@ fn flag() -> &'static Arc<AtomicBool> {
     FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// Process-group ids (= pids of the group leaders we spawned) not yet reaped. Removal happens under the
-/// same lock as reaping, so the watcher never signals a pid that the kernel may have reused.
-fn registry() -> MutexGuard<'static, BTreeSet<i32>> {
-    static REG: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// The environment variable that marks every child and its descendants: `<owner>/<n>`.
+pub const MARK_VAR: &str = "PERFGATE_PROCESS";
+
+/// This process as the owner of marks: `<pid>.<start time in clock ticks since boot>`, which a later
+/// process with the same pid cannot have.
+fn owner() -> &'static str {
+    static OWNER: OnceLock<String> = OnceLock::new();
+    OWNER.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}.{}", start_time(pid).unwrap_or(0))
+    })
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Process-group ids (= pids of the group leaders we spawned) not yet reaped, with their marks.
+/// Removal happens under the same lock as reaping, so the watcher never signals a pid that the kernel
+/// may have reused.
+fn registry() -> MutexGuard<'static, BTreeMap<i32, String>> {
+    static REG: Mutex<BTreeMap<i32, String>> = Mutex::new(BTreeMap::new());
     // A panic while holding the lock leaves the set itself consistent: keep using it.
     REG.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -40,20 +72,26 @@ pub fn interrupted() -> bool {
     flag().load(Ordering::SeqCst)
 }
 
-/// SIGINT/SIGTERM set the [`interrupted`] flag and wake a watcher thread that terminates every
-/// registered child group. A second signal while the first is being handled kills everything at once
-/// and exits 130. Idempotent.
+/// SIGINT, SIGTERM and SIGHUP (a closed terminal or CI job) set the [`interrupted`] flag and wake a
+/// watcher thread that terminates every registered child group. A second signal while the first is
+/// being handled kills everything at once and exits 130. Also makes this process a child subreaper.
+/// Idempotent.
 pub fn install_signal_handlers() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        for sig in [SIGINT, SIGTERM] {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl with integer arguments; failure only loses the reaping of orphans.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
             // Set in the handler itself, so the flag is visible before the watcher even wakes.
             if let Err(e) = signal_hook::flag::register(sig, Arc::clone(flag())) {
                 eprintln!("warning: could not install a handler for signal {sig}: {e}");
             }
         }
-        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
             Ok(mut signals) => {
                 let spawned = std::thread::Builder::new()
                     .name("perfgate-signals".into())
@@ -74,13 +112,13 @@ pub fn install_signal_handlers() {
                     eprintln!("warning: could not start the signal watcher: {e}");
                 }
             }
-            Err(e) => eprintln!("warning: could not watch SIGINT/SIGTERM: {e}"),
+            Err(e) => eprintln!("warning: could not watch SIGINT/SIGTERM/SIGHUP: {e}"),
         }
     });
 }
 
 fn kill_all(sig: i32) {
-    for pgid in registry().iter() {
+    for pgid in registry().keys() {
         signal_group(*pgid, sig);
     }
 }
@@ -109,11 +147,18 @@ pub fn signal_group(pgid: i32, sig: i32) {
     }
 }
 
-/// Spawns `cmd` in a new process group and registers it for termination on interrupt.
+/// Spawns `cmd` in a new process group, marked, and registers it for termination on interrupt.
 /// Fails with [`std::io::ErrorKind::Interrupted`] when the user has already interrupted the run.
 pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    cmd.process_group(0);
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mark = format!(
+        "{}/{}",
+        owner(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    crate::secret::scrub(cmd);
+    cmd.process_group(0).env(MARK_VAR, &mark);
     #[cfg(target_os = "linux")]
     {
         let parent = std::process::id() as libc::pid_t;
@@ -147,7 +192,7 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
         ));
     }
     let child = cmd.spawn()?;
-    reg.insert(child.id() as i32);
+    reg.insert(child.id() as i32, mark);
     Ok(child)
 }
 
@@ -161,9 +206,167 @@ pub fn try_reap(child: &mut Child) -> std::io::Result<Option<ExitStatus>> {
     Ok(status)
 }
 
+/// A live process that carries a mark.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    pub pid: u32,
+    pub mark: String,
+    pub cmdline: String,
+}
+
+/// The live (not zombie) processes whose mark satisfies `keep`.
+fn marked(keep: impl Fn(&str) -> bool) -> Vec<Marked> {
+    let needle = format!("{MARK_VAR}=");
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || proc_state(pid) == Some('Z') {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let Some(mark) = env
+            .split(|b| *b == 0)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .find_map(|v| v.strip_prefix(&needle))
+        else {
+            continue;
+        };
+        if keep(mark) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            out.push(Marked {
+                pid,
+                mark: mark.to_string(),
+                cmdline,
+            });
+        }
+    }
+    out
+}
+
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// SIGKILLs every live process whose mark satisfies `keep`, a few passes so that one forked meanwhile
+/// goes too, and reaps those that were orphaned to this process. Returns what it killed.
+fn kill_marked(keep: impl Fn(&str) -> bool) -> Vec<Marked> {
+    let mut killed: Vec<Marked> = Vec::new();
+    for _ in 0..5 {
+        let found = marked(&keep);
+        if found.is_empty() {
+            break;
+        }
+        for p in found {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(p.pid as i32, libc::SIGKILL);
+            }
+            if !killed.iter().any(|k| k.pid == p.pid) {
+                killed.push(p);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    reap_orphans();
+    killed
+}
+
+/// Reaps zombies that became this process's children as orphans (it is a subreaper) and that no
+/// [`Child`] of ours owns: waiting for any pid would steal a registered child's status.
+fn reap_orphans() {
+    let me = std::process::id();
+    let registered: Vec<i32> = registry().keys().copied().collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if registered.contains(&pid) || proc_state(pid as u32) != Some('Z') {
+            continue;
+        }
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            });
+        if ppid == Some(me) {
+            // SAFETY: waitpid on a specific zombie child of ours that nothing else waits for.
+            unsafe {
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+    }
+}
+
+/// Stops every process left by this run (a service's daemon that left its group): called when the
+/// run ends, whatever way it ends.
+pub fn sweep() -> Vec<Marked> {
+    let prefix = format!("{}/", owner());
+    kill_marked(|m| m.starts_with(&prefix))
+}
+
+/// Stops the processes an earlier `cargo perfgate` left behind when it was killed (SIGKILL, a
+/// crashed CI runner): marked processes whose owner no longer exists.
+pub fn clean_leftovers() -> Vec<Marked> {
+    let dead = |mark: &str| {
+        let Some((owner, _)) = mark.split_once('/') else {
+            return false;
+        };
+        let Some((pid, start)) = owner.split_once('.') else {
+            return false;
+        };
+        let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+            return false;
+        };
+        start_time(pid) != Some(start)
+    };
+    kill_marked(dead)
+}
+
 /// Stops the child's whole process group: SIGTERM, up to `grace` for the leader to exit, SIGKILL; then
-/// reaps the leader and kills whatever else is left in the group. Returns the leader's exit status.
+/// reaps the leader and kills whatever else is left in the group or carries the child's mark (a
+/// daemon that left the group). Returns the leader's exit status.
 pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
+    let pgid = child.id() as i32;
+    let mark = registry().get(&pgid).cloned();
+    let status = stop_group(child, grace)?;
+    if let Some(mark) = mark {
+        kill_marked(|m| m == mark);
+    }
+    Ok(status)
+}
+
+fn stop_group(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
     let pgid = child.id() as i32;
     if let Some(status) = try_reap(child)? {
         signal_group(pgid, libc::SIGKILL);
@@ -277,7 +480,7 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Human cause of an exit: "exited with status 3", "killed by signal 9 (SIGKILL)".
+/// Human cause of an exit, to follow "it": "exited with status 3", "was killed by signal 9 (SIGKILL)".
 pub fn describe_exit(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {
@@ -299,7 +502,7 @@ pub fn describe_exit(status: ExitStatus) -> String {
                 libc::SIGTERM => " (SIGTERM)",
                 _ => "",
             };
-            format!("killed by signal {sig}{name}")
+            format!("was killed by signal {sig}{name}")
         }
         None => format!("ended ({status})"),
     }
@@ -310,7 +513,7 @@ mod tests {
     use super::*;
 
     fn registered(pid: u32) -> bool {
-        registry().contains(&(pid as i32))
+        registry().contains_key(&(pid as i32))
     }
 
     fn alive(pid: i32) -> bool {

@@ -11,14 +11,17 @@ use perfgate_runtime::format::{self, ScenarioResult, ScenarioSpec};
 use serde::de::DeserializeOwned;
 
 use crate::files::tail_lines;
+use crate::gate::RoundStats;
 
-/// Clears the caller's `PERFGATE_*` variables, so only what perfgate sets reaches a scenario.
+/// Clears the caller's `PERFGATE_*` variables, so only what perfgate sets reaches a scenario, and
+/// the secrets no child gets.
 pub fn clean_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("PERFGATE_") {
             cmd.env_remove(k);
         }
     }
+    crate::secret::scrub(cmd);
 }
 
 /// `<exe> --list --format terse --ignored`: every test of the binary, marked or not.
@@ -93,9 +96,16 @@ pub enum ReadError {
     Invalid(String),
 }
 
-/// Reads a scenario's results file (schema checked first).
+/// Reads a scenario's results file (schema checked first, then every number).
 pub fn read_result(path: &Path) -> Result<ScenarioResult, ReadError> {
-    read_json(path, "results", true)
+    let r: ScenarioResult = read_json(path, "results", true)?;
+    RoundStats::from(&r).validate().map_err(|e| {
+        ReadError::Invalid(format!(
+            "the scenario wrote impossible results in {} ({e})",
+            path.display()
+        ))
+    })?;
+    Ok(r)
 }
 
 /// Reads a scenario's spec file (schema checked first).

@@ -155,11 +155,30 @@ impl RunResults {
                 RESULTS_SCHEMA_VERSION
             )));
         }
-        serde_json::from_value(value).map_err(|e| {
+        let results: RunResults = serde_json::from_value(value).map_err(|e| {
             Error::Usage(format!(
                 "{origin} does not parse as a perfgate results file: {e}"
             ))
-        })
+        })?;
+        results.validate().map_err(|why| {
+            Error::Corrupt(format!(
+                "{origin} is corrupt: {why}; use the results.json a run wrote, unedited"
+            ))
+        })?;
+        Ok(results)
+    }
+
+    /// Every measured number, checked as [`RoundStats::validate`] does: `scenario `x`, round 2,
+    /// `iterations.latency.p50_ms` is NaN`.
+    fn validate(&self) -> std::result::Result<(), String> {
+        for s in &self.scenarios {
+            let base = s.ab.iter().flat_map(|ab| ab.base_rounds.iter().cloned());
+            for (i, r) in s.all_rounds().into_iter().chain(base).enumerate() {
+                r.validate()
+                    .map_err(|e| format!("scenario `{}`, round {}, {e}", s.id, i + 1))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -331,5 +350,34 @@ pub(crate) mod tests {
         assert!(reports[1].regressions.is_empty());
         // A single-round run still offers its one round to the gate.
         assert_eq!(reports[0].all_rounds().len(), 1);
+    }
+
+    #[test]
+    fn impossible_values_in_a_results_file_are_corruption() {
+        let mut r = report();
+        r.scenarios[0]
+            .result
+            .as_mut()
+            .unwrap()
+            .iterations
+            .latency
+            .p50_ms = -3.0;
+        let text = serde_json::to_string(&r).unwrap();
+        let e = RunResults::parse(&text, "head/results.json").unwrap_err();
+        assert!(matches!(e, Error::Corrupt(_)), "{e:?}");
+        assert!(
+            e.to_string().contains(
+                "head/results.json is corrupt: scenario `predict-service::predict`, round 1, `iterations.latency.p50_ms` is -3"
+            ),
+            "{e}"
+        );
+        let mut r = report();
+        r.scenarios[0].result.as_mut().unwrap().iterations.histogram = "AAAA".into();
+        let e = RunResults::parse(&serde_json::to_string(&r).unwrap(), "x").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`iterations.histogram` does not decode"),
+            "{e}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! whatever mode measured the scenario (a plain run, rounds against a baseline file, A/B pairs, or
 //! `compare` of two files).
 
-use perfgate_runtime::format::{format_value, ScenarioResult, ScenarioSpec, Slo};
+use perfgate_runtime::format::{format_value, Metric, Op, ScenarioResult, ScenarioSpec, Slo};
 use serde::{Deserialize, Serialize};
 
 use crate::error::exit;
@@ -19,6 +19,69 @@ pub struct Check {
     pub passed: bool,
     /// `measured 31.2ms`, or why there is no value.
     pub message: String,
+    /// Not declared by the scenario: the error check every scenario gets.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit: bool,
+}
+
+/// The error rate every scenario is held to unless it declares an `errors` SLO of its own: a
+/// scenario whose requests all fail must not pass for want of a declared bound.
+pub const IMPLICIT_MAX_ERROR_RATE: f64 = 0.01;
+
+/// The SLOs a scenario is checked against: the declared ones, the implicit error check unless an
+/// `errors` SLO on the iteration is declared, and, always, that some iteration succeeded (a declared
+/// `errors < "100%"` cannot make a run with no successful iteration pass).
+fn slos_of(spec: &ScenarioSpec) -> Vec<(Slo, Kind)> {
+    let mut out: Vec<(Slo, Kind)> = spec
+        .slos
+        .iter()
+        .map(|s| (s.clone(), Kind::Declared))
+        .collect();
+    let errors = |threshold| Slo {
+        request: None,
+        metric: Metric::Errors,
+        op: Op::Lt,
+        threshold,
+    };
+    let declares_errors = spec
+        .slos
+        .iter()
+        .any(|s| s.request.is_none() && s.metric == Metric::Errors);
+    if !declares_errors {
+        out.push((errors(IMPLICIT_MAX_ERROR_RATE), Kind::ImplicitErrors));
+    }
+    out.push((errors(1.0), Kind::SomeSuccess));
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Declared,
+    ImplicitErrors,
+    SomeSuccess,
+}
+
+fn check_of(slo: &Slo, kind: Kind, result: &ScenarioResult) -> Check {
+    let mut c = check_slo(slo, result);
+    match kind {
+        Kind::Declared => {}
+        Kind::ImplicitErrors => {
+            c.implicit = true;
+            c.description = format!(
+                "{} (implicit; declare `errors < \"…\"` to change it)",
+                c.description
+            );
+        }
+        Kind::SomeSuccess => {
+            c.implicit = true;
+            c.description = "an iteration succeeds".into();
+            let n = result.iterations.count;
+            if c.measured.is_some() && !c.passed {
+                c.message = format!("all {n} iteration{} failed", if n == 1 { "" } else { "s" });
+            }
+        }
+    }
+    c
 }
 
 /// The outcome of a scenario.
@@ -45,9 +108,12 @@ impl Verdict {
     }
 }
 
-/// Every SLO of `spec` against `result`.
+/// Every SLO of `spec` against `result`, the implicit ones included.
 pub fn check_slos(spec: &ScenarioSpec, result: &ScenarioResult) -> Vec<Check> {
-    spec.slos.iter().map(|slo| check_slo(slo, result)).collect()
+    slos_of(spec)
+        .iter()
+        .map(|(slo, kind)| check_of(slo, *kind, result))
+        .collect()
 }
 
 pub fn check_slo(slo: &Slo, result: &ScenarioResult) -> Check {
@@ -73,6 +139,7 @@ pub fn check_slo(slo: &Slo, result: &ScenarioResult) -> Check {
             measured: None,
             passed: false,
             message,
+            implicit: false,
         };
     };
     let value = slo.metric.value(stats);
@@ -83,6 +150,7 @@ pub fn check_slo(slo: &Slo, result: &ScenarioResult) -> Check {
             measured: None,
             passed: false,
             message: "no sample was recorded".into(),
+            implicit: false,
         };
     }
     // NaN never satisfies a bound, so a broken value cannot pass.
@@ -93,6 +161,7 @@ pub fn check_slo(slo: &Slo, result: &ScenarioResult) -> Check {
         measured: Some(value),
         passed,
         message: format!("measured {}", format_value(slo.metric, value)),
+        implicit: false,
     }
 }
 
@@ -164,11 +233,11 @@ pub fn median_checks(spec: &ScenarioSpec, results: &[ScenarioResult]) -> Vec<Che
     match results {
         [] => Vec::new(),
         [one] => check_slos(spec, one),
-        _ => spec
-            .slos
+        _ => slos_of(spec)
             .iter()
-            .map(|slo| {
-                let mut checks: Vec<Check> = results.iter().map(|r| check_slo(slo, r)).collect();
+            .map(|(slo, kind)| {
+                let mut checks: Vec<Check> =
+                    results.iter().map(|r| check_of(slo, *kind, r)).collect();
                 if let Some(missing) = checks.iter().position(|c| c.measured.is_none()) {
                     return checks.swap_remove(missing);
                 }
@@ -402,5 +471,49 @@ pub(crate) mod tests {
         };
         assert_eq!(exit_code([Pass], Some(&fine), true), 0);
         assert_eq!(exit_code([Pass], None, true), 0);
+    }
+
+    #[test]
+    fn every_scenario_gets_an_error_check_and_no_failing_run_passes() {
+        // No declared SLO: the implicit error check and the success check.
+        let bare = spec(vec![]);
+        let mut all_failed = result(&bare, 10.0);
+        all_failed.iterations.errors.status = all_failed.iterations.count;
+        let checks = check_slos(&bare, &all_failed);
+        assert_eq!(checks.len(), 2, "{checks:?}");
+        assert!(checks.iter().all(|c| c.implicit && !c.passed), "{checks:?}");
+        assert!(
+            checks[0].description.starts_with("errors < 1.00%"),
+            "{checks:?}"
+        );
+        assert_eq!(checks[1].message, "all 2000 iterations failed");
+        let v = verdict(&Evidence {
+            checks: &checks,
+            ..Default::default()
+        });
+        assert_eq!(v, Verdict::Fail);
+        // 0.5% errors pass the implicit 1%; 2% do not.
+        let mut few = result(&bare, 10.0);
+        few.iterations.errors.timeout = 10;
+        assert!(check_slos(&bare, &few).iter().all(|c| c.passed));
+        few.iterations.errors.timeout = 40;
+        assert!(!check_slos(&bare, &few)[0].passed);
+        // A declared `errors` SLO replaces the implicit one, but not the success check.
+        let lax = spec(vec![slo(None, Metric::Errors, Op::Lt, 1.0)]);
+        let checks = check_slos(&lax, &few);
+        assert_eq!(checks.len(), 2);
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+        let checks = check_slos(&lax, &all_failed);
+        assert!(!checks[1].passed && checks[1].implicit, "{checks:?}");
+        // An `errors` SLO of a named request does not replace the iteration's implicit check.
+        let named = spec(vec![slo(Some("pay"), Metric::Errors, Op::Lt, 0.5)]);
+        assert!(check_slos(&named, &few)
+            .iter()
+            .any(|c| c.implicit && c.description.starts_with("errors < 1.00%")));
+        // Several rounds: the same implicit checks, on the median round.
+        let rounds = [all_failed.clone(), all_failed.clone(), few.clone()];
+        let checks = median_checks(&bare, &rounds);
+        assert_eq!(checks.len(), 2);
+        assert!(checks.iter().all(|c| c.implicit && !c.passed));
     }
 }

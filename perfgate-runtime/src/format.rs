@@ -343,7 +343,54 @@ pub struct Stats {
     pub error_samples: Vec<String>,
 }
 
+/// A value in a [`Stats`] that no measurement can produce: the file it came from is corrupt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidStats {
+    /// The field, as it is spelled in the file: `latency.p50_ms`, `errors`, `histogram`.
+    pub field: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for InvalidStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` {}", self.field, self.why)
+    }
+}
+
+impl std::error::Error for InvalidStats {}
+
 impl Stats {
+    /// Checks what a reader of a results or baseline file relies on: counts that add up, finite
+    /// non-negative numbers, a histogram that decodes, holds `latency.count` values and agrees with
+    /// the summary's percentiles (the gate compares those; an edited or damaged one would decide a
+    /// run).
+    pub fn validate(&self) -> Result<(), InvalidStats> {
+        let bad = |field: &str, why: String| InvalidStats {
+            field: field.to_string(),
+            why,
+        };
+        if self.errors.total() > self.count {
+            return Err(bad(
+                "errors",
+                format!(
+                    "count {} errors in {} attempts",
+                    self.errors.total(),
+                    self.count
+                ),
+            ));
+        }
+        if !(self.throughput.is_finite() && self.throughput >= 0.0) {
+            return Err(bad("throughput", format!("is {}", self.throughput)));
+        }
+        check_latency("latency", &self.latency, &self.histogram, self.count)?;
+        check_latency(
+            "latency_uncorrected",
+            &self.latency_uncorrected,
+            &self.histogram_uncorrected,
+            self.count,
+        )
+    }
+
     pub fn error_rate(&self) -> f64 {
         if self.count == 0 {
             0.0
@@ -401,6 +448,81 @@ impl LatencySummary {
             max_ms: ms(h.max()),
         }
     }
+}
+
+/// A latency summary against its histogram, when there is one (a baseline keeps no uncorrected one).
+fn check_latency(
+    name: &str,
+    l: &LatencySummary,
+    histogram: &str,
+    attempts: u64,
+) -> Result<(), InvalidStats> {
+    let bad = |field: &str, why: String| InvalidStats {
+        field: format!("{name}.{field}"),
+        why,
+    };
+    let values = [
+        ("min_ms", l.min_ms),
+        ("mean_ms", l.mean_ms),
+        ("p50_ms", l.p50_ms),
+        ("p90_ms", l.p90_ms),
+        ("p95_ms", l.p95_ms),
+        ("p99_ms", l.p99_ms),
+        ("p999_ms", l.p999_ms),
+        ("max_ms", l.max_ms),
+    ];
+    for (field, v) in values {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(bad(field, format!("is {v}, not a duration")));
+        }
+    }
+    if l.count > attempts {
+        return Err(bad(
+            "count",
+            format!("is {} latencies for {attempts} attempts", l.count),
+        ));
+    }
+    if histogram.is_empty() {
+        return Ok(());
+    }
+    let hist_field = if name == "latency" {
+        "histogram".to_string()
+    } else {
+        "histogram_uncorrected".to_string()
+    };
+    let h = decode_histogram(histogram).map_err(|e| InvalidStats {
+        field: hist_field.clone(),
+        why: format!("does not decode ({e})"),
+    })?;
+    if h.len() != l.count {
+        return Err(InvalidStats {
+            field: hist_field,
+            why: format!("holds {} values but `{name}.count` is {}", h.len(), l.count),
+        });
+    }
+    if l.count == 0 {
+        return Ok(());
+    }
+    let from_histogram = LatencySummary::from_histogram(&h);
+    for ((field, v), (_, expected)) in values.iter().zip([
+        ("min_ms", from_histogram.min_ms),
+        ("mean_ms", from_histogram.mean_ms),
+        ("p50_ms", from_histogram.p50_ms),
+        ("p90_ms", from_histogram.p90_ms),
+        ("p95_ms", from_histogram.p95_ms),
+        ("p99_ms", from_histogram.p99_ms),
+        ("p999_ms", from_histogram.p999_ms),
+        ("max_ms", from_histogram.max_ms),
+    ]) {
+        // The summary is written from the histogram; text formats round it a little.
+        if (v - expected).abs() > 1e-6_f64.max(expected.abs() * 1e-6) {
+            return Err(bad(
+                field,
+                format!("is {v} but its histogram says {expected}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// How well the generator kept its schedule (open models).

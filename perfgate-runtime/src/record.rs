@@ -197,12 +197,16 @@ pub(crate) struct Recorder {
     window_start: Instant,
     seconds: u32,
     timeline: Mutex<Timeline>,
+    /// Iterations that were still running when the run gave up on them, recorded or not (one started
+    /// in the warm-up is not): what explains a window with no finished iteration.
+    stuck: std::sync::atomic::AtomicU64,
 }
 
 impl Recorder {
     /// `seconds`: length of the time series (the measured window, rounded up).
     pub(crate) fn new(window_start: Instant, seconds: u32) -> Self {
         Recorder {
+            stuck: std::sync::atomic::AtomicU64::new(0),
             id: NEXT_RUN.fetch_add(1, Ordering::Relaxed),
             shards: Mutex::new(Vec::new()),
             window_start,
@@ -334,6 +338,16 @@ impl Recorder {
 
     /// Merges every shard. Tasks still running (stuck after the end) can record afterwards; that is
     /// lost, by design.
+    /// An iteration the run gave up on (still running at the end of the window and its grace).
+    pub(crate) fn gave_up(&self) {
+        self.stuck
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn gave_up_count(&self) -> u64 {
+        self.stuck.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn totals(&self) -> Totals {
         let mut totals = Totals {
             iterations: Series::new(),

@@ -314,20 +314,46 @@ impl BaselineFile {
                 e.to_string().trim()
             ))
         })?;
-        for (id, rounds) in &file.rounds {
-            for (i, r) in rounds.iter().enumerate() {
-                let series = std::iter::once(&r.iterations).chain(r.requests.values());
-                for s in series {
-                    if let Err(e) = format::decode_histogram(&s.histogram) {
-                        return Err(Error::Baseline(format!(
-                            "{origin}: round {} of `{id}` has a {e}; re-create the file with `cargo perfgate record`",
-                            i + 1
-                        )));
+        file.validate().map_err(|why| {
+            Error::Corrupt(format!(
+                "{origin} is corrupt: {why}; re-create it with `cargo perfgate record` (or restore it from git)"
+            ))
+        })?;
+        Ok(file)
+    }
+
+    /// Every number the gate or a reader relies on, checked: `scenario `x`, round 2, `p50_ms` is NaN`.
+    fn validate(&self) -> std::result::Result<(), String> {
+        for (id, s) in &self.scenarios {
+            let series = std::iter::once(("iterations", &s.iterations))
+                .chain(s.requests.iter().map(|(k, v)| (k.as_str(), v)));
+            for (name, v) in series {
+                for (field, x) in [
+                    ("p50_ms", v.p50_ms),
+                    ("p95_ms", v.p95_ms),
+                    ("p99_ms", v.p99_ms),
+                    ("throughput", v.throughput),
+                ] {
+                    if !(x.is_finite() && x >= 0.0) {
+                        return Err(format!("scenario `{id}`, `{name}.{field}` is {x}"));
                     }
+                }
+                if !(0.0..=1.0).contains(&v.errors) {
+                    return Err(format!(
+                        "scenario `{id}`, `{name}.errors` is {}, not a rate between 0 and 1",
+                        v.errors
+                    ));
                 }
             }
         }
-        Ok(file)
+        for (id, rounds) in &self.rounds {
+            for (i, r) in rounds.iter().enumerate() {
+                r.to_round()
+                    .validate()
+                    .map_err(|e| format!("scenario `{id}`, round {}, {e}", i + 1))?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads a file from the working tree (`record`'s old file, `--baseline-file`).
@@ -444,7 +470,66 @@ mod tests {
         let broken = text.replacen(&h, "AAAA", 1);
         let e = BaselineFile::parse(&broken, "b").unwrap_err().to_string();
         assert!(
-            e.contains("round 1 of `pkg::a`") && e.contains("corrupt histogram"),
+            e.contains("scenario `pkg::a`, round 1, `iterations.histogram` does not decode"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn impossible_values_are_corruption_naming_the_scenario_round_and_field() {
+        let edit = |f: &dyn Fn(&mut BaselineFile)| {
+            let mut file = file(&["pkg::a"]);
+            f(&mut file);
+            // Written as text and read back, as the gate reads a committed file.
+            let text = toml::to_string(&file).unwrap();
+            match BaselineFile::parse(&text, "perfgate.baseline.toml") {
+                Err(e @ Error::Corrupt(_)) => e.to_string(),
+                other => panic!("not corrupt: {other:?}"),
+            }
+        };
+        for (v, shown) in [(f64::NAN, "NaN"), (-1.0, "-1"), (0.0, "0")] {
+            let e = edit(&|f| {
+                f.rounds.get_mut("pkg::a").unwrap()[1]
+                    .iterations
+                    .latency
+                    .p50_ms = v
+            });
+            assert!(
+                e.starts_with("perfgate.baseline.toml is corrupt: scenario `pkg::a`, round 2, `iterations.latency.p50_ms`")
+                    && e.contains(shown)
+                    && e.contains("cargo perfgate record"),
+                "{e}"
+            );
+        }
+        let e = edit(&|f| {
+            f.rounds.get_mut("pkg::a").unwrap()[0]
+                .iterations
+                .errors
+                .status = 501
+        });
+        assert!(
+            e.contains("`iterations.errors` count 501 errors in 500 attempts"),
+            "{e}"
+        );
+        let e = edit(&|f| {
+            f.rounds.get_mut("pkg::a").unwrap()[0]
+                .requests
+                .get_mut("GET /work")
+                .unwrap()
+                .throughput = f64::INFINITY
+        });
+        assert!(e.contains("`GET /work.throughput` is inf"), "{e}");
+        let e = edit(&|f| f.scenarios.get_mut("pkg::a").unwrap().iterations.p99_ms = f64::NAN);
+        assert!(
+            e.contains("scenario `pkg::a`, `iterations.p99_ms` is NaN"),
+            "{e}"
+        );
+        // A histogram of other values than the summary says is caught too.
+        let other = stats(5000).histogram;
+        let e =
+            edit(&|f| f.rounds.get_mut("pkg::a").unwrap()[2].iterations.histogram = other.clone());
+        assert!(
+            e.contains("round 3, `iterations.latency.min_ms`") && e.contains("its histogram says"),
             "{e}"
         );
     }

@@ -114,6 +114,9 @@ pub struct ServiceConfig {
     pub port: Option<u16>,
     pub startup_timeout: Duration,
     pub restart: Restart,
+    /// Variables of perfgate's environment handed to the service although their names mark them as
+    /// credentials (every other one is withheld from every child).
+    pub pass_env: Vec<String>,
 }
 
 /// When a service is (re)started.
@@ -126,7 +129,7 @@ pub enum Restart {
     PerTest,
 }
 
-const SERVICE_FORM: &str = r#"service = { bin = "NAME", args = ["--port", "{port}"], env = { KEY = "VALUE" }, ready = "/healthz", startup_timeout = "30s", restart = "per-run" | "per-test", port = 8080 } (only `bin` is required; `port` only for a service that cannot be told its port)"#;
+const SERVICE_FORM: &str = r#"service = { bin = "NAME", args = ["--port", "{port}"], env = { KEY = "VALUE" }, ready = "/healthz", startup_timeout = "30s", restart = "per-run" | "per-test", pass_env = ["DB_PASSWORD"], port = 8080 } (only `bin` is required; `port` only for a service that cannot be told its port)"#;
 
 impl PackageConfig {
     /// Parses `[package.metadata.perfgate]` out of cargo_metadata's `package.metadata` value.
@@ -296,10 +299,10 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
     for key in m.keys() {
         if !matches!(
             key.as_str(),
-            "bin" | "args" | "env" | "ready" | "startup_timeout" | "restart" | "port"
+            "bin" | "args" | "env" | "ready" | "startup_timeout" | "restart" | "pass_env" | "port"
         ) {
             return Err(format!(
-                "unknown key `{key}`; the accepted keys are bin, args, env, ready, startup_timeout, restart, port: `{SERVICE_FORM}`"
+                "unknown key `{key}`; the accepted keys are bin, args, env, ready, startup_timeout, restart, pass_env, port: `{SERVICE_FORM}`"
             ));
         }
     }
@@ -386,6 +389,25 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
             ))
         }
     };
+    let pass_env = match m.get("pass_env") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) if !s.is_empty() && !s.contains('=') => Ok(s.clone()),
+                other => Err(format!(
+                    "`pass_env` must be an array of variable names, e.g. `pass_env = [\"DB_PASSWORD\"]`, found an element that is {}",
+                    show(other)
+                )),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(other) => {
+            return Err(format!(
+                "`pass_env` must be an array of variable names, e.g. `pass_env = [\"DB_PASSWORD\"]`, found {}",
+                show(other)
+            ))
+        }
+    };
     Ok(ServiceConfig {
         name: name.map_or_else(|| bin.clone(), str::to_string),
         bin,
@@ -395,6 +417,7 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
         port,
         startup_timeout,
         restart,
+        pass_env,
     })
 }
 

@@ -69,12 +69,12 @@ pub fn list_scenarios(
             .output()
             .map_err(|e| Error::io(format!("running {}", bin.exe.display()), e))?;
         if !output.status.success() {
-            return Err(Error::Discovery(format!(
+            return Err(Error::Discovery(crate::secret::redact(&format!(
                 "listing the tests of {} failed ({}):\n{}",
                 bin.exe.display(),
                 output.status,
                 String::from_utf8_lossy(&output.stderr)
-            )));
+            ))));
         }
         for test_name in parse_test_list(&String::from_utf8_lossy(&output.stdout)) {
             let last = test_name.rsplit("::").next().unwrap_or(&test_name);
@@ -150,12 +150,12 @@ pub fn describe(scenario: &Scenario, tmp: &Path, verbose: bool) -> Result<Scenar
     let spec = protocol::read_spec(&out_path);
     let _ = std::fs::remove_file(&out_path);
     let fail = |cause: String| {
-        Error::Discovery(format!(
+        Error::Discovery(crate::secret::redact(&format!(
             "could not read the spec of scenario {}: {cause}\n{}{}",
             scenario.id,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
-        ))
+        )))
     };
     if !output.status.success() {
         return Err(fail(format!(

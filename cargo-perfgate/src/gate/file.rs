@@ -54,19 +54,9 @@ pub(crate) fn not_comparable(
     c: usize,
 ) -> Decision {
     Decision {
-        scenario: id.to_string(),
-        request: None,
-        metric: Metric::P99,
-        outcome: Outcome::NotComparable,
-        baseline: None,
-        current: None,
-        change: None,
-        change_low: None,
-        change_high: None,
-        tolerance,
         rounds_baseline: b,
         rounds_current: c,
-        note,
+        ..Decision::not_comparable(id, None, Metric::P99, tolerance, note)
     }
 }
 

@@ -22,7 +22,7 @@ pub use file::GateSummary;
 
 pub use stats::{decide, decide_paired, required_requests, LATENCY_CHECKS, MIN_ERROR_MARGIN};
 
-use perfgate_runtime::format::{Metric, ScenarioResult, Stats};
+use perfgate_runtime::format::{InvalidStats, Metric, ScenarioResult, Stats};
 use serde::{Deserialize, Serialize};
 
 /// One round of one scenario: what the gate compares (from a results file or a baseline round).
@@ -30,6 +30,21 @@ use serde::{Deserialize, Serialize};
 pub struct RoundStats {
     pub iterations: Stats,
     pub requests: BTreeMap<String, Stats>,
+}
+
+impl RoundStats {
+    /// Every series' numbers, checked (a corrupt file must not decide a run): the error names the
+    /// series and the field, `iterations.latency.p50_ms`.
+    pub fn validate(&self) -> Result<(), InvalidStats> {
+        std::iter::once(("iterations", &self.iterations))
+            .chain(self.requests.iter().map(|(k, v)| (k.as_str(), v)))
+            .try_for_each(|(name, st)| {
+                st.validate().map_err(|e| InvalidStats {
+                    field: format!("{name}.{}", e.field),
+                    why: e.why,
+                })
+            })
+    }
 }
 
 impl From<&ScenarioResult> for RoundStats {
@@ -90,6 +105,31 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A check not compared (yet): no values, no interval; `note` says why.
+    pub fn not_comparable(
+        scenario: &str,
+        request: Option<String>,
+        metric: Metric,
+        tolerance: f64,
+        note: String,
+    ) -> Decision {
+        Decision {
+            scenario: scenario.to_string(),
+            request,
+            metric,
+            outcome: Outcome::NotComparable,
+            baseline: None,
+            current: None,
+            change: None,
+            change_low: None,
+            change_high: None,
+            tolerance,
+            rounds_baseline: 0,
+            rounds_current: 0,
+            note,
+        }
+    }
+
     /// `pay.p99`, or `p99` for the whole iteration.
     pub fn check_name(&self) -> String {
         match &self.request {

@@ -37,7 +37,9 @@
 //! # Noise floor
 //! `cargo perfgate calibrate` runs the same build on both sides; [`noise_floor`] turns those A/A pairs
 //! into, per check, the smallest change the budget's pairs could tell apart from none with ~95%
-//! power at the last look's level: `(t_{alpha_look} + t_{0.05}) × sd / √pairs` in log terms. A
+//! power at the last look's level: `(t_{0.9 alpha_look} + t_{0.05}) × sd / √pairs` in log terms (a
+//! check's t-test gets 90% of its level, the rest pays for setting disturbed pairs aside; `sd` is
+//! that of the pairs kept, so a disturbed calibration pair does not raise the floor). A
 //! declared tolerance below it cannot be certified within the budget (an unchanged scenario would not
 //! Pass), so [`decide_look`] holds such a check to the floor instead and says so in its note.
 //!
@@ -61,7 +63,7 @@ use perfgate_runtime::format::Metric;
 use serde::{Deserialize, Serialize};
 
 use super::dist::t_quantile_upper;
-use super::stats::decide_paired_checked;
+use super::stats::{decide_paired_checked, OUTLIER_SHARE};
 use super::{Decision, GateOptions, Outcome, ScenarioPair};
 
 /// At most this many looks: each one costs a share of alpha, and beyond ~8 the extra chances to stop
@@ -480,14 +482,16 @@ pub fn noise_floor(
     out
 }
 
-/// `(t_{alpha_look} + t_{0.05}) × sd / √n` on the log scale (n − 1 degrees of freedom, as the last
+/// `(t_{0.9 alpha_look} + t_{0.05}) × sd / √n` on the log scale (n − 1 degrees of freedom, as the last
 /// look's paired interval has), as a relative slowdown, or a relative drop for throughput.
 pub(crate) fn floor_of(metric: Metric, sd: f64, pairs: usize, alpha_look: f64) -> f64 {
     let n = pairs.max(2) as f64;
     let df = n - 1.0;
     // A level of 0 (no alpha left) would be an infinite quantile.
     let alpha_look = alpha_look.clamp(1e-12, 0.5);
-    let k = t_quantile_upper(alpha_look, df) + t_quantile_upper(FLOOR_POWER_MISS, df);
+    // The t-test of a check is held to the part of the level not spent on setting pairs aside.
+    let k = t_quantile_upper(alpha_look * (1.0 - OUTLIER_SHARE), df)
+        + t_quantile_upper(FLOOR_POWER_MISS, df);
     let x = k * sd / n.sqrt();
     if metric == Metric::Throughput {
         -(-x).exp_m1()
@@ -872,7 +876,8 @@ mod tests {
         assert_eq!(floors.pairs_in_budget, 60);
         let sd = floors.sd["p99"];
         assert_eq!(floors.pairs["p99"], 20);
-        let k = t_quantile_upper(p.alpha_final(), 59.0) + t_quantile_upper(0.05, 59.0);
+        let k = t_quantile_upper(p.alpha_final() * (1.0 - OUTLIER_SHARE), 59.0)
+            + t_quantile_upper(0.05, 59.0);
         let expect = (k * sd / 60f64.sqrt()).exp_m1();
         assert!((floors.floor["p99"] - expect).abs() < 1e-12);
         assert!(floors.floor["p99"] > 0.0 && floors.floor["p99"] < 0.05);

@@ -11,12 +11,12 @@
 //!
 //! | injected slowdown (all series)  | any Fail | iteration p99 Fails | latency+throughput all Pass | all 17 Pass |
 //! | ------------------------------- | -------- | ------------------- | --------------------------- | ----------- |
-//! | none (A/A)                      |   0.0%   |   0.0%              |  79.5%                      |   0.5%      |
-//! | +5% (within the 10% tolerance)  |   0.0%   |   0.0%              |   5.0%                      |   0.0%      |
+//! | none (A/A)                      |   0.0%   |   0.0%              |  77.5%                      |   0.5%      |
+//! | +5% (within the 10% tolerance)  |   0.0%   |   0.0%              |   4.5%                      |   0.0%      |
 //! | +10% (exactly the tolerance)    |   1.5%   |   0.0%              |   0.5%                      |   0.0%      |
-//! | +15%                            |  53.0%   |  10.5%              |   0%                        |   0%        |
-//! | +20%                            |  96.5%   |  40.0%              |   0%                        |   0%        |
-//! | +25%                            | 100.0%   |  89.0%              |   0%                        |   0%        |
+//! | +15%                            |  50.0%   |  10.0%              |   0%                        |   0%        |
+//! | +20%                            |  96.0%   |  38.0%              |   0%                        |   0%        |
+//! | +25%                            | 100.0%   |  87.5%              |   0%                        |   0%        |
 //! | +30%                            | 100.0%   |  98.0%              |   0%                        |   0%        |
 //! | +40%                            | 100.0%   | 100.0%              |   0%                        |   0%        |
 //!
@@ -61,6 +61,15 @@
 //! unchanged run takes 36 pairs (the error checks, certified within 0.1 point, are the last to Pass).
 //! A +10% everywhere fails 99–100% of runs after 8–28 pairs on average, mostly through the steadier
 //! p50s (the run stops at the first Fail, before the p99s are decided).
+
+//!
+//! # Disturbed rounds
+//! [`Disturb`] (A/B pairs) and [`simulate_disturbed`] (file mode) multiply every latency of some
+//! rounds by a factor drawn from 1.5 to 3, a neighbour having taken the CPU. The robust method of
+//! `stats.rs` against the plain t-interval it replaces (`stats::with_plain_t`): per check on pair
+//! log ratios (`robust_check_table`, with Yuen's trimmed mean and the signed-rank test), sequential
+//! runs (`robust_sequential_table`) and the file mode (`robust_file_table`); their tables are in
+//! `stats.rs`'s module comment. The quick tests below assert the same claims on fewer runs.
 
 use perfgate_runtime::format::{ErrorCounts, LatencySummary, Metric, Stats};
 
@@ -136,6 +145,23 @@ pub struct Sim {
     /// A/A pairs only ([`Sim::pair`]): drift shared by the two rounds of a pair (the machine's slow
     /// wander, which pairing cancels); `drift` and `own_drift` are then each round's own.
     pub pair_drift: f64,
+    /// A/A and A/B pairs only ([`Sim::pair`]): rounds disturbed by a neighbour.
+    pub disturb: Disturb,
+}
+
+/// Rounds disturbed by something else on the machine (another job taking the CPU for a while): every
+/// latency of the round multiplied by a factor drawn uniformly from 1.5 to 3.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Disturb {
+    /// The chance that a pair has one of its rounds disturbed.
+    pub rate: f64,
+    /// Which one: the head's (`Some(true)`), the base's (`Some(false)`), or either (`None`).
+    pub head: Option<bool>,
+}
+
+/// The log factor of a disturbed round.
+fn disturbance(rng: &mut Rng) -> f64 {
+    (1.5 + 1.5 * rng.uniform()).ln()
 }
 
 impl Default for Sim {
@@ -153,6 +179,7 @@ impl Default for Sim {
                 (Some("health"), 0.5),
             ],
             pair_drift: 0.0,
+            disturb: Disturb::default(),
         }
     }
 }
@@ -189,7 +216,12 @@ pub fn stats_from(latencies: &mut [f64], errors: u64, throughput: f64) -> Stats 
 impl Sim {
     /// One round; every latency of every series multiplied by `1 + slowdown`.
     pub fn round(&self, rng: &mut Rng, slowdown: f64) -> RoundStats {
-        let shared = self.drift * rng.normal();
+        self.round_shifted(rng, slowdown, 0.0)
+    }
+
+    /// One round whose latencies are also multiplied by `exp(extra)` (a disturbed round).
+    fn round_shifted(&self, rng: &mut Rng, slowdown: f64, extra: f64) -> RoundStats {
+        let shared = self.drift * rng.normal() + extra;
         let mut round = RoundStats::default();
         let mut buf = vec![0.0; self.requests];
         for &(name, median) in &self.series {
@@ -215,16 +247,26 @@ impl Sim {
     }
 }
 
-/// One simulated comparison: `nb` baseline rounds, `nc` current rounds slowed by `slowdown`.
-pub fn simulate(
+/// One simulated comparison: `nb` baseline rounds, `nc` current rounds slowed by `slowdown`, the first
+/// `disturbed.0` baseline and `disturbed.1` current rounds disturbed.
+pub fn simulate_disturbed(
     sim: &Sim,
     rng: &mut Rng,
     (nb, nc): (usize, usize),
     slowdown: f64,
     tolerance: f64,
+    disturbed: (usize, usize),
 ) -> Vec<Decision> {
-    let baseline = sim.rounds(rng, nb, 0.0);
-    let current = sim.rounds(rng, nc, slowdown);
+    let mut side = |n: usize, slowdown: f64, k: usize| -> Vec<RoundStats> {
+        (0..n)
+            .map(|i| {
+                let extra = if i < k { disturbance(rng) } else { 0.0 };
+                sim.round_shifted(rng, slowdown, extra)
+            })
+            .collect()
+    };
+    let baseline = side(nb, 0.0, disturbed.0);
+    let current = side(nc, slowdown, disturbed.1);
     let pair = ScenarioPair {
         scenario: "sim::scenario",
         tolerance,
@@ -260,13 +302,26 @@ pub fn tally(
     slowdown: f64,
     tolerance: f64,
 ) -> Tally {
+    tally_disturbed(sim, seed, runs, rounds, slowdown, tolerance, (0, 0))
+}
+
+/// [`tally`] with disturbed rounds (see [`simulate_disturbed`]).
+pub fn tally_disturbed(
+    sim: &Sim,
+    seed: u64,
+    runs: usize,
+    rounds: (usize, usize),
+    slowdown: f64,
+    tolerance: f64,
+    disturbed: (usize, usize),
+) -> Tally {
     let mut rng = Rng::new(seed);
     let mut t = Tally {
         runs,
         ..Tally::default()
     };
     for _ in 0..runs {
-        let d = simulate(sim, &mut rng, rounds, slowdown, tolerance);
+        let d = simulate_disturbed(sim, &mut rng, rounds, slowdown, tolerance, disturbed);
         t.checks = d.len();
         t.any_fail += d.iter().any(|d| d.outcome == Outcome::Fail) as usize;
         t.all_pass += d.iter().all(|d| d.outcome == Outcome::Pass) as usize;
@@ -480,8 +535,19 @@ impl Sim {
     /// above covers that.
     pub fn pair(&self, rng: &mut Rng, change: Change) -> (RoundStats, RoundStats) {
         let shared = self.pair_drift * rng.normal();
-        let base = self.summary_round(rng, shared, Change::default());
-        let head = self.summary_round(rng, shared, change);
+        let (mut on_base, mut on_head) = (0.0, 0.0);
+        // No draw at all without disturbances: the undisturbed simulations keep their streams.
+        if self.disturb.rate > 0.0 && rng.uniform() < self.disturb.rate {
+            let head = self.disturb.head.unwrap_or_else(|| rng.uniform() < 0.5);
+            let f = disturbance(rng);
+            if head {
+                on_head = f;
+            } else {
+                on_base = f;
+            }
+        }
+        let base = self.summary_round(rng, shared + on_base, Change::default());
+        let head = self.summary_round(rng, shared + on_head, change);
         (base, head)
     }
 
@@ -823,4 +889,372 @@ fn sequential_floor_lets_unchanged_runs_pass_a_too_tight_tolerance() {
     assert!(held.stops[Stop::Decided as usize] >= 24, "{held:?}");
     assert!(plain.stops[Stop::Decided as usize] <= 5, "{plain:?}");
     assert_eq!(held.any_fail + plain.any_fail, 0, "{held:?} {plain:?}");
+}
+
+// Disturbed rounds: the outlier sequence of `stats.rs` against the plain t-interval.
+
+/// A check's levels at each look of `plan` for a scenario of 17 checks: the Fail test's first Holm
+/// step (`alpha_look / 17`, the strictest a Fail meets) and the Pass test's (`alpha_look`).
+fn check_levels(plan: &Plan) -> Vec<(usize, f64, f64)> {
+    plan.looks
+        .iter()
+        .zip(&plan.alphas)
+        .map(|(&n, &a)| (n, a / 17.0, a))
+        .collect()
+}
+
+/// One-sided p-values (Fail, Pass) of a check on pair log ratios `d` against the log boundary `b`.
+type CheckTest = fn(&[f64], f64) -> (f64, f64);
+
+fn robust_test(d: &[f64], b: f64) -> (f64, f64) {
+    super::stats::paired_p_values(d, b)
+}
+
+fn plain_t_test(d: &[f64], b: f64) -> (f64, f64) {
+    super::stats::with_plain_t(|| super::stats::paired_p_values(d, b))
+}
+
+/// Yuen's test on the 20%-trimmed mean (winsorised variance, `h − 1` degrees of freedom, h kept).
+fn yuen_test(d: &[f64], b: f64) -> (f64, f64) {
+    let n = d.len();
+    let mut x = d.to_vec();
+    x.sort_unstable_by(f64::total_cmp);
+    let g = (0.2 * n as f64).floor() as usize;
+    let h = n - 2 * g;
+    let trimmed = x[g..n - g].iter().sum::<f64>() / h as f64;
+    let w: Vec<f64> = x.iter().map(|&v| v.clamp(x[g], x[n - g - 1])).collect();
+    let mw = w.iter().sum::<f64>() / n as f64;
+    let sw = (w.iter().map(|v| (v - mw).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let se = (sw / (h as f64 / n as f64 * (n as f64).sqrt())).max(1e-12);
+    let t = (trimmed - b) / se;
+    let df = (h - 1) as f64;
+    (super::dist::t_sf(t, df), super::dist::t_cdf(t, df))
+}
+
+/// The exact one-sided Wilcoxon signed-rank test of the pairs against `b` (its interval is the
+/// Hodges–Lehmann one); no ties in simulated data.
+fn signed_rank_test(d: &[f64], b: f64) -> (f64, f64) {
+    let n = d.len();
+    let mut dev: Vec<f64> = d.iter().map(|v| v - b).collect();
+    dev.sort_unstable_by(|x, y| x.abs().total_cmp(&y.abs()));
+    let w: usize = dev
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v > 0.0)
+        .map(|(i, _)| i + 1)
+        .sum();
+    // Number of sign patterns with each rank sum, as probabilities.
+    let total = n * (n + 1) / 2;
+    let mut pmf = vec![0.0; total + 1];
+    pmf[0] = 1.0;
+    for k in 1..=n {
+        for s in (k..=total).rev() {
+            pmf[s] += pmf[s - k];
+        }
+    }
+    let scale = 0.5_f64.powi(n as i32);
+    let upper: f64 = pmf[w..].iter().sum::<f64>() * scale;
+    let lower: f64 = pmf[..=w].iter().sum::<f64>() * scale;
+    (upper, lower)
+}
+
+/// Pair log ratios: `theta` plus normal noise of sd `sd`, each pair disturbed with probability
+/// `rate` (on the head's side when `head` says so, else either).
+fn pair_ratios(
+    rng: &mut Rng,
+    n: usize,
+    theta: f64,
+    sd: f64,
+    rate: f64,
+    head: Option<bool>,
+) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let mut d = theta + sd * rng.normal();
+            if rate > 0.0 && rng.uniform() < rate {
+                let on_head = head.unwrap_or_else(|| rng.uniform() < 0.5);
+                let f = disturbance(rng);
+                d += if on_head { f } else { -f };
+            }
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn robust_check_holds_its_level_on_clean_pairs() {
+    // At a change of exactly the tolerance (boundary 0), normal pairs: each p-value is valid.
+    let mut rng = Rng::new(60);
+    let (reps, a) = (6000, 0.01);
+    for n in [6, 12, 30] {
+        let (mut fail, mut pass) = (0, 0);
+        for _ in 0..reps {
+            let d = pair_ratios(&mut rng, n, 0.0, 0.05, 0.0, None);
+            let (pf, pp) = robust_test(&d, 0.0);
+            fail += (pf <= a) as usize;
+            pass += (pp <= a) as usize;
+        }
+        let most = binomial_upper(reps, a);
+        assert!(
+            fail <= most && pass <= most,
+            "n {n}: {fail} / {pass} of {reps}"
+        );
+    }
+}
+
+#[test]
+fn one_disturbed_pair_no_longer_blinds_a_check() {
+    // 10 pairs within ±1% and one ×2: the plain t cannot certify a 5% tolerance at the first look's
+    // level, the robust test sets the pair aside and can; on the clean pairs both agree.
+    let mut rng = Rng::new(61);
+    let mut d = pair_ratios(&mut rng, 10, 0.0, 0.01, 0.0, None);
+    let b = 0.05_f64.ln_1p();
+    let level = plan(6, 60, 0.05).alphas[1];
+    assert!(robust_test(&d, b).1 <= level && plain_t_test(&d, b).1 <= level);
+    d[3] += 2f64.ln();
+    assert!(robust_test(&d, b).1 <= level, "{:?}", robust_test(&d, b));
+    assert!(plain_t_test(&d, b).1 > 0.1, "{:?}", plain_t_test(&d, b));
+    // Nor does it invent a slowdown: the disturbed pair is not evidence of one.
+    assert!(robust_test(&d, b).0 > 0.5, "{:?}", robust_test(&d, b));
+}
+
+/// Sequential runs with the plain t-intervals (the method before), for comparison.
+fn sequential_tally_t(
+    sim: &Sim,
+    seed: u64,
+    runs: usize,
+    plan: &Plan,
+    tolerance: f64,
+    change: Change,
+) -> SeqTally {
+    super::stats::with_plain_t(|| sequential_tally(sim, seed, runs, plan, tolerance, change, None))
+}
+
+fn disturbed(sd: f64, rate: f64, head: Option<bool>) -> Sim {
+    Sim {
+        disturb: Disturb { rate, head },
+        ..quiet(sd)
+    }
+}
+
+#[test]
+fn sequential_unchanged_runs_with_disturbed_pairs_still_pass() {
+    let plan = plan(8, 60, 0.05);
+    let sim = disturbed(0.05, 0.1, None);
+    let robust = sequential_tally(&sim, 70, 40, &plan, 0.05, Change::default(), None);
+    let t = sequential_tally_t(&sim, 70, 40, &plan, 0.05, Change::default());
+    assert_eq!(robust.any_fail + t.any_fail, 0, "{robust:?} {t:?}");
+    assert!(robust.stops[Stop::Decided as usize] >= 34, "{robust:?}");
+    assert!(t.stops[Stop::Decided as usize] <= 20, "{t:?}");
+    assert!(robust.mean_pairs() < t.mean_pairs(), "{robust:?} {t:?}");
+}
+
+#[test]
+fn sequential_tail_slowdown_is_caught_despite_disturbed_pairs() {
+    let plan = plan(8, 60, 0.05);
+    let sim = disturbed(0.05, 0.1, None);
+    let robust = sequential_tally(&sim, 71, 40, &plan, 0.05, TAIL_10, None);
+    let t = sequential_tally_t(&sim, 71, 40, &plan, 0.05, TAIL_10);
+    assert!(robust.p99_fail >= 34, "{robust:?}");
+    assert!(t.p99_fail <= 20, "{t:?}");
+}
+
+/// The worst case for false alarms: every check exactly at its tolerance and the disturbances all on
+/// the head's side, where they look like more slowdown.
+#[test]
+fn sequential_disturbed_changes_at_the_tolerance_fail_at_most_alpha() {
+    let plan = plan(8, 60, 0.05);
+    let at = Change {
+        all: 0.05,
+        ..Change::default()
+    };
+    let runs = 120;
+    let t = sequential_tally(
+        &disturbed(0.05, 0.1, Some(true)),
+        72,
+        runs,
+        &plan,
+        0.05,
+        at,
+        None,
+    );
+    assert!(t.any_fail <= binomial_upper(runs, 0.05), "{t:?}");
+}
+
+#[test]
+fn file_mode_survives_one_disturbed_round() {
+    let sim = Sim {
+        requests: 1000,
+        ..Sim::default()
+    };
+    let robust = tally_disturbed(&sim, 73, 30, (5, 3), 0.0, 0.10, (0, 1));
+    let t = super::stats::with_plain_t(|| tally_disturbed(&sim, 73, 30, (5, 3), 0.0, 0.10, (0, 1)));
+    assert_eq!(robust.any_fail + t.any_fail, 0, "{robust:?} {t:?}");
+    eprintln!("{robust:?} {t:?}");
+}
+
+/// The per-check evidence behind the choice of method (`stats.rs`): on clean normal pair log ratios,
+/// each method's rate of p-values at or below the first look's levels and the last's (Fail: the
+/// first Holm step `alpha_look / 17`; Pass: `alpha_look`), as a multiple of the level; then how often
+/// a check of sd 5.8% (pairs at 5% round noise) Passes a 5% tolerance unchanged, and Fails it at
+/// +10%, clean and with disturbed pairs (`rate` of the pairs, either side; "head": the side that
+/// hurts), at each look of `plan(6, 60, 0.05)`.
+#[test]
+#[ignore = "a table for the docs (~1 min): cargo test --release -- --ignored robust_check_table --nocapture"]
+fn robust_check_table() {
+    let plan = plan(6, 60, 0.05);
+    let methods: [(&str, CheckTest); 4] = [
+        ("t", plain_t_test),
+        ("robust", robust_test),
+        ("yuen 20%", yuen_test),
+        ("signed-rank", signed_rank_test),
+    ];
+    let mut rng = Rng::new(80);
+    eprintln!("size on clean normal pairs, rate / level (Fail level, Pass level):");
+    for &(n, fail_level, pass_level) in &check_levels(&plan) {
+        let reps = if n <= 12 { 1_000_000 } else { 200_000 };
+        let samples: Vec<Vec<f64>> = (0..reps)
+            .map(|_| pair_ratios(&mut rng, n, 0.0, 1.0, 0.0, None))
+            .collect();
+        let mut line = format!("| {n:>2} pairs | {fail_level:.1e} / {pass_level:.1e} |");
+        for (name, test) in &methods {
+            let (mut f, mut p) = (0, 0);
+            for d in &samples {
+                let (pf, pp) = test(d, 0.0);
+                // Both tails, each at its level: twice the draws.
+                f += (pf <= fail_level) as usize + (pp <= fail_level) as usize;
+                p += (pf <= pass_level) as usize + (pp <= pass_level) as usize;
+            }
+            let rate = |k: usize, a: f64| k as f64 / (2.0 * reps as f64) / a;
+            line.push_str(&format!(
+                " {name} {:.2} / {:.2} |",
+                rate(f, fail_level),
+                rate(p, pass_level)
+            ));
+        }
+        eprintln!("{line}");
+    }
+    let b = 0.05_f64.ln_1p();
+    let sd = 0.058;
+    for (label, rate, head_pass, head_fail) in [
+        ("clean", 0.0, None, None),
+        ("10% of pairs, either side", 0.1, None, None),
+        (
+            "10% of pairs, the side that hurts",
+            0.1,
+            Some(true),
+            Some(false),
+        ),
+        ("20% of pairs, either side", 0.2, None, None),
+    ] {
+        eprintln!("{label}: unchanged Passes / +10% Fails");
+        for &(n, fail_level, pass_level) in &check_levels(&plan) {
+            let reps = 4000;
+            let mut line = format!("| {n:>2} pairs |");
+            let aa: Vec<Vec<f64>> = (0..reps)
+                .map(|_| pair_ratios(&mut rng, n, 0.0, sd, rate, head_pass))
+                .collect();
+            let slow: Vec<Vec<f64>> = (0..reps)
+                .map(|_| pair_ratios(&mut rng, n, 0.10_f64.ln_1p(), sd, rate, head_fail))
+                .collect();
+            for (name, test) in &methods {
+                let pass = aa.iter().filter(|d| test(d, b).1 <= pass_level).count();
+                let fail = slow.iter().filter(|d| test(d, b).0 <= fail_level).count();
+                line.push_str(&format!(
+                    " {name} {:>3.0}% / {:>3.0}% |",
+                    pass as f64 / reps as f64 * 100.0,
+                    fail as f64 / reps as f64 * 100.0
+                ));
+            }
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The table in `stats.rs`'s module comment for the sequential A/B mode: plain t against the robust
+/// method, clean and with disturbed pairs, at 5% round noise, looks from 8 to 60 pairs, tolerance 5%,
+/// 17 checks, one scenario at alpha 0.05.
+#[test]
+#[ignore = "a table for the docs (~4 min): cargo test --release -- --ignored robust_sequential_table --nocapture"]
+fn robust_sequential_table() {
+    let plan = plan(8, 60, 0.05);
+    let at = Change {
+        all: 0.05,
+        ..Change::default()
+    };
+    let runs = 400;
+    eprintln!(
+        "| disturbed pairs | head side | method | any Fail | p99 Fails | every check Passes | mean pairs |"
+    );
+    for (label, rate, side) in [
+        ("none", 0.0, None),
+        ("10%, either round", 0.1, None),
+        ("20%, either round", 0.2, None),
+        ("10%, the head's round", 0.1, Some(true)),
+    ] {
+        let sim = disturbed(0.05, rate, side);
+        for (i, (what, c)) in [
+            ("unchanged", Change::default()),
+            ("+5% everywhere (the tolerance)", at),
+            ("+10% iteration p99", TAIL_10),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let seed = 900 + i as u64;
+            let t = sequential_tally_t(&sim, seed, runs, &plan, 0.05, c);
+            let r = sequential_tally(&sim, seed, runs, &plan, 0.05, c, None);
+            for (method, x) in [("t", &t), ("robust", &r)] {
+                eprintln!(
+                    "| {label:<22} | {what:<30} | {method:<6} | {:>5.1}% | {:>5.1}% | {:>5.1}% | {:>4.1} |",
+                    x.rate(x.any_fail) * 100.0,
+                    x.rate(x.p99_fail) * 100.0,
+                    x.rate(x.stops[Stop::Decided as usize]) * 100.0,
+                    x.mean_pairs()
+                );
+            }
+        }
+    }
+}
+
+/// The same for the file mode: 3 current rounds against 5 baseline rounds, tolerance 10%, raw
+/// latencies, 17 checks, alpha 0.05; one round disturbed on the side that hurts.
+#[test]
+#[ignore = "a table for the docs (~1 min): cargo test --release -- --ignored robust_file_table --nocapture"]
+fn robust_file_table() {
+    let sim = Sim::default();
+    let runs = 200;
+    eprintln!(
+        "| change | disturbed | method | any Fail | p99 Fails | latency+throughput all Pass |"
+    );
+    for (i, (what, slow, dist)) in [
+        ("unchanged", 0.0, (0, 0)),
+        ("unchanged", 0.0, (0, 1)),
+        ("unchanged", 0.0, (1, 0)),
+        ("+10% (the tolerance)", 0.10, (0, 1)),
+        ("+25%", 0.25, (0, 0)),
+        ("+25%", 0.25, (1, 0)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 950 + i as u64;
+        let label = match dist {
+            (0, 0) => "none",
+            (0, _) => "1 current round",
+            _ => "1 baseline round",
+        };
+        let t = super::stats::with_plain_t(|| {
+            tally_disturbed(&sim, seed, runs, (5, 3), slow, 0.10, dist)
+        });
+        let r = tally_disturbed(&sim, seed, runs, (5, 3), slow, 0.10, dist);
+        for (method, x) in [("t", &t), ("robust", &r)] {
+            eprintln!(
+                "| {what:<20} | {label:<16} | {method:<6} | {:>5.1}% | {:>5.1}% | {:>5.1}% |",
+                x.rate(x.any_fail) * 100.0,
+                x.rate(x.p99_fail) * 100.0,
+                x.rate(x.latency_pass) * 100.0
+            );
+        }
+    }
 }

@@ -365,6 +365,54 @@ fn paired_rounds_cancel_shared_drift() {
 }
 
 #[test]
+fn a_disturbed_pair_is_set_aside_and_said_so() {
+    // 10 unchanged pairs within ±1% of each other, drifting ±10% between pairs; in pair 4 the head's
+    // round was slowed ×1.8 by a neighbour.
+    let drift = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.08, 0.92, 1.02, 0.98];
+    let b = rounds(&drift);
+    let mut c: Vec<RoundStats> = drift
+        .iter()
+        .enumerate()
+        .map(|(i, s)| round(s * (1.0 + 0.01 * ((i * 3 % 5) as f64 - 2.0) / 2.0)))
+        .collect();
+    c[4] = round(drift[4] * 1.8);
+    let d = decide_paired(&[pair(&b, &c)], &GateOptions::default());
+    let p99 = find(&d, None, Metric::P99);
+    assert_eq!(p99.outcome, Outcome::Pass, "{p99:#?}");
+    assert!(p99.change.unwrap().abs() < 0.01, "{p99:#?}");
+    assert!(
+        p99.note
+            .ends_with("; set aside as disturbed: 1 of 10 A/B pairs (up to ×1.80 off the others)"),
+        "{}",
+        p99.note
+    );
+    assert!(p99.change_low.unwrap() <= p99.change.unwrap());
+    assert!(p99.change.unwrap() <= p99.change_high.unwrap());
+    // The plain t would have averaged it in: +6% and an interval far wider than the tolerance.
+    let plain =
+        super::stats::with_plain_t(|| decide_paired(&[pair(&b, &c)], &GateOptions::default()));
+    let p99 = find(&plain, None, Metric::P99);
+    assert_eq!(p99.outcome, Outcome::Inconclusive, "{p99:#?}");
+    assert!(p99.change.unwrap() > 0.05, "{p99:#?}");
+}
+
+#[test]
+fn a_disturbed_current_round_is_set_aside_in_the_file_mode() {
+    let b = rounds(&BASE);
+    let c = rounds(&[1.01, 0.99, 2.0]);
+    let d = decide(&[pair(&b, &c)], &GateOptions::default());
+    let p50 = find(&d, None, Metric::P50);
+    assert_eq!(p50.outcome, Outcome::Pass, "{p50:#?}");
+    assert!(
+        p50.note
+            .contains("set aside as disturbed: 1 of 3 current rounds"),
+        "{}",
+        p50.note
+    );
+    assert_eq!((p50.rounds_baseline, p50.rounds_current), (5, 3));
+}
+
+#[test]
 fn decisions_keep_scenario_and_request_names_in_a_stable_order() {
     let mut b = rounds(&BASE);
     let mut c = rounds(&[1.0, 1.0, 1.0]);

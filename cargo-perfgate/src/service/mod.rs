@@ -64,6 +64,12 @@ impl Service {
         cmd.args(cfg.args.iter().map(|a| subst(a)))
             .env("PORT", port.to_string())
             .envs(cfg.env.iter().map(|(k, v)| (k, subst(v))))
+            // Handed over on purpose: explicitly set, so the scrubbing of credentials keeps them.
+            .envs(
+                cfg.pass_env
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+            )
             .current_dir(cwd)
             // Its own process group has no terminal to read from; a read would stop it (SIGTTIN).
             .stdin(Stdio::null())
@@ -325,6 +331,7 @@ mod tests {
             port: None,
             startup_timeout: timeout,
             restart: Restart::PerRun,
+            pass_env: vec![],
         }
     }
 

@@ -335,6 +335,7 @@ fn summarise(
         &schedule,
         totals.late_waiting,
         iterations.count,
+        recorder.gave_up_count(),
         total_slots,
     );
     ScenarioResult {
@@ -355,10 +356,20 @@ fn summarise(
 fn invalid_reason(
     schedule: &Schedule,
     late_waiting: u64,
-    started: u64,
+    finished: u64,
+    gave_up: u64,
     max_in_flight: u64,
 ) -> Option<String> {
-    if started == 0 {
+    if finished == 0 && gave_up > 0 {
+        return Some(format!(
+            "no iteration finished in the measured window: {gave_up} iteration{} started before it \
+             {} still running when the window and its grace period ended. A scenario step that never \
+             returns holds its user: give requests a `timeout` and check what the scenario awaits",
+            if gave_up == 1 { "" } else { "s" },
+            if gave_up == 1 { "was" } else { "were" },
+        ));
+    }
+    if finished == 0 {
         return Some("no iteration started in the measured window".into());
     }
     let bad = schedule.late + schedule.dropped;
@@ -503,10 +514,13 @@ async fn iteration<F, Fut>(
             tokio::select! {
                 biased;
                 r = guarded => r,
-                _ = give_up.as_mut() => Err(Error::new(
-                    ErrorKind::Timeout,
-                    "still running when the measured window and its grace period were over",
-                )),
+                _ = give_up.as_mut() => {
+                    worker.run.recorder.gave_up();
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        "still running when the measured window and its grace period were over",
+                    ))
+                }
             }
         }
     };
