@@ -207,7 +207,7 @@ fn init_sets_up_a_fresh_axum_service_that_then_passes() {
     assert!(out.status.success(), "cargo new: {out:?}");
     f.write("src/main.rs", AXUM_MAIN);
     // tokio's features are those the other fixtures' builds already have, so the shared target dir
-    // holds one tokio; axum 0.8 as the workspace's axum example uses.
+    // holds one tokio.
     f.edit_manifest(
         "[dependencies]\n",
         "[dependencies]\naxum = \"0.8\"\ntokio = { version = \"1\", features = [\"macros\", \"rt-multi-thread\"] }\n",

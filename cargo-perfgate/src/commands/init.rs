@@ -114,6 +114,13 @@ pub fn run(common: &CommonArgs, args: &InitArgs, ui: &Ui) -> Result<i32> {
                 ))
             })?,
         };
+        if let PortHow::Fixed(p) = port.value {
+            ui.warn(&format!(
+                "`{}` always binds port {p}: perfgate uses it when it is free, but `--ab` and `calibrate`, which \
+                 run two instances side by side, cannot; reading the port from a flag or a variable (PORT) lifts that",
+                bin.name
+            ));
+        }
         let ready = probe
             .as_ref()
             .filter(|(_, health)| *health)
