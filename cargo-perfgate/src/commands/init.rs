@@ -17,6 +17,7 @@ use crate::discover::targets::MARKER;
 use crate::discover::workspace::{self, test_targets, TestTarget, RUNTIME_CRATE};
 use crate::error::{exit, Error, Result};
 use crate::files;
+use crate::text::list_or_none;
 use crate::ui::Ui;
 
 pub fn run(common: &CommonArgs, args: &InitArgs, ui: &Ui) -> Result<i32> {
@@ -236,16 +237,12 @@ pub fn run(common: &CommonArgs, args: &InitArgs, ui: &Ui) -> Result<i32> {
 fn current_package<'m>(meta: &'m Metadata, common: &CommonArgs) -> Result<&'m Package> {
     let members = meta.workspace_packages();
     let with_bins = || {
-        let v: Vec<&str> = members
-            .iter()
-            .filter(|p| !p.targets.iter().all(|t| !t.is_bin()))
-            .map(|p| p.name.as_str())
-            .collect();
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
+        list_or_none(
+            members
+                .iter()
+                .filter(|p| p.targets.iter().any(|t| t.is_bin()))
+                .map(|p| p.name.as_str()),
+        )
     };
     match common.packages.as_slice() {
         [] => {}

@@ -9,6 +9,7 @@ use crate::discover::config::{TargetKind, TargetRef};
 use crate::discover::sources::crate_sources;
 use crate::discover::workspace::{PerfPackage, TestTarget};
 use crate::error::{Error, Result};
+use crate::text::list_or_none;
 
 /// The identifier whose presence in a target's sources makes it a scenario target.
 pub const MARKER: &str = "perf_test";
@@ -194,21 +195,10 @@ fn resolve(pkg: &PerfPackage, r: &TargetRef) -> Result<TestTarget> {
             msg: format!(
                 "`targets` names a {wanted}, which package `{}` does not have (its targets: {})",
                 pkg.name,
-                list(&pkg.targets)
+                list_or_none(pkg.targets.iter().map(TestTarget::describe))
             ),
         }
     })
-}
-
-fn list(targets: &[TestTarget]) -> String {
-    if targets.is_empty() {
-        return "none".into();
-    }
-    targets
-        .iter()
-        .map(TestTarget::describe)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A target named on the command line that no selected package has is a mistake, said before
@@ -216,16 +206,11 @@ fn list(targets: &[TestTarget]) -> String {
 pub fn check_command_line(packages: &[PerfPackage], cli: &TargetArgs) -> Result<()> {
     let all: Vec<&TestTarget> = packages.iter().flat_map(|p| &p.targets).collect();
     let names = |kind: TargetKind| {
-        let v: Vec<&str> = all
-            .iter()
-            .filter(|t| t.kind == kind)
-            .map(|t| t.name.as_str())
-            .collect();
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(", ")
-        }
+        list_or_none(
+            all.iter()
+                .filter(|t| t.kind == kind)
+                .map(|t| t.name.as_str()),
+        )
     };
     for name in &cli.test {
         if !all
