@@ -177,9 +177,18 @@ pub struct CompareArgs {
 /// Where the load goes and for how long: shared by `run` and `record`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LoadArgs {
-    /// Drive an already running service at this URL instead of building and starting one.
+    /// Drive an already running service at this URL instead of building and starting one
+    /// (loopback only, unless --allow-remote).
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
+    /// Fail at once (exit 2) when another run measures in this target directory, instead of waiting
+    /// for it: two runs at once would each measure under the other's load.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Let --target-url send load to a host other than this machine (a staging service: make sure
+    /// it is yours to load).
+    #[arg(long, requires = "target_url")]
+    pub allow_remote: bool,
     /// Override every scenario's measured duration (e.g. `5s`, `500ms`, `2m`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,

@@ -30,9 +30,11 @@ pub enum Error {
     Build(String),
     #[error("{0}")]
     Discovery(String),
-    #[error("service `{name}` did not start: {cause}\n{log_tail}")]
-    ServiceStart {
-        name: String,
+    /// A service or a dependency that did not start, never got ready, or whose setup failed.
+    #[error("{what} did not start: {cause}\n{log_tail}")]
+    Start {
+        /// "service `api`", "dependency `db`"
+        what: String,
         cause: String,
         log_tail: String,
     },
@@ -44,6 +46,9 @@ pub enum Error {
     /// A baseline or results file holds a value no measurement can produce (named in the message).
     #[error("{0}")]
     Corrupt(String),
+    /// Another run holds the target directory's lock and `--no-wait` was given.
+    #[error("{0}")]
+    Busy(String),
     #[error("interrupted; the service and scenario processes were stopped")]
     Interrupted,
     #[error("{context}: {source}")]
@@ -62,10 +67,11 @@ impl Error {
             | Error::Config { .. }
             | Error::Build(_)
             | Error::Discovery(_)
-            | Error::ServiceStart { .. }
+            | Error::Start { .. }
             | Error::Scenario(_)
             | Error::Baseline(_)
             | Error::Corrupt(_)
+            | Error::Busy(_)
             | Error::Io { .. } => exit::ERROR,
             Error::Interrupted => exit::INTERRUPTED,
         }

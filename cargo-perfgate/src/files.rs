@@ -49,6 +49,82 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
     crate::secret::redact(&all[from..].join("\n"))
 }
 
+/// A child's stdout and stderr copied to its log file line by line with secrets redacted: what a
+/// child prints goes into reports through log tails, and a log under `target/` is a CI artifact.
+#[derive(Debug)]
+pub struct LogPump {
+    done: Vec<std::sync::mpsc::Receiver<()>>,
+}
+
+impl LogPump {
+    /// A pump with nothing to copy (a child whose output goes elsewhere).
+    pub fn none() -> LogPump {
+        LogPump { done: Vec::new() }
+    }
+
+    /// Pipes `cmd`'s stdout and stderr (to be pumped once it is spawned).
+    pub fn pipe(cmd: &mut std::process::Command) {
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+    }
+
+    /// Starts copying the spawned child's output to `log`.
+    pub fn start(child: &mut std::process::Child, log: &std::fs::File) -> std::io::Result<LogPump> {
+        let mut done = Vec::new();
+        let out = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let err = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        for reader in [out, err].into_iter().flatten() {
+            let file = log.try_clone()?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("perfgate-log".into())
+                .spawn(move || {
+                    pump(reader, file);
+                    let _ = tx.send(());
+                })?;
+            done.push(rx);
+        }
+        Ok(LogPump { done })
+    }
+
+    /// Waits until everything the child wrote is in the log (its pipes closed), at most `timeout`: a
+    /// daemon it left may hold a pipe open.
+    pub fn drain(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        for rx in &self.done {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let _ = rx.recv_timeout(left);
+        }
+    }
+}
+
+fn pump(reader: Box<dyn Read + Send>, mut file: std::fs::File) {
+    use std::io::BufRead as _;
+    // A line longer than this is written in pieces (a secret split across two is the price of a
+    // bounded buffer for a child that never prints a newline).
+    const MAX_LINE: u64 = 64 * 1024;
+    let mut reader = std::io::BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = crate::secret::redact(&String::from_utf8_lossy(&line));
+                // Reading goes on even when the log cannot be written: a full pipe would stall
+                // the child.
+                let _ = file.write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
 /// An exclusive advisory lock on `path` (created if missing), held until the returned file is dropped
 /// (also when the process dies, so a killed run never leaves it taken). When another process holds
 /// it: with `wait`, `on_wait` is called once and this waits until it is free (Ctrl-C interrupts);

@@ -17,7 +17,7 @@
 //! whatever still carries its mark. A run killed with SIGKILL leaves marked processes whose owner is
 //! gone: the next run finds them in `/proc` ([`clean_leftovers`]), stops them and says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -47,15 +47,17 @@ fn owner() -> &'static str {
     })
 }
 
-/// Field 22 of `/proc/<pid>/stat`: when the process started.
+/// Field 22 of `/proc/<pid>/stat` (clock ticks after boot) of a live, non-zombie process: a pid the
+/// kernel reused has another.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    // After the command name, index 0 is field 3 (state), so field 22 is index 19.
+    fields.get(19)?.parse().ok()
 }
 
 /// Process-group ids (= pids of the group leaders we spawned) not yet reaped, with their marks.
@@ -124,17 +126,23 @@ fn kill_all(sig: i32) {
 }
 
 /// SIGTERM to every registered group; then, after `grace`, SIGKILL to the groups the main thread has
-/// not reaped by then.
+/// not reaped by then, and to the descendants that left them.
 fn terminate_all(grace: Duration) {
-    kill_all(libc::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if registry().is_empty() {
-            return;
+    {
+        // Listed and signalled under the registry's lock, so `terminate` in the main thread either
+        // lists a live tree itself or finds this list filled.
+        let reg = registry();
+        escapees().extend(reg.keys().flat_map(|pgid| descendants(*pgid as u32)));
+        for pgid in reg.keys() {
+            signal_group(*pgid, libc::SIGTERM);
         }
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && !registry().is_empty() {
         std::thread::sleep(Duration::from_millis(20));
     }
     kill_all(libc::SIGKILL);
+    kill_survivors(&escapees());
 }
 
 /// Sends `sig` to the process group `pgid`. Errors (the group is already gone) are irrelevant here.
@@ -215,20 +223,19 @@ pub struct Marked {
 }
 
 /// The live (not zombie) processes whose mark satisfies `keep`.
+/// The pids in `/proc` (empty where there is none).
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
 fn marked(keep: impl Fn(&str) -> bool) -> Vec<Marked> {
     let needle = format!("{MARK_VAR}=");
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids() {
         if pid == std::process::id() || proc_state(pid) == Some('Z') {
             continue;
         }
@@ -295,31 +302,11 @@ fn kill_marked(keep: impl Fn(&str) -> bool) -> Vec<Marked> {
 fn reap_orphans() {
     let me = std::process::id();
     let registered: Vec<i32> = registry().keys().copied().collect();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids().map(|p| p as i32) {
         if registered.contains(&pid) || proc_state(pid as u32) != Some('Z') {
             continue;
         }
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()
-            });
-        if ppid == Some(me) {
+        if parent_of(pid as u32) == Some(me) {
             // SAFETY: waitpid on a specific zombie child of ours that nothing else waits for.
             unsafe {
                 libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
@@ -353,13 +340,101 @@ pub fn clean_leftovers() -> Vec<Marked> {
     kill_marked(dead)
 }
 
+/// Descendants of the registered groups' leaders that were listed when the user interrupted, before
+/// anything was signalled: once a leader dies, its children are re-parented and no longer found under it.
+fn escapees() -> MutexGuard<'static, Vec<Member>> {
+    static ESCAPEES: Mutex<Vec<Member>> = Mutex::new(Vec::new());
+    ESCAPEES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Direct children of `pid`: the union of `/proc/<pid>/task/*/children` (a child belongs to the thread
+/// that forked it). Kernels without that file fall back to scanning every process's parent pid.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut have_children_file = false;
+    for task in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(task.path().join("children")) {
+            have_children_file = true;
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    if !have_children_file {
+        out = pids().filter(|p| parent_of(*p) == Some(pid)).collect();
+    }
+    out
+}
+
+/// Field 4 of `/proc/<pid>/stat`: the parent's pid.
+fn parent_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()?
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A process of a tree at the time it was listed: its pid and start time (clock ticks after boot), so a
+/// pid the kernel reused since is never signalled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Member {
+    pid: u32,
+    started: u64,
+}
+
+/// Every descendant of `root` (not `root` itself), found down `/proc`'s child lists.
+fn descendants(root: u32) -> Vec<Member> {
+    let mut out = Vec::new();
+    let mut stack = children(root);
+    let mut seen = BTreeSet::new();
+    // Bounded: each pid is visited once, and /proc holds finitely many.
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(started) = start_time(pid) {
+            out.push(Member { pid, started });
+        }
+        stack.extend(children(pid));
+    }
+    out
+}
+
+/// SIGKILL to the members still alive as the same process (same start time, not a zombie).
+fn kill_survivors(members: &[Member]) {
+    for m in members {
+        if start_time(m.pid) == Some(m.started) {
+            // SAFETY: kill(2) has no memory-safety preconditions; the start time was just checked.
+            unsafe {
+                libc::kill(m.pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Stops the child's whole process group: SIGTERM, up to `grace` for the leader to exit, SIGKILL; then
 /// reaps the leader and kills whatever else is left in the group or carries the child's mark (a
 /// daemon that left the group). Returns the leader's exit status.
+///
+/// Descendants that left the group and rewrote their environment (a server whose workers call
+/// `setsid` and set their process titles, as PostgreSQL's do) are listed before the SIGTERM, left to
+/// the leader to stop during the grace, and SIGKILLed if they outlive it.
 pub fn terminate(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
     let pgid = child.id() as i32;
-    let mark = registry().get(&pgid).cloned();
+    let (mark, tree) = {
+        let reg = registry();
+        let mut tree = descendants(child.id());
+        // On an interrupt the watcher may have signalled the leader first; it listed the tree then.
+        tree.extend(escapees().iter().copied());
+        (reg.get(&pgid).cloned(), tree)
+    };
     let status = stop_group(child, grace)?;
+    kill_survivors(&tree);
     if let Some(mark) = mark {
         kill_marked(|m| m == mark);
     }
@@ -480,6 +555,12 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Whether `pid` is a live process (not a zombie): for tests that check nothing was left running.
+#[cfg(test)]
+pub fn running(pid: u32) -> bool {
+    start_time(pid).is_some()
+}
+
 /// Human cause of an exit, to follow "it": "exited with status 3", "was killed by signal 9 (SIGKILL)".
 pub fn describe_exit(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -558,7 +639,7 @@ mod tests {
         let status = terminate(&mut child, Duration::from_millis(200)).unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(
-            describe_exit(status).contains("signal 9"),
+            describe_exit(status).starts_with("was killed by signal 9"),
             "{}",
             describe_exit(status)
         );

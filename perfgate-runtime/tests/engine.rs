@@ -541,6 +541,38 @@ fn the_run_ends_on_time_whatever_the_iterations_do() {
     assert!(!r.requests.contains_key("nap"));
 }
 
+/// A closed-model user whose iteration, started in the warm-up, never returns: no iteration finishes
+/// in the window, and the run says that, not that none started.
+#[test]
+fn iterations_that_never_finish_are_named_as_such() {
+    let _serial = serial();
+    let url = ok_server();
+    let mut s = spec(
+        LoadModel::Closed {
+            users: 1,
+            think_ms: 0,
+        },
+        300,
+    );
+    s.warmup_ms = 100;
+    s.timeout_ms = 200;
+    let r = run_scenario(&s, &url, |_ctx: Ctx| async move {
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(r.iterations.count, 0);
+    let why = r
+        .invalid
+        .expect("a window without a finished iteration is invalid");
+    assert!(
+        why.contains("no iteration finished in the measured window")
+            && why.contains("1 iteration started before it was still running")
+            && !why.contains("no iteration started"),
+        "{why}"
+    );
+}
+
 /// With one slot and iterations slower than the schedule, starts that wait longer than the timeout
 /// are dropped, and a run with more than 1% late or dropped starts is invalid.
 #[test]

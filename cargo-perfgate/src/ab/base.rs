@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::worktree::BaseCheckout;
 use crate::cli::CommonArgs;
-use crate::discover::build::build_service_bin_in;
+use crate::discover::build::{build_service_bin_in, Checkout};
 use crate::discover::{Discovered, PerfPackage};
 use crate::error::{Error, Result};
 use crate::files;
@@ -104,6 +104,9 @@ pub fn prepare_base(
     for r in runs {
         packages.push(base_package(r.pkg, &workdir, &link)?);
     }
+    // The merge-base's workspace, through the link: its sources are what its binaries must come from.
+    let base_root = link.join(found.root().strip_prefix(&workdir).unwrap_or(Path::new("")));
+    let base_checkout = Checkout::new(&base_root, &target);
     let mut exes = Vec::new();
     for (r, pkg) in runs.iter().zip(&packages) {
         let mut base_common = common.clone();
@@ -118,13 +121,11 @@ pub fn prepare_base(
                     target.display()
                 ),
             );
-            let exe =
-                build_service_bin_in(&base_common, pkg, bin, Some(&target)).map_err(
-                    |e| match e {
-                        Error::Build(m) => Error::Build(format!("at the merge-base {short}: {m}")),
-                        other => other,
-                    },
-                )?;
+            let exe = build_service_bin_in(&base_common, &base_checkout, pkg, bin, Some(&target))
+                .map_err(|e| match e {
+                Error::Build(m) => Error::Build(format!("at the merge-base {short}: {m}")),
+                other => other,
+            })?;
             built.insert(name.clone(), exe);
         }
         exes.push(built);

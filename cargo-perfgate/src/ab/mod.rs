@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::baseline::lookup::Baselines;
 use crate::cli::{fmt_duration, RunArgs};
 use crate::discover::config::AbSetting;
+use crate::error::{Error, Result};
 use crate::gate::sequential::{self, NoiseFloor};
 use crate::gate::spec::spec_hash;
 use crate::gate::{GateOptions, GateSummary, Outcome, ScenarioPair};
@@ -26,6 +27,7 @@ use crate::load::window::{spec_parts, Window};
 use crate::load::PreparedPackage;
 use crate::machine::{describe_machine, same_machine, Fingerprint};
 use crate::results::ScenarioRun;
+use crate::service::deps::external_url;
 use crate::slo::Verdict;
 
 pub use paired::{Paired, Sampling, Side, DEFAULT_BUDGET, DEFAULT_MIN_PAIRS, MAX_PAIRS};
@@ -77,7 +79,7 @@ pub fn reason(
         for s in &r.scenarios {
             let spec = s.spec.as_ref().expect("described");
             let window = Window::of(spec, args.load.duration, args.load.warmup);
-            let hash = spec_hash(&spec_parts(spec, &r.pkg.root, window));
+            let hash = spec_hash(&spec_parts(spec, r.pkg, window));
             match file.scenarios.get(&s.id) {
                 None => return auto(format!("scenario {} is not in the baseline", s.id)),
                 Some(b) if b.spec_hash != hash => {
@@ -88,6 +90,27 @@ pub fn reason(
         }
     }
     None
+}
+
+/// Each side of `--ab` and `calibrate` gets its own instance of every dependency, set up from the same
+/// steps: an existing instance from `PERFGATE_DEP_<NAME>_URL` would be shared, each side's setup,
+/// resets and writes landing in the other's data, so it is refused.
+pub fn require_own_deps(runs: &[PreparedPackage<'_>], mode: &str) -> Result<()> {
+    for r in runs {
+        for dep in r.pkg.config.deps.values() {
+            if external_url(dep).is_some() {
+                return Err(Error::Usage(format!(
+                    "{mode} gives each side its own instance of dependency `{}` (package {}), but {} points both \
+                     sides at one existing instance, where each side's setup and writes would change the other's \
+                     data. Unset it to let perfgate start one per side, or run without {mode}",
+                    dep.name,
+                    r.pkg.name,
+                    dep.external_var()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The floors `cargo perfgate calibrate` stored for this machine, from the first baseline file that

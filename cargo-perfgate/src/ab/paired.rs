@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use perfgate_runtime::format::{LoadModel, ScenarioResult, ScenarioSpec};
 
-use crate::discover::Scenario;
+use crate::discover::{PerfPackage, Scenario};
 use crate::error::{Error, Result};
 use crate::gate::sequential::{self, Look, Plan, Stop};
 use crate::gate::{Decision, GateOptions, Outcome, RoundStats, ScenarioPair};
@@ -320,7 +320,7 @@ fn run_one(
                 stopped,
                 secs: started.elapsed().as_secs_f64(),
             },
-            &sides.head.0.pkg.root,
+            sides.head.0.pkg,
             opts,
         ),
         plan,
@@ -390,7 +390,7 @@ fn assemble(
     failure: Option<(Side, ScenarioRun)>,
     decisions: Vec<Decision>,
     mut ab: AbRounds,
-    head_root: &Path,
+    head_pkg: &PerfPackage,
     opts: &RunOptions,
 ) -> ScenarioRun {
     let mut report = head
@@ -422,7 +422,7 @@ fn assemble(
             report.log = r.log;
         }
     }
-    report.spec_parts = spec_parts(spec, head_root, opts.window(spec));
+    report.spec_parts = spec_parts(spec, head_pkg, opts.window(spec));
     report.rounds = to_rounds(&head.results);
     report.result = report.result.or_else(|| head.results.first().cloned());
     ab.base_rounds = to_rounds(&base.results);
@@ -484,7 +484,7 @@ mod tests {
             Some((Side::Base, died)),
             vec![],
             ab(),
-            Path::new("/"),
+            &PerfPackage::at(Path::new("/")),
             &opts,
         );
         assert_eq!(r.verdict, Verdict::Fail);
@@ -506,7 +506,7 @@ mod tests {
             Some((Side::Head, empty)),
             vec![],
             ab(),
-            Path::new("/"),
+            &PerfPackage::at(Path::new("/")),
             &opts,
         );
         assert_eq!(r.verdict, Verdict::Error);

@@ -41,6 +41,7 @@ pub fn run(
     ) {
         return Err(e);
     }
+    ab::require_own_deps(runs, "--ab")?;
     let root = found.root();
     let repo = git::open(root).ok_or_else(|| {
         Error::Baseline(format!(

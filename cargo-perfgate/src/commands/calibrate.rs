@@ -25,6 +25,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
         ));
     }
     let ws = Workspace::load(common)?;
+    let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
     let (runs, _) = load::prepare(common, &args.load, &found, true, ui)?;
     let services: Vec<_> = runs.iter().flat_map(|r| r.services()).collect();
@@ -34,6 +35,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
     ) {
         return Err(e);
     }
+    ab::require_own_deps(&runs, "calibrate")?;
     // The same build on both sides: two instances of each service, each with its own `Services`.
     let twins = runs.clone();
     let (_, run_dir) = rundir::new_run_dir(&found.ws)?;

@@ -10,7 +10,7 @@ use crate::cli::{CommonArgs, RecordArgs, RunArgs};
 use crate::commands::{conclude, Clock, Measured};
 use crate::discover::config::AbSetting;
 use crate::discover::{self, Workspace};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gate::GateFlags;
 use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
@@ -28,14 +28,12 @@ pub(crate) fn pipeline(
     ui: &Ui,
 ) -> Result<i32> {
     let clock = Clock::start();
+    crate::report::remove_stale(&args.outputs)?;
     if let Some(url) = &args.load.target_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Usage(format!(
-                "--target-url `{url}` must be an http:// or https:// URL"
-            )));
-        }
+        load::check_target_url(url, args.load.allow_remote)?;
     }
     let ws = Workspace::load(common)?;
+    let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
     // The baseline is looked up first: a git problem is said before anything is built.
     let baselines = match record {
         None => Some(lookup_baselines(&ws, &args.gate, ui)?),

@@ -9,6 +9,7 @@ use cargo_metadata::diagnostic::DiagnosticLevel;
 use cargo_metadata::{Artifact, Message, PackageId, TargetKind as CargoKind};
 
 use crate::cli::CommonArgs;
+use crate::discover::stamp;
 use crate::discover::targets::{Selected, Selection, Why};
 use crate::discover::workspace::cargo;
 use crate::discover::workspace::PerfPackage;
@@ -128,12 +129,14 @@ pub struct PackageBuild {
 /// without it; any other failure is an error. Bounded: each retry has one target fewer.
 pub fn build_tests(
     common: &CommonArgs,
+    checkout: &Checkout,
     pkg: &PerfPackage,
     selection: &Selection,
     profile: &TestProfile,
     ui: &Ui,
 ) -> Result<PackageBuild> {
     let mut chosen: Vec<Selected> = selection.targets.clone();
+    let mut cleaned = false;
     loop {
         if chosen.is_empty() {
             return Ok(PackageBuild::default());
@@ -146,7 +149,20 @@ pub fn build_tests(
         cmd.args(profile.cargo_args());
         let out = run_cargo_json(cmd, common.verbose > 0)?;
         if out.status.success() {
-            return Ok(package_build(out.artifacts, pkg, profile));
+            if this_checkouts(&out.artifacts, |a| a.profile.test, checkout, true) {
+                return Ok(package_build(out.artifacts, pkg, profile, checkout));
+            }
+            if cleaned {
+                return Err(refused());
+            }
+            clean(
+                common,
+                std::slice::from_ref(&pkg.name),
+                &profile.cargo_args(),
+                None,
+            )?;
+            cleaned = true;
+            continue;
         }
         let failed: Vec<&Selected> = chosen
             .iter()
@@ -190,11 +206,15 @@ fn package_build(
     artifacts: Vec<Artifact>,
     pkg: &PerfPackage,
     profile: &TestProfile,
+    checkout: &Checkout,
 ) -> PackageBuild {
     let mut service_bins = BTreeMap::new();
     // Built in perfgate's own profile the bins are not what the user deploys: the service is then
-    // built on its own.
-    if *profile == TestProfile::Release {
+    // built on its own; so it is when a bin here was another checkout's.
+    let is_bin = |a: &Artifact| {
+        a.package_id == pkg.id && !a.profile.test && a.target.kind.contains(&CargoKind::Bin)
+    };
+    if *profile == TestProfile::Release && this_checkouts(&artifacts, is_bin, checkout, false) {
         for a in &artifacts {
             if a.package_id == pkg.id && !a.profile.test && a.target.kind.contains(&CargoKind::Bin)
             {
@@ -208,6 +228,125 @@ fn package_build(
         binaries: test_binaries(artifacts, pkg),
         service_bins,
     }
+}
+
+/// A command with the same program, arguments, environment and directory (std's is not `Clone`).
+fn clone_command(cmd: &Command) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    c.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
+}
+
+/// The checkout whose sources the binaries must come from: its workspace root and the digests of its
+/// sources (the target directory left out), for its services and for its test binaries.
+pub struct Checkout {
+    root: PathBuf,
+    service: Option<String>,
+    tests: Option<String>,
+}
+
+impl Checkout {
+    pub fn new(root: &Path, target_dir: &Path) -> Checkout {
+        Checkout {
+            root: root.to_path_buf(),
+            service: stamp::digest_sources(root, target_dir, stamp::For::Service),
+            tests: stamp::digest_sources(root, target_dir, stamp::For::Tests),
+        }
+    }
+}
+
+/// Whether the selected artifacts are this checkout's (stamping them as such); false when one was
+/// built by perfgate for another checkout whose sources differ.
+fn this_checkouts(
+    artifacts: &[Artifact],
+    keep: impl Fn(&Artifact) -> bool,
+    checkout: &Checkout,
+    for_tests: bool,
+) -> bool {
+    let sources = match for_tests {
+        true => &checkout.tests,
+        false => &checkout.service,
+    };
+    let Some(sources) = sources else {
+        return true;
+    };
+    let mut ours = true;
+    for a in artifacts.iter().filter(|a| keep(a)) {
+        let Some(exe) = &a.executable else { continue };
+        let exe = exe.as_std_path();
+        // Compiled just now: from these sources by construction.
+        let origin = if a.fresh {
+            stamp::origin(exe, sources, &checkout.root)
+        } else {
+            stamp::Origin::Here
+        };
+        match origin {
+            stamp::Origin::Elsewhere(other) => {
+                eprintln!(
+                    "warning: {} was built from another checkout of this workspace ({}) that shares \
+                     the target directory; rebuilding it from {}",
+                    exe.display(),
+                    other.display(),
+                    checkout.root.display()
+                );
+                ours = false;
+            }
+            stamp::Origin::Here | stamp::Origin::Unknown => {
+                stamp::stamp(exe, sources, &checkout.root)
+            }
+        }
+    }
+    ours
+}
+
+fn refused() -> Error {
+    Error::Build(
+        "a binary is still not this checkout's after a rebuild: another checkout of this workspace \
+         shares the target directory and builds at the same time. Build with a target directory of \
+         its own (`CARGO_TARGET_DIR`)"
+            .into(),
+    )
+}
+
+/// `cargo clean -p <pkg>…` for the profile: what another checkout left under our names goes, so the
+/// next build compiles this checkout's sources.
+fn clean(
+    common: &CommonArgs,
+    packages: &[String],
+    profile_args: &[String],
+    target_dir: Option<&Path>,
+) -> Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.arg("clean");
+    if let Some(m) = &common.manifest_path {
+        cmd.arg("--manifest-path").arg(m);
+    }
+    for p in packages {
+        cmd.arg("-p").arg(p);
+    }
+    cmd.args(profile_args).stdin(Stdio::null());
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    let mut child = ChildGuard::spawn(&mut cmd)
+        .map_err(|e| Error::io(format!("running `{}`", display_command(&cmd)), e))?;
+    let status = child.wait(std::time::Duration::from_millis(50))?;
+    if !status.success() {
+        return Err(Error::Build(format!(
+            "`{}` failed ({status})",
+            display_command(&cmd)
+        )));
+    }
+    Ok(())
 }
 
 /// The test executables among the artifacts, of the package only.
@@ -226,14 +365,20 @@ fn test_binaries(artifacts: Vec<Artifact>, pkg: &PerfPackage) -> Vec<TestBinary>
 }
 
 /// `cargo build --release -p <pkg> --bin <bin>`: the service as the user deploys it.
-pub fn build_service_bin(common: &CommonArgs, pkg: &PerfPackage, bin: &str) -> Result<PathBuf> {
-    build_service_bin_in(common, pkg, bin, None)
+pub fn build_service_bin(
+    common: &CommonArgs,
+    checkout: &Checkout,
+    pkg: &PerfPackage,
+    bin: &str,
+) -> Result<PathBuf> {
+    build_service_bin_in(common, checkout, pkg, bin, None)
 }
 
 /// The same, with a target directory of its own when given (`--ab` builds the merge-base's service
 /// in `target/perfgate/ab-target`, so the two builds never evict each other's artifacts).
 pub fn build_service_bin_in(
     common: &CommonArgs,
+    checkout: &Checkout,
     pkg: &PerfPackage,
     bin: &str,
     target_dir: Option<&Path>,
@@ -249,14 +394,31 @@ pub fn build_service_bin_in(
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
-    let CargoOutput {
-        artifacts, status, ..
-    } = run_cargo_json(cmd, common.verbose > 0)?;
-    if !status.success() {
-        return Err(Error::Build(format!(
-            "building the service binary `{bin}` of package `{}` failed ({status}); cargo's errors are above",
-            pkg.name
-        )));
+    let build = |cmd: Command| -> Result<Vec<Artifact>> {
+        let CargoOutput {
+            artifacts, status, ..
+        } = run_cargo_json(cmd, common.verbose > 0)?;
+        if !status.success() {
+            return Err(Error::Build(format!(
+                "building the service binary `{bin}` of package `{}` failed ({status}); cargo's errors are above",
+                pkg.name
+            )));
+        }
+        Ok(artifacts)
+    };
+    let is_bin = |a: &Artifact| a.target.name == bin && !a.profile.test;
+    let mut artifacts = build(clone_command(&cmd))?;
+    if !this_checkouts(&artifacts, is_bin, checkout, false) {
+        clean(
+            common,
+            std::slice::from_ref(&pkg.name),
+            &["--release".to_string()],
+            target_dir,
+        )?;
+        artifacts = build(cmd)?;
+        if !this_checkouts(&artifacts, is_bin, checkout, false) {
+            return Err(refused());
+        }
     }
     // Matched by manifest path, not package id: a checkout elsewhere (the merge-base's) has other ids.
     // Only `-p <pkg> --bin <bin>` was asked for, so a single non-test bin of that name is the one even

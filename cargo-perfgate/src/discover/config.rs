@@ -15,6 +15,8 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PackageConfig {
     pub services: BTreeMap<String, ServiceConfig>,
+    /// `[package.metadata.perfgate.deps.NAME]`: processes started before the package's services.
+    pub deps: BTreeMap<String, DepConfig>,
     /// Path of the baseline file, from the workspace root, as written.
     pub baseline: Option<String>,
     /// `ab = "auto" | "always" | "off"`: when the same-machine A/B mode runs without `--ab`.
@@ -129,6 +131,78 @@ pub enum Restart {
     PerTest,
 }
 
+/// A dependency of the package's services (a database, a cache): a process perfgate starts on a free
+/// loopback port, waits for, seeds with setup steps, resets and stops, like the service itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DepConfig {
+    /// The key under `deps`: `{NAME.port}`, `{NAME.host}`, `{NAME.url}` in the service's args and env.
+    pub name: String,
+    /// Program and arguments, run without a shell in the package's directory.
+    pub command: Vec<String>,
+    /// How clients reach it, e.g. `postgres://postgres@{host}:{port}/shop`; default `{host}:{port}`.
+    pub url: Option<String>,
+    pub ready: Ready,
+    /// Added to the inherited environment of the command and its steps.
+    pub env: BTreeMap<String, String>,
+    /// Steps run once it is ready: what loads the versioned data.
+    pub setup: Vec<Vec<String>>,
+    /// Steps that bring it back to the state after `setup`, before each scenario with
+    /// `reset = "per-scenario"`; without them such a reset starts it afresh (command and setup again).
+    pub restore: Vec<Vec<String>>,
+    pub reset: Reset,
+    /// Files or directories (from the package root) hashed into each scenario's spec besides those the
+    /// command and the steps name.
+    pub data: Vec<String>,
+    /// From start to ready.
+    pub startup_timeout: Duration,
+    /// For each setup or restore step.
+    pub setup_timeout: Duration,
+}
+
+impl DepConfig {
+    /// The variable that, when set, points at an existing instance instead of starting one:
+    /// `PERFGATE_DEP_<NAME>_URL` (the name upper-cased, `-` as `_`).
+    pub fn external_var(&self) -> String {
+        format!(
+            "PERFGATE_DEP_{}_URL",
+            self.name.to_ascii_uppercase().replace('-', "_")
+        )
+    }
+}
+
+/// When a dependency is ready to be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// Its port accepts a connection.
+    Tcp,
+    /// `GET path` answers 2xx.
+    Http(String),
+    /// The command exits 0 (e.g. `pg_isready`).
+    Command(Vec<String>),
+}
+
+/// How often a dependency goes back to the state its setup left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reset {
+    /// Set up once for the package's scenarios (the default): right for read-only scenarios.
+    #[default]
+    PerRun,
+    /// Before every scenario but the first, with `restore` (or afresh), and the package's services
+    /// restarted: for scenarios that write.
+    PerScenario,
+}
+
+pub const DEFAULT_DEP_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+const DEP_FORM: &str = r#"[package.metadata.perfgate.deps.NAME] with command = "program {port} {dir}" (required), url = "scheme://{host}:{port}/…", ready = "tcp" | "/healthz" | { command = "…" }, env = { KEY = "VALUE" }, setup = ["step", …], reset = "per-run" | "per-scenario", restore = ["step", …], data = ["path", …], startup_timeout = "60s", setup_timeout = "5m""#;
+
+/// The values a dependency's own command, url, env, ready command and steps may use.
+const DEP_PLACEHOLDERS: [&str; 4] = ["port", "host", "dir", "url"];
+
+/// The values of a dependency the service's args and env may use as `{NAME.value}`.
+pub const DEP_VALUES: [&str; 3] = ["port", "host", "url"];
+
 const SERVICE_FORM: &str = r#"service = { bin = "NAME", args = ["--port", "{port}"], env = { KEY = "VALUE" }, ready = "/healthz", startup_timeout = "30s", restart = "per-run" | "per-test", pass_env = ["DB_PASSWORD"], port = 8080 } (only `bin` is required; `port` only for a service that cannot be told its port)"#;
 
 impl PackageConfig {
@@ -154,10 +228,10 @@ impl PackageConfig {
         for key in section.keys() {
             if !matches!(
                 key.as_str(),
-                "service" | "services" | "baseline" | "ab" | "targets"
+                "service" | "services" | "deps" | "baseline" | "ab" | "targets"
             ) {
                 return Err(err(format!(
-                "unknown key `{key}`; the accepted keys are `service`, `services`, `baseline`, `ab` and `targets`"
+                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline`, `ab` and `targets`"
             )));
             }
         }
@@ -184,6 +258,27 @@ impl PackageConfig {
                     .map_err(|m| err(format!("in `services.{name}`: {m}")))?;
                 cfg.services.insert(name.clone(), svc);
             }
+        }
+        if let Some(v) = section.get("deps") {
+            let Value::Object(map) = v else {
+                return Err(err(format!(
+                    "`deps` must be a table of named dependencies: {DEP_FORM}; found {}",
+                    kind(v)
+                )));
+            };
+            for (name, v) in map {
+                let dep = parse_dep(name, v).map_err(|m| err(format!("in `deps.{name}`: {m}")))?;
+                cfg.deps.insert(name.clone(), dep);
+            }
+        }
+        for svc in cfg.services.values() {
+            check_service_placeholders(svc, &cfg.deps).map_err(|m| {
+                err(if section.contains_key("service") {
+                    format!("in `service`: {m}")
+                } else {
+                    format!("in `services.{}`: {m}", svc.name)
+                })
+            })?;
         }
         cfg.baseline = parse_baseline(section.get("baseline")).map_err(err)?;
         cfg.targets = match section.get("targets") {
@@ -329,25 +424,7 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
             .collect::<std::result::Result<_, _>>()?,
         Some(other) => return Err(format!("`args` must be an array of strings, e.g. `args = [\"--port\", \"{{port}}\"]`, found {}", kind(other))),
     };
-    let env = match m.get("env") {
-        None => BTreeMap::new(),
-        Some(Value::Object(e)) => e
-            .iter()
-            .map(|(k, x)| match x {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(format!(
-                    "`env.{k}` must be a string, e.g. `env = {{ {k} = \"1\" }}`, found {}",
-                    kind(other)
-                )),
-            })
-            .collect::<std::result::Result<_, _>>()?,
-        Some(other) => {
-            return Err(format!(
-            "`env` must be a table of strings, e.g. `env = {{ RUST_LOG = \"warn\" }}`, found {}",
-            kind(other)
-        ))
-        }
-    };
+    let env = parse_env(m.get("env"))?;
     let ready = match m.get("ready") {
         None => None,
         Some(Value::String(s)) if s.starts_with('/') => Some(s.clone()),
@@ -358,13 +435,7 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
         ))
         }
     };
-    let startup_timeout = match m.get("startup_timeout") {
-        None => DEFAULT_STARTUP_TIMEOUT,
-        Some(Value::String(s)) => perfgate_units::parse_duration(s)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("`startup_timeout` must be a positive duration such as \"30s\", \"500ms\" or \"2m\", found \"{s}\""))?,
-        Some(other) => return Err(format!("`startup_timeout` must be a duration string such as \"30s\", \"500ms\" or \"2m\", found {}", show(other))),
-    };
+    let startup_timeout = parse_timeout(m, "startup_timeout", DEFAULT_STARTUP_TIMEOUT)?;
     let port = match m.get("port") {
         None => None,
         Some(Value::Number(n)) => match n.as_u64() {
@@ -419,6 +490,315 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
         restart,
         pass_env,
     })
+}
+
+/// `env = { KEY = "VALUE" }`: a table of strings.
+fn parse_env(v: Option<&Value>) -> std::result::Result<BTreeMap<String, String>, String> {
+    match v {
+        None => Ok(BTreeMap::new()),
+        Some(Value::Object(e)) => e
+            .iter()
+            .map(|(k, x)| match x {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(format!(
+                    "`env.{k}` must be a string, e.g. `env = {{ {k} = \"1\" }}`, found {}",
+                    kind(other)
+                )),
+            })
+            .collect(),
+        Some(other) => Err(format!(
+            "`env` must be a table of strings, e.g. `env = {{ RUST_LOG = \"warn\" }}`, found {}",
+            kind(other)
+        )),
+    }
+}
+
+/// A positive duration under `key`, or `default` when it is not set.
+fn parse_timeout(
+    m: &serde_json::Map<String, Value>,
+    key: &str,
+    default: Duration,
+) -> std::result::Result<Duration, String> {
+    match m.get(key) {
+        None => Ok(default),
+        Some(Value::String(s)) => perfgate_units::parse_duration(s)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("`{key}` must be a positive duration such as \"30s\", \"500ms\" or \"2m\", found \"{s}\"")),
+        Some(other) => Err(format!("`{key}` must be a duration string such as \"30s\", \"500ms\" or \"2m\", found {}", show(other))),
+    }
+}
+
+/// The `{name}` and `{name.value}` placeholders in `s`, as (byte range of the braces, inner text).
+/// Anything else in braces (JSON, a format string) is not a placeholder and stays as written.
+pub fn placeholders(s: &str) -> Vec<(std::ops::Range<usize>, &str)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(open) = s[from..].find('{').map(|i| from + i) {
+        let Some(close) = s[open + 1..].find(['{', '}']).map(|i| open + 1 + i) else {
+            break;
+        };
+        if s.as_bytes()[close] == b'{' {
+            from = close;
+            continue;
+        }
+        let inner = &s[open + 1..close];
+        let word = |w: &str| {
+            w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        let is_placeholder = match inner.split_once('.') {
+            Some((a, b)) => word(a) && word(b),
+            None => word(inner),
+        };
+        if is_placeholder {
+            out.push((open..close + 1, inner));
+        }
+        from = close + 1;
+    }
+    out
+}
+
+/// A command: a string split into words as a shell would (quotes, backslashes) without running one (no
+/// variables, pipes or redirections), or an array of words.
+fn parse_command(key: &str, v: &Value) -> std::result::Result<Vec<String>, String> {
+    let words = match v {
+        Value::String(s) => shlex::split(s).ok_or_else(|| {
+            format!("`{key}` has an unterminated quote or a trailing backslash: \"{s}\"")
+        })?,
+        Value::Array(a) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "`{key}` must be a command string or an array of strings, found an element that is {}",
+                    kind(other)
+                )),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        other => {
+            return Err(format!(
+                "`{key}` must be a command, e.g. `{key} = \"program --port {{port}}\"` (split into words like a shell, \
+                 without one) or an array of words, found {}",
+                kind(other)
+            ))
+        }
+    };
+    if words.first().map_or(true, |w| w.is_empty()) {
+        return Err(format!("`{key}` is an empty command"));
+    }
+    Ok(words)
+}
+
+/// `setup = ["step", ["program", "arg"], …]`: each step a command.
+fn parse_steps(key: &str, v: Option<&Value>) -> std::result::Result<Vec<Vec<String>>, String> {
+    match v {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| parse_command(&format!("{key}[{i}]"), x))
+            .collect(),
+        Some(other) => Err(format!(
+            "`{key}` must be an array of commands, e.g. `{key} = [\"psql -h {{host}} -p {{port}} -f data/seed.sql\"]`, found {}",
+            kind(other)
+        )),
+    }
+}
+
+/// A dependency's own placeholders only: `{port}`, `{host}`, `{dir}` and (outside `url`) `{url}`.
+fn check_dep_placeholders(key: &str, s: &str) -> std::result::Result<(), String> {
+    for (_, inner) in placeholders(s) {
+        if !DEP_PLACEHOLDERS.contains(&inner) || (key == "url" && inner == "url") {
+            return Err(format!(
+                "`{key}` uses `{{{inner}}}`; a dependency's command, url, env, ready and steps may use {{port}}, \
+                 {{host}}, {{dir}} (its temporary directory) and {{url}} (not in `url` itself)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_dep(name: &str, v: &Value) -> std::result::Result<DepConfig, String> {
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "the name `{name}` must start with a letter and hold only letters, digits, `_` and `-` (it is used \
+             as `{{NAME.port}}` and in PERFGATE_DEP_NAME_URL)"
+        ));
+    }
+    let Value::Object(m) = v else {
+        return Err(format!("expected a table: {DEP_FORM}; found {}", kind(v)));
+    };
+    const KEYS: [&str; 10] = [
+        "command",
+        "url",
+        "ready",
+        "env",
+        "setup",
+        "restore",
+        "reset",
+        "data",
+        "startup_timeout",
+        "setup_timeout",
+    ];
+    if let Some(key) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown key `{key}`; the accepted keys are {}: {DEP_FORM}",
+            KEYS.join(", ")
+        ));
+    }
+    let command = match m.get("command") {
+        Some(v) => parse_command("command", v)?,
+        None => return Err(format!("`command` is required: {DEP_FORM}")),
+    };
+    let url = match m.get("url") {
+        None => None,
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(other) => {
+            return Err(format!(
+                "`url` must be a string, e.g. `url = \"postgres://postgres@{{host}}:{{port}}/shop\"`, found {}",
+                show(other)
+            ))
+        }
+    };
+    let ready = match m.get("ready") {
+        None => Ready::Tcp,
+        Some(Value::String(s)) if s == "tcp" => Ready::Tcp,
+        Some(Value::String(s)) if s.starts_with('/') => Ready::Http(s.clone()),
+        Some(Value::Object(r)) if r.len() == 1 && r.contains_key("command") => {
+            Ready::Command(parse_command("ready.command", &r["command"])?)
+        }
+        Some(other) => {
+            return Err(format!(
+                "`ready` must be \"tcp\" (the port accepts a connection, the default), an HTTP path such as \
+                 \"/healthz\" (answers 2xx) or {{ command = \"pg_isready -h {{host}} -p {{port}}\" }} (exits 0), found {}",
+                show(other)
+            ))
+        }
+    };
+    let env = parse_env(m.get("env"))?;
+    let setup = parse_steps("setup", m.get("setup"))?;
+    let restore = parse_steps("restore", m.get("restore"))?;
+    let reset = match m.get("reset") {
+        None => Reset::PerRun,
+        Some(Value::String(s)) if s == "per-run" => Reset::PerRun,
+        Some(Value::String(s)) if s == "per-scenario" => Reset::PerScenario,
+        Some(other) => {
+            return Err(format!(
+                "`reset` must be \"per-run\" (set up once for all scenarios) or \"per-scenario\" (back to the \
+                 state after setup before each scenario, for scenarios that write), found {}",
+                show(other)
+            ))
+        }
+    };
+    if !restore.is_empty() && reset != Reset::PerScenario {
+        return Err(
+            "`restore` runs before each scenario only with `reset = \"per-scenario\"`; add it, or remove `restore`"
+                .into(),
+        );
+    }
+    let data = match m.get("data") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) if !s.is_empty() => Ok(s.clone()),
+                other => Err(format!(
+                    "`data` must be an array of paths from the package root, e.g. `data = [\"data/\"]`, found an element that is {}",
+                    show(other)
+                )),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(other) => {
+            return Err(format!(
+                "`data` must be an array of paths from the package root, e.g. `data = [\"data/\"]`, found {}",
+                kind(other)
+            ))
+        }
+    };
+    let dep = DepConfig {
+        name: name.to_string(),
+        command,
+        url,
+        ready,
+        env,
+        setup,
+        restore,
+        reset,
+        data,
+        startup_timeout: parse_timeout(m, "startup_timeout", DEFAULT_DEP_STARTUP_TIMEOUT)?,
+        setup_timeout: parse_timeout(m, "setup_timeout", DEFAULT_SETUP_TIMEOUT)?,
+    };
+    let mut texts: Vec<(String, &str)> = dep
+        .command
+        .iter()
+        .map(|w| ("command".to_string(), w.as_str()))
+        .collect();
+    if let Some(u) = &dep.url {
+        texts.push(("url".into(), u));
+    }
+    if let Ready::Command(c) = &dep.ready {
+        texts.extend(c.iter().map(|w| ("ready.command".to_string(), w.as_str())));
+    }
+    texts.extend(
+        dep.env
+            .iter()
+            .map(|(k, v)| (format!("env.{k}"), v.as_str())),
+    );
+    for (key, steps) in [("setup", &dep.setup), ("restore", &dep.restore)] {
+        for (i, step) in steps.iter().enumerate() {
+            texts.extend(step.iter().map(|w| (format!("{key}[{i}]"), w.as_str())));
+        }
+    }
+    for (key, text) in texts {
+        check_dep_placeholders(&key, text)?;
+    }
+    Ok(dep)
+}
+
+/// `{NAME.value}` in a service's args and env must name a declared dependency and one of its values.
+fn check_service_placeholders(
+    svc: &ServiceConfig,
+    deps: &BTreeMap<String, DepConfig>,
+) -> std::result::Result<(), String> {
+    let texts = svc
+        .args
+        .iter()
+        .map(|a| ("args".to_string(), a))
+        .chain(svc.env.iter().map(|(k, v)| (format!("env.{k}"), v)));
+    for (key, text) in texts {
+        for (_, inner) in placeholders(text) {
+            let Some((dep, value)) = inner.split_once('.') else {
+                continue;
+            };
+            if !deps.contains_key(dep) {
+                let declared = if deps.is_empty() {
+                    "none is declared (`[package.metadata.perfgate.deps.NAME]`)".to_string()
+                } else {
+                    format!(
+                        "the declared ones are {}",
+                        deps.keys()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                return Err(format!(
+                    "`{key}` uses `{{{inner}}}`, but there is no dependency `{dep}`: {declared}"
+                ));
+            }
+            if !DEP_VALUES.contains(&value) {
+                return Err(format!(
+                    "`{key}` uses `{{{inner}}}`; a dependency's values are {{{dep}.port}}, {{{dep}.host}} and {{{dep}.url}}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -610,5 +990,164 @@ mod tests {
                 && err.contains("in `service`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn parses_a_dependency_with_every_key_and_templated_service_env() {
+        let cfg = parse(json!({"perfgate": {
+            "service": {"bin": "shop", "env": {"DATABASE_URL": "{db.url}", "CACHE": "{cache.host}:{cache.port}"}},
+            "deps": {
+                "db": {
+                    "command": "scripts/postgres.sh {dir} {port}",
+                    "url": "postgres://postgres@{host}:{port}/shop",
+                    "ready": {"command": "pg_isready -h {host} -p {port}"},
+                    "env": {"PGPORT": "{port}"},
+                    "setup": ["psql -h {host} -p {port} -c 'CREATE DATABASE shop'", ["psql", "-f", "data/seed.sql"]],
+                    "reset": "per-scenario",
+                    "restore": ["psql -c 'DROP DATABASE shop WITH (FORCE)'"],
+                    "data": ["data/"],
+                    "startup_timeout": "90s",
+                    "setup_timeout": "2m"
+                },
+                "cache": {"command": ["redis-server", "--port", "{port}"], "ready": "tcp"}
+            }
+        }}))
+        .unwrap();
+        let db = &cfg.deps["db"];
+        assert_eq!(db.command, ["scripts/postgres.sh", "{dir}", "{port}"]);
+        assert_eq!(
+            db.url.as_deref(),
+            Some("postgres://postgres@{host}:{port}/shop")
+        );
+        assert_eq!(
+            db.ready,
+            Ready::Command(vec![
+                "pg_isready".into(),
+                "-h".into(),
+                "{host}".into(),
+                "-p".into(),
+                "{port}".into()
+            ])
+        );
+        assert_eq!(db.setup[0][5], "-c");
+        assert_eq!(db.setup[0][6], "CREATE DATABASE shop");
+        assert_eq!(db.setup[1], ["psql", "-f", "data/seed.sql"]);
+        assert_eq!(db.reset, Reset::PerScenario);
+        assert_eq!(db.restore.len(), 1);
+        assert_eq!(db.data, ["data/"]);
+        assert_eq!(db.startup_timeout, Duration::from_secs(90));
+        assert_eq!(db.setup_timeout, Duration::from_secs(120));
+        assert_eq!(db.external_var(), "PERFGATE_DEP_DB_URL");
+        let cache = &cfg.deps["cache"];
+        assert_eq!(
+            (cache.ready.clone(), cache.reset),
+            (Ready::Tcp, Reset::PerRun)
+        );
+        assert_eq!(cache.startup_timeout, DEFAULT_DEP_STARTUP_TIMEOUT);
+        assert_eq!(cfg.deps["cache"].url, None);
+        let http = parse(
+            json!({"perfgate": {"deps": {"search": {"command": "es", "ready": "/_health"}}}}),
+        )
+        .unwrap();
+        assert_eq!(http.deps["search"].ready, Ready::Http("/_health".into()));
+    }
+
+    #[test]
+    fn bad_dependencies_name_the_key_and_the_accepted_form() {
+        let dep = |d: Value| config_msg(json!({"perfgate": {"deps": {"db": d}}}));
+        let m = dep(json!({"command": "pg", "prot": 1}));
+        assert!(
+            m.contains("in `deps.db`")
+                && m.contains("unknown key `prot`")
+                && m.contains("startup_timeout"),
+            "{m}"
+        );
+        let m = dep(json!({"url": "x"}));
+        assert!(m.contains("`command` is required"), "{m}");
+        let m = dep(json!({"command": ""}));
+        assert!(m.contains("`command` is an empty command"), "{m}");
+        let m = dep(json!({"command": "psql -c 'open"}));
+        assert!(m.contains("unterminated quote"), "{m}");
+        let m = dep(json!({"command": 3}));
+        assert!(m.contains("`command` must be a command"), "{m}");
+        let m = dep(json!({"command": "pg", "ready": "pg_isready"}));
+        assert!(
+            m.contains("`ready` must be \"tcp\"") && m.contains("command = "),
+            "{m}"
+        );
+        let m = dep(json!({"command": "pg", "reset": "always"}));
+        assert!(
+            m.contains("\"per-run\"") && m.contains("\"per-scenario\"") && m.contains("always"),
+            "{m}"
+        );
+        let m = dep(json!({"command": "pg", "restore": ["psql"]}));
+        assert!(
+            m.contains("`restore`") && m.contains("reset = \"per-scenario\""),
+            "{m}"
+        );
+        let m = dep(json!({"command": "pg", "setup": "psql -f seed.sql"}));
+        assert!(m.contains("`setup` must be an array of commands"), "{m}");
+        let m = dep(json!({"command": "pg", "setup": [["psql", 1]]}));
+        assert!(m.contains("`setup[0]`"), "{m}");
+        let m = dep(json!({"command": "pg --port {prot}"}));
+        assert!(
+            m.contains("`{prot}`") && m.contains("{port}, {host}, {dir}"),
+            "{m}"
+        );
+        let m = dep(json!({"command": "pg", "url": "pg://{url}"}));
+        assert!(m.contains("`url` uses `{url}`"), "{m}");
+        let m = dep(json!({"command": "pg", "setup_timeout": "soon"}));
+        assert!(m.contains("`setup_timeout`") && m.contains("soon"), "{m}");
+        let m = dep(json!({"command": "pg", "data": [""]}));
+        assert!(m.contains("`data` must be an array of paths"), "{m}");
+        let m = config_msg(json!({"perfgate": {"deps": {"1db": {"command": "pg"}}}}));
+        assert!(m.contains("`1db` must start with a letter"), "{m}");
+        let m = config_msg(json!({"perfgate": {"deps": ["db"]}}));
+        assert!(
+            m.contains("`deps` must be a table of named dependencies"),
+            "{m}"
+        );
+        // The service's placeholders must name a declared dependency and one of its values.
+        let m = config_msg(json!({"perfgate": {
+            "service": {"bin": "shop", "env": {"DATABASE_URL": "{bd.url}"}},
+            "deps": {"db": {"command": "pg"}}}}));
+        assert!(
+            m.contains("in `service`")
+                && m.contains("`env.DATABASE_URL` uses `{bd.url}`")
+                && m.contains("`db`"),
+            "{m}"
+        );
+        let m = config_msg(json!({"perfgate": {
+            "services": {"api": {"args": ["--db", "{db.password}"]}},
+            "deps": {"db": {"command": "pg"}}}}));
+        assert!(
+            m.contains("in `services.api`") && m.contains("{db.port}, {db.host} and {db.url}"),
+            "{m}"
+        );
+        let m =
+            config_msg(json!({"perfgate": {"service": {"bin": "shop", "args": ["{db.port}"]}}}));
+        assert!(
+            m.contains("no dependency `db`") && m.contains("none is declared"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_words_in_braces_and_nothing_else() {
+        let found = |s: &str| {
+            placeholders(s)
+                .into_iter()
+                .map(|(_, p)| p.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            found("postgres://{host}:{port}/{db.name}"),
+            ["host", "port", "db.name"]
+        );
+        assert_eq!(
+            found(r#"{"a": 1} {} { port } {{port}} {x.y.z} {1x}"#),
+            ["port"]
+        );
+        assert_eq!(placeholders("a{port}b")[0].0, 1..7);
     }
 }

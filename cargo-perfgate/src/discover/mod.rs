@@ -7,6 +7,7 @@ pub mod config;
 pub mod guess;
 pub mod scenarios;
 pub mod sources;
+pub mod stamp;
 pub mod targets;
 pub mod workspace;
 
@@ -53,6 +54,7 @@ pub fn discover(
     let root_manifest = ws.root().join("Cargo.toml");
     let manifest_text = std::fs::read_to_string(&root_manifest).unwrap_or_default();
     let profile = TestProfile::choose(&manifest_text, |k| std::env::var(k).ok());
+    let checkout = build::Checkout::new(ws.root(), ws.meta.target_directory.as_std_path());
     let mut build_secs = 0.0;
     let mut scenarios = Vec::new();
     let mut service_bins = BTreeMap::new();
@@ -70,7 +72,7 @@ pub fn discover(
                 ),
             );
             let started = Instant::now();
-            let built = build::build_tests(common, pkg, &selection, &profile, ui)?;
+            let built = build::build_tests(common, &checkout, pkg, &selection, &profile, ui)?;
             build_secs += started.elapsed().as_secs_f64();
             for (bin, exe) in built.service_bins {
                 service_bins.insert((pkg.name.clone(), bin), exe);

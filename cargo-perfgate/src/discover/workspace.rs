@@ -155,6 +155,26 @@ pub fn test_targets(p: &Package) -> Vec<TestTarget> {
         .collect()
 }
 
+#[cfg(test)]
+impl PerfPackage {
+    /// A package `shop` at `root` with an empty configuration, for unit tests.
+    pub fn at(root: &Path) -> PerfPackage {
+        PerfPackage {
+            name: "shop".into(),
+            id: cargo_metadata::PackageId {
+                repr: format!("path+file://{}#shop@0.1.0", root.display()),
+            },
+            manifest_path: root.join("Cargo.toml"),
+            root: root.to_path_buf(),
+            config: Default::default(),
+            bins: vec!["shop".into()],
+            explicit: true,
+            has_unlisted_tests_dir: false,
+            targets: Vec::new(),
+        }
+    }
+}
+
 pub fn depends_on_runtime(pkg: &Package) -> bool {
     pkg.dependencies.iter().any(|d| d.name == RUNTIME_CRATE)
 }

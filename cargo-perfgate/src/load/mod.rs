@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use perfgate_runtime::format::{ScenarioResult, ScenarioSpec};
 
 use crate::cli::{CommonArgs, LoadArgs};
-use crate::discover::build::build_service_bin;
+use crate::discover::build::{build_service_bin, Checkout};
 use crate::discover::config::{Restart, ServiceConfig};
-use crate::discover::{Discovered, PerfPackage, Scenario};
+use crate::discover::{Discovered, PerfPackage, Scenario, Workspace};
 use crate::error::{Error, Result};
+use crate::files::LogPump;
 use crate::gate::RoundStats;
 use crate::procs::{self, ChildGuard};
 use crate::protocol::{self, Mode, ReadError};
@@ -60,6 +61,75 @@ impl RunOptions {
             ..Default::default()
         }
     }
+}
+
+/// The target directory's run lock, held while this run measures: two runs at once would each measure
+/// under the other's load. Waits for it (saying so), or with `no_wait` fails.
+pub fn lock_runs(ws: &Workspace, no_wait: bool, ui: &Ui) -> Result<std::fs::File> {
+    use std::io::Write as _;
+    let path = ws.perfgate_dir().join("run.lock");
+    let holder = || {
+        std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map_or(String::new(), |pid| format!(" (pid {pid})"))
+    };
+    let mut file = crate::files::lock_exclusive(&path, !no_wait, || {
+        ui.status(
+            "Waiting",
+            &format!(
+                "for another `cargo perfgate`{} measuring in {} (--no-wait fails instead)",
+                holder(),
+                ws.perfgate_dir().display()
+            ),
+        )
+    })?
+    .ok_or_else(|| {
+        Error::Busy(format!(
+            "another `cargo perfgate`{} is measuring in {}: two runs at once would each measure under \
+             the other's load. Wait for it, or drop --no-wait to wait automatically",
+            holder(),
+            ws.perfgate_dir().display()
+        ))
+    })?;
+    // Who holds it, for the message of a run that waits (the lock itself is the flock).
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// A `--target-url` perfgate may send load to: http(s), and on this machine unless `allow_remote`.
+pub fn check_target_url(url: &str, allow_remote: bool) -> Result<()> {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Err(Error::Usage(format!(
+            "--target-url `{url}` must be an http:// or https:// URL"
+        )));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err(Error::Usage(format!("--target-url `{url}` has no host")));
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback && !allow_remote {
+        return Err(Error::Usage(format!(
+            "--target-url `{url}` is not on this machine: perfgate sends load to loopback \
+             (127.0.0.1, ::1, localhost) unless told otherwise. If `{host}` is a service you may \
+             load, add --allow-remote"
+        )));
+    }
+    Ok(())
 }
 
 /// A package ready to run: its scenarios (described) and its services' executables.
@@ -279,7 +349,7 @@ pub fn run_scenario(
         (Some(e), Some(d)) => Some(format!("{d}\n{e}")),
         (e, d) => d.or(e),
     };
-    report.spec_parts = spec_parts(&spec, &run.pkg.root, opts.window(&spec));
+    report.spec_parts = spec_parts(&spec, run.pkg, opts.window(&spec));
     if results.len() > 1 {
         report.rounds = results.iter().map(RoundStats::from).collect();
     }
@@ -328,9 +398,6 @@ fn execute(
             return Ok(outcome);
         }
     };
-    let log_err = log
-        .try_clone()
-        .map_err(|e| Error::io(format!("opening {}", log_path.display()), e))?;
     let mode = Mode::Run {
         base_url,
         duration: opts.duration,
@@ -343,7 +410,7 @@ fn execute(
         &out_path,
         mode,
     );
-    cmd.stdout(log).stderr(log_err);
+    LogPump::pipe(&mut cmd);
     let mut child = match ChildGuard::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(Error::Interrupted),
@@ -352,8 +419,16 @@ fn execute(
             return Ok(outcome);
         }
     };
+    let pump = LogPump::start(child.child_mut(), &log).map_err(|e| {
+        Error::io(
+            format!("copying the output of {}", scenario.exe.display()),
+            e,
+        )
+    })?;
     let limit = window::deadline(spec, opts.window(spec));
     let tail = || {
+        // Its last lines may still be in the pipe.
+        pump.drain(Duration::from_secs(1));
         let t = protocol::scenario_log_tail(&log_path, TAIL_LINES);
         if t.is_empty() {
             format!("(its output, {}, is empty)", log_path.display())
@@ -420,6 +495,7 @@ pub fn prepare<'a>(
     let mut alone_secs = 0.0;
     let (mut alone, mut shared) = (0, 0);
     let mut runs = Vec::new();
+    let checkout = Checkout::new(found.root(), found.ws.meta.target_directory.as_std_path());
     for pkg in &found.ws.packages {
         let scenarios: Vec<Scenario> = found
             .scenarios
@@ -450,7 +526,7 @@ pub fn prepare<'a>(
                     &format!("service `{name}` (bin `{bin}` of {}, release)", pkg.name),
                 );
                 let t = Instant::now();
-                service_exes.insert(name, build_service_bin(common, pkg, &bin)?);
+                service_exes.insert(name, build_service_bin(common, &checkout, pkg, &bin)?);
                 alone_secs += t.elapsed().as_secs_f64();
                 alone += 1;
             }

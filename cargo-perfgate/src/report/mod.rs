@@ -16,8 +16,34 @@ pub mod table;
 use std::path::{Path, PathBuf};
 
 use crate::cli::OutputArgs;
+use crate::error::{Error, Result};
 use crate::files::{append, write_atomic};
 use crate::results::{RunResults, ScenarioRun};
+
+/// Removes the report files a previous run wrote where this run will write its own, before anything
+/// else: a run that stops early (an error, Ctrl-C) or cannot write a report must not leave an old
+/// verdict for CI to read as this run's.
+pub fn remove_stale(args: &OutputArgs) -> Result<()> {
+    for path in [&args.junit, &args.markdown, &args.prometheus]
+        .into_iter()
+        .flatten()
+    {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!(
+                        "removing the previous report {} (CI would read it as this run's)",
+                        path.display()
+                    ),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
 
 /// A link to this CI run: `--run-url`, else GitHub Actions', GitLab's or Jenkins' own variables.
 pub fn run_url(explicit: Option<&str>, var: impl Fn(&str) -> Option<String>) -> Option<String> {

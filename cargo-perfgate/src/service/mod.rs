@@ -1,19 +1,24 @@
-//! The service under test: its declaration in `[package.metadata.perfgate]`, and its lifecycle
-//! (free port, start without a shell, readiness probe, log capture, SIGTERM → grace → SIGKILL).
+//! The processes perfgate owns for a run: the service under test (its declaration in
+//! `[package.metadata.perfgate]`) and its dependencies (`deps.rs`), with one lifecycle shared by both:
+//! a free loopback port, a start without a shell in a process group of its own, output appended to a
+//! log, a readiness probe (TCP, HTTP or a command), and SIGTERM → grace → SIGKILL of the whole tree.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod deps;
 pub mod pool;
 pub mod sample;
 
-use crate::discover::config::ServiceConfig;
+use crate::discover::config::{placeholders, Ready, ServiceConfig};
 use crate::error::{Error, Result};
-use crate::procs;
+use crate::files::LogPump;
+use crate::procs::{self, ChildGuard};
 
 /// Between SIGTERM and SIGKILL when stopping a service normally.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -21,10 +26,87 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// Log lines quoted in a start error.
 const TAIL_LINES: usize = 20;
 
-/// A running service. Dropping it without [`stop`](Service::stop) still kills and reaps it.
+/// The values of the `{…}` placeholders in args, env and commands: a service's `port`, a
+/// dependency's `port`, `host`, `dir` and `url`, and `NAME.port`, `NAME.host`, `NAME.url` of each
+/// dependency of the service's package.
+pub type Vars = BTreeMap<String, String>;
+
+/// `s` with every placeholder that has a value replaced; others stay as written.
+pub fn fill(s: &str, vars: &Vars) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (range, inner) in placeholders(s) {
+        if let Some(v) = vars.get(inner) {
+            out.push_str(&s[last..range.start]);
+            out.push_str(v);
+            last = range.end;
+        }
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// The command `words` (placeholders filled) run in `cwd` with `env` added and the caller's
+/// `PERFGATE_*` variables removed (perfgate's own secrets never reach a child). A relative program path
+/// (`scripts/db.sh`) is taken from `cwd`; a bare name is looked up on PATH.
+pub fn command(
+    words: &[String],
+    vars: &Vars,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+) -> Command {
+    let program = fill(&words[0], vars);
+    let program = if program.contains('/') && Path::new(&program).is_relative() {
+        cwd.join(program).into_os_string()
+    } else {
+        program.into()
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(words[1..].iter().map(|w| fill(w, vars)))
+        .current_dir(cwd)
+        // Its own process group has no terminal to read from; a read would stop it (SIGTTIN).
+        .stdin(Stdio::null());
+    crate::protocol::clean_env(&mut cmd);
+    cmd.envs(env.iter().map(|(k, v)| (k, fill(v, vars))));
+    cmd
+}
+
+/// The command as written in the configuration (placeholders unfilled, so a password in a URL from the
+/// environment never reaches a log).
+pub fn show_command(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if w.is_empty() || w.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            } else {
+                w.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a readiness probe checks, and how to reach it.
+pub struct Probe<'a> {
+    pub ready: &'a Ready,
+    pub host: &'a str,
+    pub port: u16,
+    /// For a ready command: its directory, placeholder values and environment.
+    pub cwd: &'a Path,
+    pub vars: &'a Vars,
+    pub env: &'a BTreeMap<String, String>,
+    /// Where a ready command's output goes.
+    pub log_path: &'a Path,
+}
+
+/// A process perfgate started. Dropping it without [`stop`](Process::stop) still kills and reaps it.
 #[derive(Debug)]
-pub struct Service {
-    name: String,
+pub struct Process {
+    /// "service `api`", "dependency `db`": how errors name it.
+    what: String,
+    /// Copies its output to the log, redacted.
+    pump: LogPump,
     child: Option<Child>,
     port: u16,
     log_path: PathBuf,
@@ -32,135 +114,52 @@ pub struct Service {
     exit_cause: Option<String>,
 }
 
-impl Service {
-    /// Starts `exe` for `cfg` on a free loopback port and waits until it is ready.
-    /// Its stdout and stderr are appended to `log_path`.
-    pub fn start(cfg: &ServiceConfig, exe: &Path, cwd: &Path, log_path: &Path) -> Result<Service> {
-        let start_err = |cause: String, log_tail: String| Error::ServiceStart {
-            name: cfg.name.clone(),
-            cause,
-            log_tail,
-        };
-        if !exe.is_file() {
-            return Err(start_err(
-                format!(
-                    "its executable {} does not exist (is `{}` a [[bin]] target of the package, and did it build?)",
-                    exe.display(),
-                    cfg.bin
-                ),
-                String::new(),
-            ));
-        }
-        let port = match cfg.port {
-            Some(p) => fixed_port(p).map_err(|cause| start_err(cause, String::new()))?,
-            None => free_port().map_err(|e| Error::io("could not find a free loopback port", e))?,
-        };
+impl Process {
+    /// Starts `cmd` with its stdout and stderr appended to `log_path`.
+    pub fn spawn(what: String, mut cmd: Command, port: u16, log_path: &Path) -> Result<Process> {
         let log = open_log(log_path)?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| Error::io(format!("could not open {}", log_path.display()), e))?;
-        let subst = |s: &str| s.replace("{port}", &port.to_string());
-        let mut cmd = Command::new(exe);
-        cmd.args(cfg.args.iter().map(|a| subst(a)))
-            .env("PORT", port.to_string())
-            .envs(cfg.env.iter().map(|(k, v)| (k, subst(v))))
-            // Handed over on purpose: explicitly set, so the scrubbing of credentials keeps them.
-            .envs(
-                cfg.pass_env
-                    .iter()
-                    .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
-            )
-            .current_dir(cwd)
-            // Its own process group has no terminal to read from; a read would stop it (SIGTTIN).
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        let child = match procs::spawn(&mut cmd) {
+        LogPump::pipe(&mut cmd);
+        let mut child = match procs::spawn(&mut cmd) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                 return Err(Error::Interrupted)
             }
             Err(e) => {
-                return Err(start_err(
-                    format!("could not run {}: {e}", exe.display()),
-                    String::new(),
-                ))
+                return Err(Error::Start {
+                    what,
+                    cause: format!("could not run {}: {e}", cmd.get_program().to_string_lossy()),
+                    log_tail: String::new(),
+                })
             }
         };
-        let mut svc = Service {
-            name: cfg.name.clone(),
+        let pump = LogPump::start(&mut child, &log).map_err(|e| {
+            Error::io(
+                format!(
+                    "copying the output of {}",
+                    cmd.get_program().to_string_lossy()
+                ),
+                e,
+            )
+        })?;
+        Ok(Process {
+            what,
+            pump,
             child: Some(child),
             port,
             log_path: log_path.to_path_buf(),
             exit_cause: None,
-        };
-        // On every error below, dropping `svc` kills and reaps the process.
-        svc.wait_ready(cfg)?;
-        Ok(svc)
+        })
     }
 
-    fn wait_ready(&mut self, cfg: &ServiceConfig) -> Result<()> {
-        let started = Instant::now();
-        let deadline = started + cfg.startup_timeout;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        loop {
-            if procs::interrupted() {
-                return Err(Error::Interrupted);
-            }
-            if let Some(cause) = self.exited() {
-                return Err(Error::ServiceStart {
-                    name: self.name.clone(),
-                    cause: format!(
-                        "it {cause} before becoming ready; the last lines of {}:",
-                        self.log_path.display()
-                    ),
-                    log_tail: self.log_tail(TAIL_LINES),
-                });
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let budget = remaining
-                .min(Duration::from_secs(2))
-                .max(Duration::from_millis(10));
-            let last = match probe(addr, cfg.ready.as_deref(), budget) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                let what = match &cfg.ready {
-                    Some(p) => format!("GET {p} did not answer 2xx"),
-                    None => format!("port {} did not accept connections", self.port),
-                };
-                return Err(Error::ServiceStart {
-                    name: self.name.clone(),
-                    cause: format!(
-                        "it never became ready: {what} within {:?} (last attempt: {last}). If it needs longer, raise \
-                         `startup_timeout` in [package.metadata.perfgate], e.g. `service = {{ bin = \"{}\", startup_timeout = \"{}s\", ... }}`. \
-                         The last lines of {}:",
-                        cfg.startup_timeout,
-                        cfg.bin,
-                        (cfg.startup_timeout.as_secs() * 2).max(10),
-                        self.log_path.display()
-                    ),
-                    log_tail: self.log_tail(TAIL_LINES),
-                });
-            }
-            std::thread::sleep(
-                PROBE_INTERVAL.min(deadline.saturating_duration_since(Instant::now())),
-            );
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
+    /// Probes until ready, the process exits, `timeout` passes (an error naming `hint`, what to raise),
+    /// or the user interrupts.
+    pub fn wait_ready(&mut self, probe: &Probe<'_>, timeout: Duration, hint: &str) -> Result<()> {
+        let what = self.what.clone();
+        wait_until_ready(&what, probe, timeout, hint, || self.exited())
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// `http://127.0.0.1:<port>`
-    pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub fn pid(&self) -> u32 {
@@ -184,15 +183,19 @@ impl Service {
         self.exit_cause.clone()
     }
 
-    /// The last `lines` lines of the service's log (stdout and stderr).
+    /// The last lines of its log; once it has exited, with everything it wrote before (its output
+    /// goes through a pipe, which may still hold the last lines).
     pub fn log_tail(&self, lines: usize) -> String {
+        if self.exit_cause.is_some() {
+            self.pump.drain(Duration::from_secs(1));
+        }
         crate::files::tail_lines(&self.log_path, lines)
     }
 
-    /// SIGTERM to its process group, up to 5 s to exit, then SIGKILL; reaps it.
+    /// SIGTERM to its process group, up to 5 s to exit, then SIGKILL (its whole tree); reaps it.
     pub fn stop(mut self) -> Result<()> {
         self.shutdown()
-            .map_err(|e| Error::io(format!("stopping service `{}`", self.name), e))
+            .map_err(|e| Error::io(format!("stopping {}", self.what), e))
     }
 
     fn shutdown(&mut self) -> std::io::Result<()> {
@@ -205,19 +208,177 @@ impl Service {
     }
 }
 
-impl Drop for Service {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
 }
 
-/// A port the kernel just handed out on loopback. Another process could take it before the service
-/// binds it; the window is small, and the service then fails to start with a clear error.
-fn free_port() -> std::io::Result<u16> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(l.local_addr()?.port())
+/// The probe loop of [`Process::wait_ready`], also for an instance perfgate did not start (`exited`
+/// then never says it died).
+pub fn wait_until_ready(
+    what: &str,
+    probe: &Probe<'_>,
+    timeout: Duration,
+    hint: &str,
+    mut exited: impl FnMut() -> Option<String>,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if procs::interrupted() {
+            return Err(Error::Interrupted);
+        }
+        if let Some(cause) = exited() {
+            return Err(Error::Start {
+                what: what.to_string(),
+                cause: format!(
+                    "it {cause} before becoming ready; the last lines of {}:",
+                    probe.log_path.display()
+                ),
+                log_tail: crate::files::tail_lines(probe.log_path, TAIL_LINES),
+            });
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let budget = remaining
+            .min(Duration::from_secs(2))
+            .max(Duration::from_millis(10));
+        let last = match probe_once(probe, budget) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            let check = match probe.ready {
+                Ready::Http(p) => format!("GET {p} did not answer 2xx"),
+                Ready::Tcp => format!("port {} did not accept connections", probe.port),
+                Ready::Command(c) => format!("`{}` did not exit 0", show_command(c)),
+            };
+            return Err(Error::Start {
+                what: what.to_string(),
+                cause: format!(
+                    "it never became ready: {check} within {timeout:?} (last attempt: {last}). If it needs longer, \
+                     {hint}. The last lines of {}:",
+                    probe.log_path.display()
+                ),
+                log_tail: crate::files::tail_lines(probe.log_path, TAIL_LINES),
+            });
+        }
+        std::thread::sleep(PROBE_INTERVAL.min(deadline.saturating_duration_since(Instant::now())));
+    }
 }
 
+/// A running service. Dropping it without [`stop`](Service::stop) still kills and reaps it.
+#[derive(Debug)]
+pub struct Service {
+    name: String,
+    process: Process,
+}
+
+impl Service {
+    /// Starts `exe` for `cfg` on a free loopback port and waits until it is ready. Its stdout and
+    /// stderr are appended to `log_path`; `deps` are the values of its dependencies' placeholders.
+    pub fn start(
+        cfg: &ServiceConfig,
+        exe: &Path,
+        cwd: &Path,
+        log_path: &Path,
+        deps: &Vars,
+    ) -> Result<Service> {
+        let what = format!("service `{}`", cfg.name);
+        if !exe.is_file() {
+            return Err(Error::Start {
+                what,
+                cause: format!(
+                    "its executable {} does not exist (is `{}` a [[bin]] target of the package, and did it build?)",
+                    exe.display(),
+                    cfg.bin
+                ),
+                log_tail: String::new(),
+            });
+        }
+        let port = match cfg.port {
+            Some(p) => fixed_port(p).map_err(|cause| Error::Start {
+                what: what.clone(),
+                cause,
+                log_tail: String::new(),
+            })?,
+            None => free_port().map_err(|e| Error::io("could not find a free loopback port", e))?,
+        };
+        let mut vars = deps.clone();
+        vars.insert("port".into(), port.to_string());
+        let words: Vec<String> = std::iter::once(exe.to_string_lossy().into_owned())
+            .chain(cfg.args.iter().cloned())
+            .collect();
+        let mut cmd = command(&words, &vars, cwd, &cfg.env);
+        cmd.env("PORT", port.to_string())
+            // Handed over on purpose: explicitly set, so the scrubbing of credentials keeps them.
+            .envs(
+                cfg.pass_env
+                    .iter()
+                    .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+            );
+        let mut process = Process::spawn(what, cmd, port, log_path)?;
+        let ready = cfg.ready.clone().map_or(Ready::Tcp, Ready::Http);
+        let probe = Probe {
+            ready: &ready,
+            host: "127.0.0.1",
+            port,
+            cwd,
+            vars: &vars,
+            env: &cfg.env,
+            log_path,
+        };
+        let hint = format!(
+            "raise `startup_timeout` in [package.metadata.perfgate], e.g. `service = {{ bin = \"{}\", startup_timeout = \"{}s\", ... }}`",
+            cfg.bin,
+            (cfg.startup_timeout.as_secs() * 2).max(10)
+        );
+        // On an error, dropping `process` kills and reaps it.
+        process.wait_ready(&probe, cfg.startup_timeout, &hint)?;
+        Ok(Service {
+            name: cfg.name.clone(),
+            process,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn port(&self) -> u16 {
+        self.process.port()
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+
+    /// The cause ("exited with status 101", "killed by signal 9 (SIGKILL, …)") once the process is dead.
+    pub fn exited(&mut self) -> Option<String> {
+        self.process.exited()
+    }
+
+    /// The last `lines` lines of the service's log (stdout and stderr).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.log_tail(lines)
+    }
+
+    /// SIGTERM to its process group, up to 5 s to exit, then SIGKILL; reaps it.
+    pub fn stop(self) -> Result<()> {
+        self.process.stop()
+    }
+}
+
+/// A port the kernel just handed out on loopback. Another process could take it before the service
+/// binds it; the window is small, and the service then fails to start with a clear error.
 /// A service's fixed `port`, checked free before the service is started: a port someone else
 /// holds would otherwise make perfgate load that other process, or read as a service that never
 /// got ready.
@@ -251,7 +412,13 @@ pub fn fixed_port_error(services: &[&ServiceConfig], why: &str) -> Option<Error>
     })
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File> {
+pub fn free_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Opens `path` for appending, creating it and its directory.
+pub fn open_log(path: &Path) -> Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("could not create {}", dir.display()), e))?;
@@ -260,12 +427,53 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| {
-            Error::io(
-                format!("could not open the service log {}", path.display()),
-                e,
-            )
-        })
+        .map_err(|e| Error::io(format!("could not open the log {}", path.display()), e))
+}
+
+/// One readiness attempt within `budget`.
+fn probe_once(p: &Probe<'_>, budget: Duration) -> std::result::Result<(), String> {
+    match p.ready {
+        Ready::Command(words) => probe_command(p, words, budget),
+        Ready::Tcp | Ready::Http(_) => {
+            let addr = (p.host, p.port)
+                .to_socket_addrs()
+                .map_err(|e| format!("resolving {}: {e}", p.host))?
+                .next()
+                .ok_or_else(|| format!("{} has no address", p.host))?;
+            let path = match p.ready {
+                Ready::Http(path) => Some(path.as_str()),
+                _ => None,
+            };
+            probe(addr, path, budget)
+        }
+    }
+}
+
+/// A ready command: exit 0 within `budget`. Its output goes to the log.
+fn probe_command(
+    p: &Probe<'_>,
+    words: &[String],
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let mut cmd = command(words, p.vars, p.cwd, p.env);
+    let log = open_log(p.log_path).map_err(|e| e.to_string())?;
+    LogPump::pipe(&mut cmd);
+    let mut child = ChildGuard::spawn(&mut cmd)
+        .map_err(|e| format!("could not run `{}`: {e}", show_command(words)))?;
+    let _pump = LogPump::start(child.child_mut(), &log).map_err(|e| e.to_string())?;
+    match child.wait_timeout(Duration::from_millis(10), Some(budget)) {
+        Ok(Some(status)) if status.success() => Ok(()),
+        Ok(Some(status)) => Err(format!(
+            "`{}` {}",
+            show_command(words),
+            procs::describe_exit(status)
+        )),
+        Ok(None) => Err(format!(
+            "`{}` did not finish within {budget:?}",
+            show_command(words)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// One readiness attempt within `budget`: the port accepts, and with a path, `GET path` answers 2xx.
@@ -328,12 +536,14 @@ mod tests {
             args: args.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::from([("GREETING".to_string(), "hello on {port}".to_string())]),
             ready: ready.map(str::to_string),
-            port: None,
             startup_timeout: timeout,
             restart: Restart::PerRun,
             pass_env: vec![],
+            port: None,
         }
     }
+
+    use crate::procs::running as alive;
 
     #[test]
     fn a_fixed_port_is_used_and_a_taken_one_is_a_clear_error() {
@@ -348,7 +558,7 @@ mod tests {
             Duration::from_secs(10),
         );
         c.port = Some(port);
-        let _ = Service::start(&c, &sh(), dir.path(), &log).unwrap_err();
+        let _ = Service::start(&c, &sh(), dir.path(), &log, &Vars::new()).unwrap_err();
         let logged = std::fs::read_to_string(&log).unwrap();
         assert!(
             logged.contains(&format!("port={port} arg={port}")),
@@ -356,22 +566,17 @@ mod tests {
         );
 
         let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
-        let msg = Service::start(&c, &sh(), dir.path(), &dir.path().join("2.log"))
+        let second = dir.path().join("2.log");
+        let msg = Service::start(&c, &sh(), dir.path(), &second, &Vars::new())
             .unwrap_err()
             .to_string();
         drop(holder);
         assert!(
-            msg.contains(&format!("its fixed port {port}"))
-                && msg.contains("not free")
-                && msg.contains("remove `port`"),
+            msg.contains(&format!("its fixed port {port}")) && msg.contains("remove `port`"),
             "{msg}"
         );
-        assert!(!dir.path().join("2.log").exists(), "nothing was started");
-        let e = fixed_port_error(
-            &[&c],
-            "--ab runs the merge-base's and HEAD's services side by side",
-        )
-        .unwrap();
+        assert!(!second.exists(), "nothing was started");
+        let e = fixed_port_error(&[&c], "--ab runs both sides' services side by side").unwrap();
         assert!(
             e.to_string()
                 .contains(&format!("service `svc` (port {port})")),
@@ -379,16 +584,6 @@ mod tests {
         );
         c.port = None;
         assert!(fixed_port_error(&[&c], "x").is_none());
-    }
-
-    fn alive(pid: u32) -> bool {
-        // A reaped process is gone from /proc; an unreaped one would be a zombie (state Z).
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
     }
 
     fn sh() -> PathBuf {
@@ -408,9 +603,9 @@ mod tests {
             None,
             Duration::from_secs(10),
         );
-        let err = Service::start(&c, &sh(), dir.path(), &log).unwrap_err();
+        let err = Service::start(&c, &sh(), dir.path(), &log, &Vars::new()).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, Error::ServiceStart { .. }));
+        assert!(matches!(err, Error::Start { .. }));
         assert!(
             msg.contains("service `svc` did not start") && msg.contains("exited with status 3"),
             "{msg}"
@@ -418,9 +613,10 @@ mod tests {
         assert!(msg.contains("fatal: bad config"), "{msg}");
         // {port} is substituted in env values and PORT is set.
         let logged = std::fs::read_to_string(&log).unwrap();
+        // Stdout and stderr reach the log through separate pipes: their lines may interleave.
         let port: &str = logged
             .lines()
-            .next()
+            .find(|l| l.contains("port="))
             .unwrap()
             .rsplit_once("port=")
             .unwrap()
@@ -443,7 +639,7 @@ mod tests {
             Duration::from_millis(300),
         );
         let started = Instant::now();
-        let msg = Service::start(&c, &sh(), dir.path(), &log)
+        let msg = Service::start(&c, &sh(), dir.path(), &log, &Vars::new())
             .unwrap_err()
             .to_string();
         assert!(started.elapsed() < Duration::from_secs(10));
@@ -472,6 +668,7 @@ mod tests {
             &dir.path().join("release/shopp"),
             dir.path(),
             &dir.path().join("l.log"),
+            &Vars::new(),
         )
         .unwrap_err()
         .to_string();
@@ -568,7 +765,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        let mut svc = Service::start(&c, &sh(), dir.path(), &log).unwrap();
+        let mut svc = Service::start(&c, &sh(), dir.path(), &log, &Vars::new()).unwrap();
         assert!(svc.base_url().starts_with("http://127.0.0.1:"));
         assert_eq!(svc.exited(), None);
         let pid = svc.pid();
@@ -586,12 +783,16 @@ mod tests {
         // The service is the sleeper; readiness is answered by the in-process server it "owns".
         let mut svc = Service {
             name: "svc".into(),
-            child: Some(
-                procs::spawn(Command::new("sh").args(["-c", "sleep 0.2; kill -9 $$"])).unwrap(),
-            ),
-            port,
-            log_path: dir.path().join("none.log"),
-            exit_cause: None,
+            process: Process {
+                what: "service `svc`".into(),
+                pump: LogPump::none(),
+                child: Some(
+                    procs::spawn(Command::new("sh").args(["-c", "sleep 0.2; kill -9 $$"])).unwrap(),
+                ),
+                port,
+                log_path: dir.path().join("none.log"),
+                exit_cause: None,
+            },
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let cause = loop {

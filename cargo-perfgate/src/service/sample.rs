@@ -187,7 +187,7 @@ fn read_tree(root: u32, page: u64) -> Option<Reading> {
         total.cpu_ticks += stat.cpu_ticks;
         total.threads += stat.threads;
         total.rss_bytes += read_rss_pages(pid).unwrap_or(0) * page;
-        stack.extend(children(pid));
+        stack.extend(crate::procs::children(pid));
     }
     root_seen.then_some(total)
 }
@@ -228,42 +228,6 @@ fn parse_stat(s: &str) -> Option<Stat> {
 fn read_rss_pages(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     s.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Direct children of `pid`: the union of `/proc/<pid>/task/*/children` (a child belongs to the thread
-/// that forked it). Kernels without that file fall back to scanning every process's parent pid.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut have_children_file = false;
-    for task in tasks.flatten() {
-        if let Ok(s) = std::fs::read_to_string(task.path().join("children")) {
-            have_children_file = true;
-            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-        }
-    }
-    if !have_children_file {
-        out = children_by_scan(pid);
-    }
-    out
-}
-
-fn children_by_scan(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            let s = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let ppid = s
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok());
-            ppid == Some(pid)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -61,6 +61,19 @@ pub fn main_workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// perfgate-runtime of this checkout, as a TOML string's content.
+fn runtime_path() -> String {
+    let runtime = main_workspace()
+        .join("perfgate-runtime")
+        .canonicalize()
+        .unwrap();
+    runtime
+        .to_str()
+        .expect("a UTF-8 path")
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
 /// The `CARGO_TARGET_DIR` shared by every fixture of this test run.
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("perfgate-e2e-target")
@@ -80,31 +93,45 @@ impl Fixture {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
             .join(name);
+        Fixture::copy(&src, slot, |text| {
+            assert!(
+                text.contains("@PERFGATE_RUNTIME_PATH@"),
+                "the fixture manifest lost its placeholder"
+            );
+            text.replace("@PERFGATE_RUNTIME_PATH@", &runtime_path())
+        })
+    }
+
+    /// Copies the workspace member `examples/<name>` as a workspace of its own (a `[workspace]` table
+    /// added, its perfgate-runtime path made absolute), with the main workspace's Cargo.lock.
+    pub fn example(name: &str, slot: &str) -> Fixture {
+        let src = main_workspace().join("examples").join(name);
+        Fixture::copy(&src, slot, |text| {
+            let relative = "path = \"../../perfgate-runtime\"";
+            assert!(
+                text.contains(relative),
+                "examples/{name}/Cargo.toml no longer has {relative}"
+            );
+            format!(
+                "[workspace]\n\n{}",
+                text.replace(relative, &format!("path = \"{}\"", runtime_path()))
+            )
+        })
+    }
+
+    fn copy(src: &Path, slot: &str, manifest: impl FnOnce(&str) -> String) -> Fixture {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("perfgate-fixtures")
             .join(slot);
         if root.exists() {
             std::fs::remove_dir_all(&root).unwrap();
         }
-        copy_dir(&src, &root);
+        copy_dir(src, &root);
         let root = root.canonicalize().unwrap();
-        let runtime = main_workspace()
-            .join("perfgate-runtime")
-            .canonicalize()
-            .unwrap();
-        let runtime = runtime
-            .to_str()
-            .expect("a UTF-8 path")
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"");
-        let manifest = root.join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap();
-        assert!(
-            text.contains("@PERFGATE_RUNTIME_PATH@"),
-            "the fixture manifest lost its placeholder"
-        );
-        std::fs::write(&manifest, text.replace("@PERFGATE_RUNTIME_PATH@", &runtime)).unwrap();
-        set_mtime(&manifest, &src.join("Cargo.toml"));
+        let path = root.join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, manifest(&text)).unwrap();
+        set_mtime(&path, &src.join("Cargo.toml"));
         std::fs::copy(main_workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
         Fixture { root }
     }
@@ -144,6 +171,14 @@ impl Fixture {
             "`{from}` is not in the fixture manifest"
         );
         std::fs::write(self.manifest(), text.replace(from, to)).unwrap();
+    }
+
+    /// Replaces `from` (which must occur) in a file of the copy, `rel` from its root.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let path = self.root.join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "`{from}` is not in {rel}");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
     }
 
     /// The marker the user's own ignored test would create: it must never exist.
@@ -189,7 +224,7 @@ impl Fixture {
         }
         cmd.env("CARGO_TARGET_DIR", target_dir())
             .env("FIXTURE_MARKER", self.marker())
-            .env("FIXTURE_RUN_TOKEN", run_token())
+            .env("FIXTURE_RUN_ID", run_token())
             .current_dir(&self.root)
             .stdin(Stdio::null());
         cmd
@@ -348,7 +383,21 @@ pub struct Proc {
 }
 
 pub fn our_processes() -> Vec<Proc> {
-    let needle = format!("FIXTURE_RUN_TOKEN={}", run_token());
+    let needle = format!("FIXTURE_RUN_ID={}", run_token());
+    live_processes(|p| p.environ.contains(&needle))
+}
+
+/// Live processes whose working directory is under `dir`: a server that rewrote its environment (as
+/// PostgreSQL's workers do with their process titles) cannot be found by [`run_token`], but it runs in
+/// its data directory.
+pub fn processes_in(dir: &Path) -> Vec<Proc> {
+    live_processes(|p| {
+        std::fs::read_link(format!("/proc/{}/cwd", p.pid)).is_ok_and(|cwd| cwd.starts_with(dir))
+    })
+}
+
+/// Every live (not zombie) process of the machine that `keep` selects.
+fn live_processes(keep: impl Fn(&Proc) -> bool) -> Vec<Proc> {
     let mut found = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return found;
@@ -361,16 +410,14 @@ pub fn our_processes() -> Vec<Proc> {
         let live = stat
             .rsplit_once(')')
             .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'));
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        if !live {
             continue;
-        };
-        let environ: Vec<String> = env
+        }
+        let environ: Vec<String> = std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap_or_default()
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
-        if !live || !environ.contains(&needle) {
-            continue;
-        }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|b| {
                 String::from_utf8_lossy(&b)
@@ -379,11 +426,14 @@ pub fn our_processes() -> Vec<Proc> {
                     .to_string()
             })
             .unwrap_or_default();
-        found.push(Proc {
+        let p = Proc {
             pid,
             cmdline,
             environ,
-        });
+        };
+        if keep(&p) {
+            found.push(p);
+        }
     }
     found
 }
