@@ -64,6 +64,10 @@ pub enum Command {
     /// Combine the results of the shards of one sharded load (`--shard I/N`) exactly, then check the
     /// SLOs and the gate as for one run (same reports, same exit codes).
     Merge(MergeArgs),
+    /// Set up a service package: the perfgate-runtime dev-dependency, the
+    /// [package.metadata.perfgate] table and a first scenario in tests/perf.rs (changes nothing that
+    /// is already there).
+    Init(InitArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -136,6 +140,32 @@ pub struct ShardArgs {
     /// Also write the results document to FILE (what `cargo perfgate merge` reads from a shard).
     #[arg(long, value_name = "FILE")]
     pub results_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct InitArgs {
+    /// The binary that serves [default: the package's only binary, else its `default-run`].
+    #[arg(long, value_name = "NAME")]
+    pub bin: Option<String>,
+    /// The service takes its port as this flag's value (`--port-flag --listen-port`).
+    #[arg(long, value_name = "FLAG", allow_hyphen_values = true, conflicts_with_all = ["port_env", "fixed_port"])]
+    pub port_flag: Option<String>,
+    /// The service reads its port from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "fixed_port")]
+    pub port_env: Option<String>,
+    /// The service always binds this port (perfgate then uses it, and fails clearly when it is taken).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub fixed_port: Option<u16>,
+    /// The path the first scenario requests and readiness is probed on [default: a health or
+    /// readiness route found in the sources, else `/`].
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Where perfgate-runtime is [default: beside the perfgate checkout this binary was built from].
+    #[arg(long, value_name = "DIR")]
+    pub runtime_path: Option<PathBuf>,
+    /// Say what would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -398,9 +428,44 @@ pub struct CommonArgs {
     /// Coloring [default: $CARGO_TERM_COLOR, else auto; NO_COLOR is honoured by auto].
     #[arg(long, global = true, value_name = "WHEN")]
     pub color: Option<ColorWhen>,
+    /// Which test targets hold the scenarios.
+    #[command(flatten)]
+    pub targets: TargetArgs,
     /// Output format: `human` (table) or `json` (the results document on stdout).
     #[arg(long, global = true, value_name = "FMT", default_value = "human")]
     pub message_format: MessageFormat,
+}
+
+/// The test targets to build for scenarios, as cargo spells them; none given: `targets` in
+/// [package.metadata.perfgate], else the targets whose sources mention `#[perf_test]`.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetArgs {
+    /// Scenarios in the library's unit tests.
+    #[arg(long, global = true, help_heading = "Target Selection")]
+    pub lib: bool,
+    /// Scenarios in every binary's unit tests.
+    #[arg(long, global = true, help_heading = "Target Selection")]
+    pub bins: bool,
+    /// Scenarios in this integration test (tests/NAME.rs); repeatable.
+    #[arg(
+        long = "test",
+        global = true,
+        value_name = "NAME",
+        help_heading = "Target Selection"
+    )]
+    pub test: Vec<String>,
+    /// Every target `cargo test` tests (the library, binaries and integration tests).
+    #[arg(long, global = true, help_heading = "Target Selection")]
+    pub tests: bool,
+    /// Every target, examples and benches included.
+    #[arg(long, global = true, help_heading = "Target Selection")]
+    pub all_targets: bool,
+}
+
+impl TargetArgs {
+    pub fn any(&self) -> bool {
+        self.lib || self.bins || self.tests || self.all_targets || !self.test.is_empty()
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -506,6 +571,13 @@ const OPTIONS_WITH_VALUE: &[&str] = &[
     "--start-at",
     "--start-barrier",
     "--results-file",
+    "--test",
+    "--bin",
+    "--port-flag",
+    "--port-env",
+    "--fixed-port",
+    "--path",
+    "--runtime-path",
 ];
 
 /// Moves a subcommand written after global options (`--manifest-path X list`) to the front: clap's
@@ -527,7 +599,7 @@ fn hoist_subcommand(args: &mut Vec<OsString>) {
         }
         if matches!(
             a.as_ref(),
-            "list" | "run" | "report" | "record" | "compare" | "calibrate" | "merge"
+            "list" | "run" | "report" | "record" | "compare" | "calibrate" | "merge" | "init"
         ) {
             let sub = args.remove(i);
             args.insert(1, sub);
@@ -1003,6 +1075,54 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(with(&["merge"]).is_err());
+    }
+
+    #[test]
+    fn target_selection_and_init_options_parse() {
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--test",
+            "perf",
+            "--lib",
+            "--test",
+            "load",
+            "list",
+        ]);
+        assert!(matches!(cli.action(), Command::List(_)));
+        assert_eq!(cli.common.targets.test, ["perf", "load"]);
+        assert!(cli.common.targets.lib && cli.common.targets.any());
+        assert!(!parse(&["cargo-perfgate", "perfgate"]).common.targets.any());
+        let cli = parse(&[
+            "cargo-perfgate",
+            "perfgate",
+            "--manifest-path",
+            "x/Cargo.toml",
+            "init",
+            "--bin",
+            "shop",
+            "--port-flag",
+            "--listen-port",
+            "--dry-run",
+        ]);
+        match cli.action() {
+            Command::Init(i) => {
+                assert_eq!(i.bin.as_deref(), Some("shop"));
+                assert_eq!(i.port_flag.as_deref(), Some("--listen-port"));
+                assert!(i.dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::parse_args([
+            "cargo-perfgate",
+            "init",
+            "--port-env",
+            "P",
+            "--fixed-port",
+            "80"
+        ])
+        .is_err());
+        assert!(Cli::parse_args(["cargo-perfgate", "init", "--fixed-port", "0"]).is_err());
     }
 
     #[test]

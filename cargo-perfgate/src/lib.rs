@@ -88,6 +88,7 @@ where
         Command::Calibrate(args) => commands::calibrate::run(common, &args, &ui),
         Command::Compare(args) => commands::compare::run(common, &args, &ui),
         Command::Merge(args) => commands::merge::run(common, &args, &ui),
+        Command::Init(args) => commands::init::run(common, &args, &ui),
     };
     // Whatever a service started and left behind (a daemon that left its process group) goes too.
     for p in procs::sweep() {

@@ -30,6 +30,10 @@ pub struct RunResults {
     /// The service URL given with `--target-url`, when no service was started.
     pub target_url: Option<String>,
     pub build_secs: f64,
+    /// What `build_secs` went to: the scenarios (and the service when one build made both), the
+    /// services built on their own, the merge-base's services. Empty in files of older versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_parts: Vec<BuildPart>,
     pub load_secs: f64,
     /// Seconds of the cost pass (services under valgrind), 0 when it did not run.
     #[serde(default)]
@@ -73,6 +77,14 @@ pub struct ShardHealth {
     pub lag_p99_ms: f64,
     /// Why the shard's measurement cannot be trusted; None when it can.
     pub invalid: Option<String>,
+}
+
+/// One part of a run's build time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct BuildPart {
+    /// `scenarios`, `scenarios and service`, `service`, `services`, `merge-base service`.
+    pub part: String,
+    pub secs: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -400,6 +412,7 @@ pub(crate) mod tests {
             environment: Fingerprint::default(),
             target_url: None,
             build_secs: 3.0,
+            build_parts: Vec::new(),
             load_secs: 11.0,
             cost_secs: 0.0,
             total_secs: 15.0,

@@ -334,6 +334,16 @@ pub fn describe_decision(d: &Decision) -> String {
 }
 
 /// Escapes text for XML and HTML (element content and double-quoted attributes).
+/// `a, b, c`, or `none` for an empty list: how messages list what there is to choose from.
+pub fn list_or_none<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let v: Vec<String> = items.into_iter().map(|s| s.as_ref().to_string()).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
 pub fn escape_xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

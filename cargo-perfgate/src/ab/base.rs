@@ -154,6 +154,7 @@ mod tests {
             bins: vec!["shop".into()],
             explicit: true,
             has_unlisted_tests_dir: false,
+            targets: Vec::new(),
         }
     }
 

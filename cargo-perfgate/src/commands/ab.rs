@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::gate::GateOptions;
 use crate::load::{rundir, PreparedPackage, RunOptions};
 use crate::machine::Fingerprint;
-use crate::results::ScenarioRun;
+use crate::results::{BuildPart, ScenarioRun};
+use crate::service::fixed_port_error;
 use crate::ui::{progress, Ui};
 
 /// `cargo perfgate --ab` (or `ab = "auto"`): HEAD against the merge-base, both measured here.
@@ -25,7 +26,7 @@ pub fn run(
     runs: &[PreparedPackage<'_>],
     baselines: &Baselines,
     why: &str,
-    (clock, mut build_secs): (Clock, f64),
+    (clock, mut build): (Clock, Vec<BuildPart>),
     ui: &Ui,
 ) -> Result<i32> {
     if args.load.target_url.is_some() {
@@ -33,6 +34,13 @@ pub fn run(
             "--ab builds and starts the merge-base's service next to HEAD's; it cannot drive a --target-url"
                 .into(),
         ));
+    }
+    let services: Vec<_> = runs.iter().flat_map(|r| r.services()).collect();
+    if let Some(e) = fixed_port_error(
+        &services,
+        "--ab runs the merge-base's and HEAD's services side by side",
+    ) {
+        return Err(e);
     }
     ab::require_own_deps(runs, "--ab")?;
     let root = found.root();
@@ -65,7 +73,10 @@ pub fn run(
     );
     let t = Instant::now();
     let base = ab::base::prepare_base(common, found, runs, &repo, commit, ui)?;
-    build_secs += t.elapsed().as_secs_f64();
+    build.push(BuildPart {
+        part: "merge-base service".into(),
+        secs: t.elapsed().as_secs_f64(),
+    });
     let base_runs: Vec<PreparedPackage<'_>> = runs
         .iter()
         .zip(&base.packages)
@@ -153,7 +164,7 @@ pub fn run(
         run_dir,
         clock,
         target_url: None,
-        build_secs,
+        build,
         load_secs,
         cost_secs,
         scenarios,

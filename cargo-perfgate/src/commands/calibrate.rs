@@ -18,6 +18,7 @@ use crate::gate::GateOptions;
 use crate::load::{self, rundir, RunOptions};
 use crate::machine::Fingerprint;
 use crate::report::table::{render_cost_floors, render_floors};
+use crate::service::fixed_port_error;
 use crate::ui::{progress, Ui};
 
 pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
@@ -30,7 +31,14 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
     let ws = Workspace::load(common)?;
     let _runs = load::lock_runs(&ws, args.load.no_wait, ui)?;
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
-    let (runs, _) = load::prepare(common, &args.load, &found, ui)?;
+    let (runs, _) = load::prepare(common, &args.load, &found, true, ui)?;
+    let services: Vec<_> = runs.iter().flat_map(|r| r.services()).collect();
+    if let Some(e) = fixed_port_error(
+        &services,
+        "calibrate runs two instances of a service side by side",
+    ) {
+        return Err(e);
+    }
     ab::require_own_deps(&runs, "calibrate")?;
     let recorded = recorded_cost(
         &found.ws,

@@ -160,6 +160,7 @@ fn read_document(path: &Path) -> Result<RunResults> {
         environment: file.machine.clone(),
         target_url: None,
         build_secs: 0.0,
+        build_parts: Vec::new(),
         load_secs: 0.0,
         cost_secs: 0.0,
         total_secs: 0.0,

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::gate::GateFlags;
 use crate::load::rundir;
 use crate::merge::{merge, ShardFile};
-use crate::results::RunResults;
+use crate::results::{BuildPart, RunResults};
 use crate::ui::Ui;
 
 pub fn run(common: &CommonArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
@@ -69,7 +69,11 @@ pub fn run(common: &CommonArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
         run_dir,
         clock,
         target_url: merged.target_url,
-        build_secs: merged.build_secs,
+        // The shards built in parallel: the merged run waited for the slowest.
+        build: vec![BuildPart {
+            part: "the slowest shard".to_string(),
+            secs: merged.build_secs,
+        }],
         load_secs: merged.load_secs,
         cost_secs: 0.0,
         tier: Some(tier),

@@ -4,6 +4,7 @@
 pub mod ab;
 pub mod calibrate;
 pub mod compare;
+pub mod init;
 pub mod list;
 pub mod merge;
 pub mod record;
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::gate::GateSummary;
 use crate::machine::Fingerprint;
 use crate::report::table;
-use crate::results::{RunResults, ScenarioRun, ShardSource, RESULTS_SCHEMA_VERSION};
+use crate::results::{BuildPart, RunResults, ScenarioRun, ShardSource, RESULTS_SCHEMA_VERSION};
 use crate::shard::ShardId;
 use crate::slo;
 use crate::ui::Ui;
@@ -51,7 +52,8 @@ pub struct Measured {
     pub run_dir: PathBuf,
     pub clock: Clock,
     pub target_url: Option<String>,
-    pub build_secs: f64,
+    /// The build's parts; their sum is the build time.
+    pub build: Vec<BuildPart>,
     pub load_secs: f64,
     pub cost_secs: f64,
     pub scenarios: Vec<ScenarioRun>,
@@ -96,7 +98,8 @@ pub fn conclude(
         started_unix_ms: m.clock.started_unix_ms,
         environment: m.environment,
         target_url: m.target_url,
-        build_secs: m.build_secs,
+        build_secs: m.build.iter().map(|p| p.secs).sum(),
+        build_parts: m.build,
         load_secs: m.load_secs,
         cost_secs: m.cost_secs,
         total_secs: m.clock.started.elapsed().as_secs_f64(),

@@ -9,6 +9,7 @@ use crate::baseline::write::{recorded_cost, write_baselines};
 use crate::cli::{CommonArgs, RecordArgs, RunArgs, ShardArgs};
 use crate::commands::{conclude, Clock, Measured};
 use crate::cost;
+use crate::discover::config::AbSetting;
 use crate::discover::{self, Workspace};
 use crate::error::{Error, Result};
 use crate::gate::file::{DEFAULT_RECORD_ROUNDS, DEFAULT_RUN_ROUNDS};
@@ -56,8 +57,16 @@ pub(crate) fn pipeline(
         _ => None,
     };
     let found = discover::discover(ws, args.filter.as_deref(), common, ui)?;
-    let (runs, service_build_secs) = load::prepare(common, &args.load, &found, ui)?;
-    let build_secs = found.build_secs + service_build_secs;
+    // The A/B mode builds the merge-base's service on its own (`cargo build`); HEAD's is then built
+    // the same way, so the two sides differ by the code only, not by the features dev-dependencies
+    // add to a shared build.
+    let ab_may_run = args.gate.ab
+        || found
+            .ws
+            .packages
+            .iter()
+            .any(|p| p.config.ab != AbSetting::Off);
+    let (runs, build) = load::prepare(common, &args.load, &found, !ab_may_run, ui)?;
     let environment = Fingerprint::collect(found.root());
     if let Some(baselines) = &baselines {
         if let Some(why) = ab::reason(args, &environment, baselines, &runs) {
@@ -68,7 +77,7 @@ pub(crate) fn pipeline(
                 &runs,
                 baselines,
                 &why,
-                (clock, build_secs),
+                (clock, build),
                 ui,
             );
         }
@@ -161,7 +170,7 @@ pub(crate) fn pipeline(
                 &runs,
                 baselines,
                 &why,
-                (clock, build_secs),
+                (clock, build),
                 ui,
             );
         }
@@ -172,7 +181,7 @@ pub(crate) fn pipeline(
         run_dir,
         clock,
         target_url: args.load.target_url.clone(),
-        build_secs,
+        build,
         load_secs,
         cost_secs,
         scenarios,

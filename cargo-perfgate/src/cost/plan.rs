@@ -197,21 +197,18 @@ mod tests {
     use crate::discover::{PerfPackage, Scenario};
     use perfgate_runtime::format::{Metric, Op, Slo};
     use std::collections::BTreeMap;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     fn pkg(cost: CostSetting) -> PerfPackage {
         PerfPackage {
             name: "svc".into(),
-            id: cargo_metadata::PackageId { repr: "svc".into() },
-            manifest_path: PathBuf::from("/ws/svc/Cargo.toml"),
-            root: PathBuf::from("/ws/svc"),
             config: PackageConfig {
                 cost,
                 ..Default::default()
             },
             bins: vec![],
             explicit: false,
-            has_unlisted_tests_dir: false,
+            ..PerfPackage::at(Path::new("/ws/svc"))
         }
     }
 

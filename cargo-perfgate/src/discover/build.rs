@@ -1,17 +1,21 @@
 //! Building the scenario binaries and the services with cargo.
 
+use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use cargo_metadata::{Artifact, Message, PackageId};
+use cargo_metadata::diagnostic::DiagnosticLevel;
+use cargo_metadata::{Artifact, Message, PackageId, TargetKind as CargoKind};
 
 use crate::cli::CommonArgs;
 use crate::discover::stamp;
+use crate::discover::targets::{Selected, Selection, Why};
 use crate::discover::workspace::cargo;
 use crate::discover::workspace::PerfPackage;
 use crate::error::{Error, Result};
 use crate::procs::ChildGuard;
+use crate::ui::Ui;
 
 /// A test executable cargo built (one per test target of a package).
 #[derive(Debug, Clone)]
@@ -21,12 +25,20 @@ pub struct TestBinary {
     pub exe: PathBuf,
 }
 
-/// Runs `cmd` (a cargo command with `--message-format=json-render-diagnostics`): cargo's diagnostics go
-/// through to stderr, so the user sees compile errors as usual, and the artifacts are collected from stdout.
-fn run_cargo_json(
-    mut cmd: Command,
-    verbose: bool,
-) -> Result<(Vec<Artifact>, std::process::ExitStatus)> {
+/// What a cargo build said: its artifacts, the targets rustc reported errors for, and its status.
+struct CargoOutput {
+    artifacts: Vec<Artifact>,
+    errors: Vec<(PackageId, cargo_metadata::Target)>,
+    status: std::process::ExitStatus,
+}
+
+/// How every cargo build of perfgate reports: JSON on stdout, diagnostics with their rendered text.
+const MESSAGE_FORMAT: &str = "--message-format=json-diagnostic-rendered-ansi";
+
+/// Runs `cmd` (a cargo command with [`MESSAGE_FORMAT`]): the artifacts and the targets with errors are
+/// collected from stdout, and each diagnostic's rendered text goes to stderr, so the user sees compile
+/// errors as cargo would show them (colours stripped where stderr takes none).
+fn run_cargo_json(mut cmd: Command, verbose: bool) -> Result<CargoOutput> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -38,15 +50,31 @@ fn run_cargo_json(
         .map_err(|e| Error::io(format!("running `{}`", display_command(&cmd)), e))?;
     let stdout = child.child_mut().stdout.take().expect("stdout is piped");
     let mut artifacts = Vec::new();
+    let mut errors = Vec::new();
     for msg in Message::parse_stream(BufReader::new(stdout)) {
         match msg {
             Ok(Message::CompilerArtifact(a)) => artifacts.push(a),
+            Ok(Message::CompilerMessage(m)) => {
+                if let Some(r) = &m.message.rendered {
+                    anstream::eprint!("{r}");
+                }
+                if matches!(
+                    m.message.level,
+                    DiagnosticLevel::Error | DiagnosticLevel::Ice
+                ) {
+                    errors.push((m.package_id, m.target));
+                }
+            }
             Ok(_) => {}
             Err(e) => return Err(Error::io("reading cargo's output", e)),
         }
     }
     let status = child.wait(std::time::Duration::from_millis(50))?;
-    Ok((artifacts, status))
+    Ok(CargoOutput {
+        artifacts,
+        errors,
+        status,
+    })
 }
 
 pub fn display_command(cmd: &Command) -> String {
@@ -86,43 +114,120 @@ fn cargo_command(common: &CommonArgs, sub: &str) -> Command {
     cmd
 }
 
-/// `cargo test --no-run` for the packages: their test executables (`profile.test`), by package.
+/// What building a package's scenario targets gave.
+#[derive(Debug, Default)]
+pub struct PackageBuild {
+    /// The test executables of the selected targets that compiled.
+    pub binaries: Vec<TestBinary>,
+    /// The package's binaries cargo built beside them (for its integration tests), by name: the
+    /// service, from the same build, when the profile is the release profile.
+    pub service_bins: BTreeMap<String, PathBuf>,
+}
+
+/// `cargo test --no-run -p <pkg>` of the selected targets only. A target that may fail (not known
+/// to hold scenarios) and does not compile is dropped with a warning and the build is tried again
+/// without it; any other failure is an error. Bounded: each retry has one target fewer.
 pub fn build_tests(
     common: &CommonArgs,
     checkout: &Checkout,
-    packages: &[PerfPackage],
+    pkg: &PerfPackage,
+    selection: &Selection,
     profile: &TestProfile,
-) -> Result<Vec<TestBinary>> {
-    let mut cmd = cargo_command(common, "test");
-    cmd.args(["--no-run", "--message-format=json-render-diagnostics"]);
-    for p in packages {
-        cmd.arg("-p").arg(&p.name);
-    }
-    cmd.args(profile.cargo_args());
-    let build = |cmd: Command| -> Result<Vec<Artifact>> {
-        let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
-        if !status.success() {
-            return Err(Error::Build(format!(
-                "`cargo test --no-run` for {} failed ({status}); cargo's errors are above",
-                packages
+    ui: &Ui,
+) -> Result<PackageBuild> {
+    let mut chosen: Vec<Selected> = selection.targets.clone();
+    let mut cleaned = false;
+    loop {
+        if chosen.is_empty() {
+            return Ok(PackageBuild::default());
+        }
+        let mut cmd = cargo_command(common, "test");
+        cmd.args(["--no-run", MESSAGE_FORMAT, "-p", &pkg.name]);
+        for s in &chosen {
+            cmd.args(s.target.cargo_args());
+        }
+        cmd.args(profile.cargo_args());
+        let out = run_cargo_json(cmd, common.verbose > 0)?;
+        if out.status.success() {
+            if this_checkouts(&out.artifacts, |a| a.profile.test, checkout, true) {
+                return Ok(package_build(out.artifacts, pkg, profile, checkout));
+            }
+            if cleaned {
+                return Err(refused());
+            }
+            clean(
+                common,
+                std::slice::from_ref(&pkg.name),
+                &profile.cargo_args(),
+                None,
+            )?;
+            cleaned = true;
+            continue;
+        }
+        let failed: Vec<&Selected> = chosen
+            .iter()
+            .filter(|s| {
+                out.errors
                     .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .any(|(id, t)| *id == pkg.id && s.target.is(t))
+            })
+            .collect();
+        let droppable = !failed.is_empty() && failed.iter().all(|s| s.may_fail());
+        if !droppable {
+            let what = match failed.iter().find(|s| !s.may_fail()) {
+                Some(s) => format!("{} of package `{}`", s.target.describe(), pkg.name),
+                None => format!("package `{}`", pkg.name),
+            };
+            return Err(Error::Build(format!(
+                "`cargo test --no-run` of the scenarios' targets failed ({}) at {what}; cargo's errors are above",
+                out.status
             )));
         }
-        Ok(artifacts)
+        for s in &failed {
+            ui.warn(&format!(
+                "{} of package `{}` does not compile; it was built because {}, and is left out: it is not \
+                 known to hold scenarios (`--test NAME`, `--lib` or `targets = [...]` in \
+                 [package.metadata.perfgate] say which targets do)",
+                s.target.describe(),
+                pkg.name,
+                match &s.why {
+                    Why::Unsure(w) => format!("perfgate cannot tell ({w})"),
+                    _ => "the command line asked for it".to_string(),
+                }
+            ));
+        }
+        let dropped: Vec<_> = failed.iter().map(|s| s.target.clone()).collect();
+        chosen.retain(|s| !dropped.contains(&s.target));
+    }
+}
+
+/// The test executables and the service binaries among a package's artifacts.
+fn package_build(
+    artifacts: Vec<Artifact>,
+    pkg: &PerfPackage,
+    profile: &TestProfile,
+    checkout: &Checkout,
+) -> PackageBuild {
+    let mut service_bins = BTreeMap::new();
+    // Built in perfgate's own profile the bins are not what the user deploys: the service is then
+    // built on its own; so it is when a bin here was another checkout's.
+    let is_bin = |a: &Artifact| {
+        a.package_id == pkg.id && !a.profile.test && a.target.kind.contains(&CargoKind::Bin)
     };
-    let mut artifacts = build(clone_command(&cmd))?;
-    if !this_checkouts(&artifacts, |a| a.profile.test, checkout, true) {
-        let names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
-        clean(common, &names, &profile.cargo_args(), None)?;
-        artifacts = build(cmd)?;
-        if !this_checkouts(&artifacts, |a| a.profile.test, checkout, true) {
-            return Err(refused());
+    if *profile == TestProfile::Release && this_checkouts(&artifacts, is_bin, checkout, false) {
+        for a in &artifacts {
+            if a.package_id == pkg.id && !a.profile.test && a.target.kind.contains(&CargoKind::Bin)
+            {
+                if let Some(exe) = &a.executable {
+                    service_bins.insert(a.target.name.clone(), exe.clone().into_std_path_buf());
+                }
+            }
         }
     }
-    Ok(test_binaries(artifacts, packages))
+    PackageBuild {
+        binaries: test_binaries(artifacts, pkg),
+        service_bins,
+    }
 }
 
 /// A command with the same program, arguments, environment and directory (std's is not `Clone`).
@@ -244,11 +349,11 @@ fn clean(
     Ok(())
 }
 
-/// The test executables among the artifacts, of the selected packages only.
-pub fn test_binaries(artifacts: Vec<Artifact>, packages: &[PerfPackage]) -> Vec<TestBinary> {
+/// The test executables among the artifacts, of the package only.
+fn test_binaries(artifacts: Vec<Artifact>, pkg: &PerfPackage) -> Vec<TestBinary> {
     artifacts
         .into_iter()
-        .filter(|a| a.profile.test && packages.iter().any(|p| p.id == a.package_id))
+        .filter(|a| a.profile.test && a.package_id == pkg.id)
         .filter_map(|a| {
             Some(TestBinary {
                 exe: a.executable?.into_std_path_buf(),
@@ -285,19 +390,14 @@ pub fn build_service_bin_in(
         });
     }
     let mut cmd = cargo_command(common, "build");
-    cmd.args([
-        "--release",
-        "--message-format=json-render-diagnostics",
-        "-p",
-        &pkg.name,
-        "--bin",
-        bin,
-    ]);
+    cmd.args(["--release", MESSAGE_FORMAT, "-p", &pkg.name, "--bin", bin]);
     if let Some(dir) = target_dir {
         cmd.env("CARGO_TARGET_DIR", dir);
     }
     let build = |cmd: Command| -> Result<Vec<Artifact>> {
-        let (artifacts, status) = run_cargo_json(cmd, common.verbose > 0)?;
+        let CargoOutput {
+            artifacts, status, ..
+        } = run_cargo_json(cmd, common.verbose > 0)?;
         if !status.success() {
             return Err(Error::Build(format!(
                 "building the service binary `{bin}` of package `{}` failed ({status}); cargo's errors are above",

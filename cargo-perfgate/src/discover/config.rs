@@ -26,6 +26,8 @@ pub struct PackageConfig {
     pub cost: CostSetting,
     /// `[package.metadata.perfgate.tiers.NAME]`: how each test tier runs this package's scenarios.
     pub tiers: BTreeMap<Tier, TierConfig>,
+    /// `targets = ["perf", "lib"]`: the test targets that hold scenarios (None: found by a scan).
+    pub targets: Option<Vec<TargetRef>>,
 }
 
 /// When `cargo perfgate` runs the cost pass (the service under valgrind) after the load.
@@ -195,6 +197,68 @@ fn parse_tier(v: &Value) -> std::result::Result<TierConfig, String> {
     Ok(cfg)
 }
 
+/// The kinds of target whose test executables can hold scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TargetKind {
+    /// The library's unit tests.
+    Lib,
+    /// A binary's unit tests.
+    Bin,
+    /// An integration test (`tests/NAME.rs`).
+    Test,
+    Example,
+    Bench,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Lib => "lib",
+            TargetKind::Bin => "bin",
+            TargetKind::Test => "test",
+            TargetKind::Example => "example",
+            TargetKind::Bench => "bench",
+        }
+    }
+}
+
+/// One entry of `targets`: `"lib"`, `"NAME"` (an integration test) or `"KIND:NAME"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRef {
+    pub kind: TargetKind,
+    /// None for the library (a package has one).
+    pub name: Option<String>,
+}
+
+const TARGETS_FORM: &str = r#"targets = ["perf", "lib", "bin:NAME", "example:NAME", "bench:NAME"] (a plain name is an integration test, tests/NAME.rs; "lib" the library's unit tests)"#;
+
+/// Parses one entry of `targets`.
+pub fn parse_target_ref(s: &str) -> std::result::Result<TargetRef, String> {
+    let bad = || format!("`targets` entry \"{s}\" is not a target: `{TARGETS_FORM}`");
+    let (kind, name) = match s.split_once(':') {
+        None if s == "lib" => {
+            return Ok(TargetRef {
+                kind: TargetKind::Lib,
+                name: None,
+            })
+        }
+        None => (TargetKind::Test, s),
+        Some(("lib", n)) if !n.is_empty() => (TargetKind::Lib, n),
+        Some(("bin", n)) => (TargetKind::Bin, n),
+        Some(("test", n)) => (TargetKind::Test, n),
+        Some(("example", n)) => (TargetKind::Example, n),
+        Some(("bench", n)) => (TargetKind::Bench, n),
+        Some(_) => return Err(bad()),
+    };
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok(TargetRef {
+        kind,
+        name: Some(name.to_string()),
+    })
+}
+
 /// When `cargo perfgate` measures the merge-base on this machine instead of reading the baseline file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AbSetting {
@@ -220,6 +284,8 @@ pub struct ServiceConfig {
     pub env: BTreeMap<String, String>,
     /// HTTP path that answers 2xx once the service is ready; None: ready when the port accepts.
     pub ready: Option<String>,
+    /// A port the service always binds (`port = 8080`) instead of a free one perfgate picks.
+    pub port: Option<u16>,
     pub startup_timeout: Duration,
     pub restart: Restart,
     /// Variables of perfgate's environment handed to the service although their names mark them as
@@ -309,7 +375,7 @@ const DEP_PLACEHOLDERS: [&str; 4] = ["port", "host", "dir", "url"];
 /// The values of a dependency the service's args and env may use as `{NAME.value}`.
 pub const DEP_VALUES: [&str; 3] = ["port", "host", "url"];
 
-const SERVICE_FORM: &str = r#"service = { bin = "NAME", args = ["--port", "{port}"], env = { KEY = "VALUE" }, ready = "/healthz", startup_timeout = "30s", restart = "per-run" | "per-test", pass_env = ["DB_PASSWORD"] } (only `bin` is required)"#;
+const SERVICE_FORM: &str = r#"service = { bin = "NAME", args = ["--port", "{port}"], env = { KEY = "VALUE" }, ready = "/healthz", startup_timeout = "30s", restart = "per-run" | "per-test", pass_env = ["DB_PASSWORD"], port = 8080 } (only `bin` is required; `port` only for a service that cannot be told its port)"#;
 
 impl PackageConfig {
     /// Parses `[package.metadata.perfgate]` out of cargo_metadata's `package.metadata` value.
@@ -334,10 +400,10 @@ impl PackageConfig {
         for key in section.keys() {
             if !matches!(
                 key.as_str(),
-                "service" | "services" | "deps" | "baseline" | "ab" | "cost" | "tiers"
+                "service" | "services" | "deps" | "baseline" | "ab" | "cost" | "tiers" | "targets"
             ) {
                 return Err(err(format!(
-                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline`, `ab`, `cost` and `tiers`"
+                "unknown key `{key}`; the accepted keys are `service`, `services`, `deps`, `baseline`, `ab`, `cost`, `tiers` and `targets`"
             )));
             }
         }
@@ -388,6 +454,33 @@ impl PackageConfig {
         }
         cfg.baseline = parse_baseline(section.get("baseline")).map_err(err)?;
         cfg.tiers = parse_tiers(section.get("tiers")).map_err(err)?;
+        cfg.targets = match section.get("targets") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) if !a.is_empty() => Some(
+                a.iter()
+                    .map(|v| match v {
+                        Value::String(s) => parse_target_ref(s),
+                        other => Err(format!(
+                            "`targets` must be an array of target names, found an element that is {}: `{TARGETS_FORM}`",
+                            kind(other)
+                        )),
+                    })
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(err)?,
+            ),
+            Some(Value::Array(_)) => {
+                return Err(err(format!(
+                    "`targets` is empty: name the targets that hold scenarios (`{TARGETS_FORM}`), or remove the key \
+                     to let perfgate find them"
+                )))
+            }
+            Some(other) => {
+                return Err(err(format!(
+                    "`targets` must be an array of target names, found {}: `{TARGETS_FORM}`",
+                    show(other)
+                )))
+            }
+        };
         match section.get("ab") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s == "auto" => cfg.ab = AbSetting::Auto,
@@ -495,10 +588,10 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
     for key in m.keys() {
         if !matches!(
             key.as_str(),
-            "bin" | "args" | "env" | "ready" | "startup_timeout" | "restart" | "pass_env"
+            "bin" | "args" | "env" | "ready" | "startup_timeout" | "restart" | "pass_env" | "port"
         ) {
             return Err(format!(
-                "unknown key `{key}`; the accepted keys are bin, args, env, ready, startup_timeout, restart, pass_env: `{SERVICE_FORM}`"
+                "unknown key `{key}`; the accepted keys are bin, args, env, ready, startup_timeout, restart, pass_env, port: `{SERVICE_FORM}`"
             ));
         }
     }
@@ -537,6 +630,19 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
         }
     };
     let startup_timeout = parse_timeout(m, "startup_timeout", DEFAULT_STARTUP_TIMEOUT)?;
+    let port = match m.get("port") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(p @ 1..=65535) => Some(p as u16),
+            _ => return Err(format!("`port` must be a port number from 1 to 65535, found {n}")),
+        },
+        Some(other) => {
+            return Err(format!(
+                "`port` must be the number of the port the service always binds, e.g. `port = 8080`, found {}",
+                show(other)
+            ))
+        }
+    };
     let restart = match m.get("restart") {
         None => Restart::PerRun,
         Some(Value::String(s)) if s == "per-run" => Restart::PerRun,
@@ -573,6 +679,7 @@ fn parse_service(name: Option<&str>, v: &Value) -> std::result::Result<ServiceCo
         args,
         env,
         ready,
+        port,
         startup_timeout,
         restart,
         pass_env,
@@ -1021,6 +1128,52 @@ mod tests {
     }
 
     #[test]
+    fn targets_and_port_parse_and_bad_values_say_the_form() {
+        let cfg = parse(json!({"perfgate": {
+            "targets": ["perf", "lib", "bin:shop", "test:lib", "bench:b"],
+            "service": {"bin": "shop", "port": 8080}
+        }}))
+        .unwrap();
+        let t = |kind, name: Option<&str>| TargetRef {
+            kind,
+            name: name.map(str::to_string),
+        };
+        assert_eq!(
+            cfg.targets.unwrap(),
+            [
+                t(TargetKind::Test, Some("perf")),
+                t(TargetKind::Lib, None),
+                t(TargetKind::Bin, Some("shop")),
+                t(TargetKind::Test, Some("lib")),
+                t(TargetKind::Bench, Some("b")),
+            ]
+        );
+        assert_eq!(cfg.services["shop"].port, Some(8080));
+        assert_eq!(parse(json!({"perfgate": {}})).unwrap().targets, None);
+        let m = config_msg(json!({"perfgate": {"targets": "perf"}}));
+        assert!(
+            m.contains("`targets` must be an array") && m.contains("\"perf\""),
+            "{m}"
+        );
+        let m = config_msg(json!({"perfgate": {"targets": []}}));
+        assert!(m.contains("`targets` is empty"), "{m}");
+        let m = config_msg(json!({"perfgate": {"targets": ["widget:x"]}}));
+        assert!(
+            m.contains("\"widget:x\" is not a target") && m.contains("bin:NAME"),
+            "{m}"
+        );
+        let m = config_msg(json!({"perfgate": {"targets": [3]}}));
+        assert!(m.contains("a number"), "{m}");
+        let m = config_msg(json!({"perfgate": {"service": {"bin": "a", "port": 0}}}));
+        assert!(m.contains("from 1 to 65535"), "{m}");
+        let m = config_msg(json!({"perfgate": {"service": {"bin": "a", "port": "8080"}}}));
+        assert!(
+            m.contains("`port` must be the number") && m.contains("\"8080\""),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn nothing_declared_is_an_empty_config() {
         assert_eq!(parse(Value::Null).unwrap(), PackageConfig::default());
         assert_eq!(
@@ -1070,8 +1223,8 @@ mod tests {
     fn bad_shapes_name_the_key_and_the_accepted_form() {
         let m = config_msg(json!({"perfgate": {"servce": {}}}));
         assert!(m.contains("`servce`") && m.contains("`service`"), "{m}");
-        let m = config_msg(json!({"perfgate": {"service": {"bin": "a", "port": 1}}}));
-        assert!(m.contains("`port`") && m.contains("startup_timeout"), "{m}");
+        let m = config_msg(json!({"perfgate": {"service": {"bin": "a", "prot": 1}}}));
+        assert!(m.contains("`prot`") && m.contains("startup_timeout"), "{m}");
         let m = config_msg(json!({"perfgate": {"service": {"args": []}}}));
         assert!(m.contains("`bin` is required"), "{m}");
         let m = config_msg(json!({"perfgate": {"service": {"bin": "a", "args": "--port"}}}));

@@ -1,13 +1,18 @@
 //! Discovery: which packages use perfgate (`workspace`), how each declares its service (`config`),
-//! building their test binaries (`build`), and listing and describing the scenarios in them
-//! (`scenarios`).
+//! which of their test targets can hold scenarios (`targets`, reading sources with `sources`),
+//! building those (`build`), and listing and describing the scenarios in them (`scenarios`).
 
 pub mod build;
 pub mod config;
+pub mod guess;
 pub mod scenarios;
+pub mod sources;
 pub mod stamp;
+pub mod targets;
 pub mod workspace;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub use scenarios::Scenario;
@@ -25,6 +30,9 @@ pub struct Discovered {
     pub scenarios: Vec<Scenario>,
     /// Seconds spent building the scenario binaries.
     pub build_secs: f64,
+    /// The services' binaries cargo built with the scenarios, by package and bin name (release
+    /// profile only): the run can start them without building them again.
+    pub service_bins: BTreeMap<(String, String), PathBuf>,
 }
 
 impl Discovered {
@@ -42,29 +50,47 @@ pub fn discover(
     ui: &Ui,
 ) -> Result<Discovered> {
     let packages = &ws.packages;
+    targets::check_command_line(packages, &common.targets)?;
     let root_manifest = ws.root().join("Cargo.toml");
     let manifest_text = std::fs::read_to_string(&root_manifest).unwrap_or_default();
     let profile = TestProfile::choose(&manifest_text, |k| std::env::var(k).ok());
-    let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-    ui.status(
-        "Building",
-        &format!("scenarios of {} ({})", names.join(", "), profile.describe()),
-    );
-    let started = Instant::now();
     let checkout = build::Checkout::new(ws.root(), ws.meta.target_directory.as_std_path());
-    let binaries = build::build_tests(common, &checkout, packages, &profile)?;
-    let build_secs = started.elapsed().as_secs_f64();
-
+    let mut build_secs = 0.0;
     let mut scenarios = Vec::new();
+    let mut service_bins = BTreeMap::new();
     for pkg in packages {
-        let bins: Vec<_> = binaries
-            .iter()
-            .filter(|b| b.package_id == pkg.id)
-            .cloned()
-            .collect();
-        let found = scenarios::list_scenarios(pkg, &bins, ui.verbose)?;
+        let selection = targets::select(pkg, &common.targets)?;
+        let mut found = Vec::new();
+        if !selection.targets.is_empty() {
+            ui.status(
+                "Building",
+                &format!(
+                    "scenarios of {}: {}, {}",
+                    pkg.name,
+                    selection.describe(),
+                    profile.describe()
+                ),
+            );
+            let started = Instant::now();
+            let built = build::build_tests(common, &checkout, pkg, &selection, &profile, ui)?;
+            build_secs += started.elapsed().as_secs_f64();
+            for (bin, exe) in built.service_bins {
+                service_bins.insert((pkg.name.clone(), bin), exe);
+            }
+            found = scenarios::list_scenarios(pkg, &built.binaries, ui.verbose)?;
+        }
         if found.is_empty() {
-            let msg = workspace::no_scenarios_message(pkg);
+            let mut msg = workspace::no_scenarios_message(pkg);
+            if selection.targets.is_empty() && selection.source == targets::Source::Scan {
+                msg.push_str(&format!(
+                    "\nNo test target's sources mention `{}`; if a macro generates your scenarios, name \
+                     their target with `--test NAME`/`--lib` or `targets = [\"NAME\"]` in \
+                     [package.metadata.perfgate].",
+                    targets::MARKER
+                ));
+            } else if !selection.targets.is_empty() {
+                msg.push_str(&format!("\nBuilt: {}.", selection.describe()));
+            }
             if pkg.explicit || packages.len() == 1 {
                 return Err(Error::Discovery(msg));
             }
@@ -93,5 +119,6 @@ pub fn discover(
         ws,
         scenarios,
         build_secs,
+        service_bins,
     })
 }

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind};
+use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind as CargoKind};
 
 use crate::cli::CommonArgs;
-use crate::discover::config::{PackageConfig, WorkspaceConfig};
+use crate::discover::config::{PackageConfig, TargetKind, WorkspaceConfig};
 use crate::error::{Error, Result};
 
 /// The crate whose presence in a package's dependencies makes it a perfgate package.
@@ -85,6 +85,74 @@ pub struct PerfPackage {
     pub explicit: bool,
     /// `autotests = false` is likely when it has a tests/ dir but no test target for it.
     pub has_unlisted_tests_dir: bool,
+    /// The targets whose test executables can hold scenarios, in the manifest's order.
+    pub targets: Vec<TestTarget>,
+}
+
+/// A target of a package that `cargo test` can build as a test executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestTarget {
+    pub kind: TargetKind,
+    pub name: String,
+    /// Its root source file.
+    pub src_path: PathBuf,
+    /// `cargo test` tests it by default (`test = true`: the lib, bins and tests unless turned off).
+    pub tested: bool,
+}
+
+impl TestTarget {
+    /// The cargo flags that select it (`cargo test --lib`, `--test perf`, …).
+    pub fn cargo_args(&self) -> Vec<String> {
+        match self.kind {
+            TargetKind::Lib => vec!["--lib".into()],
+            k => vec![format!("--{}", k.as_str()), self.name.clone()],
+        }
+    }
+
+    /// `lib`, `test perf`, `bin shop`: how messages name it.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            TargetKind::Lib => "lib".into(),
+            k => format!("{} {}", k.as_str(), self.name),
+        }
+    }
+
+    /// Whether cargo's compiler message or artifact target is this one.
+    pub fn is(&self, t: &cargo_metadata::Target) -> bool {
+        t.name == self.name && kind_of(t) == Some(self.kind)
+    }
+}
+
+/// The kind of test executable a cargo target builds, if any.
+pub fn kind_of(t: &cargo_metadata::Target) -> Option<TargetKind> {
+    t.kind.iter().find_map(|k| match k {
+        CargoKind::Lib
+        | CargoKind::RLib
+        | CargoKind::DyLib
+        | CargoKind::CDyLib
+        | CargoKind::StaticLib
+        | CargoKind::ProcMacro => Some(TargetKind::Lib),
+        CargoKind::Bin => Some(TargetKind::Bin),
+        CargoKind::Test => Some(TargetKind::Test),
+        CargoKind::Example => Some(TargetKind::Example),
+        CargoKind::Bench => Some(TargetKind::Bench),
+        _ => None,
+    })
+}
+
+/// The package's targets that can be built as test executables.
+pub fn test_targets(p: &Package) -> Vec<TestTarget> {
+    p.targets
+        .iter()
+        .filter_map(|t| {
+            Some(TestTarget {
+                kind: kind_of(t)?,
+                name: t.name.clone(),
+                src_path: t.src_path.clone().into_std_path_buf(),
+                tested: t.test,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -102,6 +170,7 @@ impl PerfPackage {
             bins: vec!["shop".into()],
             explicit: true,
             has_unlisted_tests_dir: false,
+            targets: Vec::new(),
         }
     }
 }
@@ -159,7 +228,7 @@ fn perf_package(p: &Package, explicit: bool) -> Result<PerfPackage> {
         .unwrap_or_default();
     let tests_dir = root.join("tests");
     let has_test_target_in_tests_dir = p.targets.iter().any(|t| {
-        t.kind.contains(&TargetKind::Test) && t.src_path.as_std_path().starts_with(&tests_dir)
+        t.kind.contains(&CargoKind::Test) && t.src_path.as_std_path().starts_with(&tests_dir)
     });
     Ok(PerfPackage {
         name: p.name.to_string(),
@@ -168,9 +237,10 @@ fn perf_package(p: &Package, explicit: bool) -> Result<PerfPackage> {
         bins: p
             .targets
             .iter()
-            .filter(|t| t.kind.contains(&TargetKind::Bin))
+            .filter(|t| t.kind.contains(&CargoKind::Bin))
             .map(|t| t.name.clone())
             .collect(),
+        targets: test_targets(p),
         explicit,
         has_unlisted_tests_dir: tests_dir.is_dir() && !has_test_target_in_tests_dir,
         manifest_path,

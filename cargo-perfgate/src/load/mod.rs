@@ -15,7 +15,7 @@ use perfgate_runtime::format::{ResourceStats, ScenarioResult, ScenarioSpec};
 
 use crate::cli::{CommonArgs, LoadArgs, Tier};
 use crate::discover::build::{build_service_bin, Checkout};
-use crate::discover::config::Restart;
+use crate::discover::config::{Restart, ServiceConfig};
 use crate::discover::{Discovered, PerfPackage, Scenario, Workspace};
 use crate::error::{Error, Result};
 use crate::files::LogPump;
@@ -23,7 +23,7 @@ use crate::gate::RoundStats;
 use crate::machine::{pin, CpuPlan};
 use crate::procs::{self, ChildGuard};
 use crate::protocol::{self, Mode, ReadError};
-use crate::results::ScenarioRun;
+use crate::results::{BuildPart, ScenarioRun};
 use crate::service::contention::ContentionSampler;
 use crate::service::pool::{service_for, Services};
 use crate::service::sample::ResourceSampler;
@@ -169,6 +169,16 @@ pub struct PreparedPackage<'a> {
     pub service_exes: BTreeMap<String, PathBuf>,
     /// How the run's tier windows this package's scenarios.
     pub tier: TierPlan,
+}
+
+impl PreparedPackage<'_> {
+    /// The services its scenarios run against.
+    pub fn services(&self) -> Vec<&ServiceConfig> {
+        self.service_exes
+            .keys()
+            .filter_map(|n| self.pkg.config.services.get(n))
+            .collect()
+    }
 }
 
 /// The line that says a scenario starts, and its live progress bar.
@@ -697,17 +707,21 @@ fn execute(
     Ok(outcome)
 }
 
-/// Service configuration and builds, checked for every package before anything slow happens.
 /// The packages of a run ready to load: their scenarios and their services built (none with
 /// `--target-url`). Every scenario's service is resolved before anything is built, so a bad
-/// declaration is said before a long build. Returns the seconds the builds took too.
+/// declaration is said before a long build. With `share`, a service binary cargo already built with
+/// the scenarios (release profile) is used as it is: one build, where a build of its own would
+/// compile again every crate whose features the dev-dependencies change. Returns the run's build
+/// parts (the scenarios' build included) for the summary line.
 pub fn prepare<'a>(
     common: &CommonArgs,
     load: &LoadArgs,
     found: &'a Discovered,
+    share: bool,
     ui: &Ui,
-) -> Result<(Vec<PreparedPackage<'a>>, f64)> {
-    let mut build_secs = 0.0;
+) -> Result<(Vec<PreparedPackage<'a>>, Vec<BuildPart>)> {
+    let mut alone_secs = 0.0;
+    let (mut alone, mut shared) = (0, 0);
     let mut runs = Vec::new();
     let tier = load.tier.unwrap_or_default();
     let checkout = Checkout::new(found.root(), found.ws.meta.target_directory.as_std_path());
@@ -744,15 +758,22 @@ pub fn prepare<'a>(
                 let cfg = service_for(pkg, s.spec.as_ref().expect("described"))?;
                 needed.insert(cfg.name.clone(), cfg.bin.clone());
             }
-            let t = Instant::now();
             for (name, bin) in needed {
+                let built = found.service_bins.get(&(pkg.name.clone(), bin.clone()));
+                if let (true, Some(exe)) = (share, built) {
+                    shared += 1;
+                    service_exes.insert(name, exe.clone());
+                    continue;
+                }
                 ui.status(
                     "Building",
                     &format!("service `{name}` (bin `{bin}` of {}, release)", pkg.name),
                 );
+                let t = Instant::now();
                 service_exes.insert(name, build_service_bin(common, &checkout, pkg, &bin)?);
+                alone_secs += t.elapsed().as_secs_f64();
+                alone += 1;
             }
-            build_secs += t.elapsed().as_secs_f64();
         }
         runs.push(PreparedPackage {
             pkg,
@@ -771,5 +792,23 @@ pub fn prepare<'a>(
              (`cargo perfgate list` shows the plan of every tier)"
         ));
     }
-    Ok((runs, build_secs))
+    let part = |part: &str, secs: f64| BuildPart {
+        part: part.to_string(),
+        secs,
+    };
+    let mut parts = vec![part(
+        if shared > 0 && alone == 0 {
+            "scenarios and service"
+        } else {
+            "scenarios"
+        },
+        found.build_secs,
+    )];
+    if alone > 0 {
+        parts.push(part(
+            if alone == 1 { "service" } else { "services" },
+            alone_secs,
+        ));
+    }
+    Ok((runs, parts))
 }

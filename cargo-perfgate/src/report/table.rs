@@ -10,7 +10,7 @@ use crate::cost::CostFigures;
 use crate::gate::cost::CostFloors;
 use crate::gate::sequential::NoiseFloor;
 use crate::gate::{Decision, Outcome};
-use crate::results::{ListedScenario, RunResults, ScenarioRun};
+use crate::results::{BuildPart, ListedScenario, RunResults, ScenarioRun};
 use crate::slo::Verdict;
 use crate::text::{
     cost_rows, describe_attribution, describe_change, describe_duration, describe_load,
@@ -452,14 +452,30 @@ pub fn summary_line(report: &RunResults) -> String {
         String::new()
     };
     format!(
-        "{} scenario{}: {} · build {:.1}s · load {:.1}s{cost} · total {:.1}s",
+        "{} scenario{}: {} · build {:.1}s{} · load {:.1}s{cost} · total {:.1}s",
         report.scenarios.len(),
         if report.scenarios.len() == 1 { "" } else { "s" },
         parts.join(", "),
         report.build_secs,
+        build_parts(&report.build_parts),
         report.load_secs,
         report.total_secs
     )
+}
+
+/// ` (scenarios 40.1s, service 20.9s)`, or ` (scenarios and service)` for one build.
+fn build_parts(parts: &[BuildPart]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => format!(" ({})", one.part),
+        many => format!(
+            " ({})",
+            many.iter()
+                .map(|p| format!("{} {:.1}s", p.part, p.secs))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 pub fn render_list(items: &[ListedScenario], color: bool) -> String {
@@ -854,6 +870,45 @@ mod tests {
             junit.contains("regression: instructions") && junit.contains("+2.30%"),
             "{junit}"
         );
+    }
+
+    #[test]
+    fn the_summary_line_names_the_build_parts() {
+        let mut r = report();
+        assert!(
+            summary_line(&r).contains("· build 3.0s · load"),
+            "{}",
+            summary_line(&r)
+        );
+        r.build_parts = vec![BuildPart {
+            part: "scenarios and service".into(),
+            secs: 3.0,
+        }];
+        assert!(
+            summary_line(&r).contains("· build 3.0s (scenarios and service) · load"),
+            "{}",
+            summary_line(&r)
+        );
+        r.build_parts = vec![
+            BuildPart {
+                part: "scenarios".into(),
+                secs: 2.0,
+            },
+            BuildPart {
+                part: "service".into(),
+                secs: 1.0,
+            },
+        ];
+        assert!(
+            summary_line(&r).contains("· build 3.0s (scenarios 2.0s, service 1.0s) · load"),
+            "{}",
+            summary_line(&r)
+        );
+        // A results file of an older version has no parts and still reads.
+        let mut v = serde_json::to_value(&r).unwrap();
+        v.as_object_mut().unwrap().remove("build_parts");
+        let old = RunResults::parse(&v.to_string(), "old.json").unwrap();
+        assert!(old.build_parts.is_empty());
     }
 
     #[test]

@@ -328,7 +328,14 @@ impl Service {
                 log_tail: String::new(),
             });
         }
-        let port = free_port().map_err(|e| Error::io("could not find a free loopback port", e))?;
+        let port = match cfg.port {
+            Some(p) => fixed_port(p).map_err(|cause| Error::Start {
+                what: what.clone(),
+                cause,
+                log_tail: String::new(),
+            })?,
+            None => free_port().map_err(|e| Error::io("could not find a free loopback port", e))?,
+        };
         let mut vars = deps.clone();
         vars.insert("port".into(), port.to_string());
         let words: Vec<String> = std::iter::once(exe.to_string_lossy().into_owned())
@@ -420,6 +427,39 @@ impl Service {
 
 /// A port the kernel just handed out on loopback. Another process could take it before the service
 /// binds it; the window is small, and the service then fails to start with a clear error.
+/// A service's fixed `port`, checked free before the service is started: a port someone else
+/// holds would otherwise make perfgate load that other process, or read as a service that never
+/// got ready.
+fn fixed_port(port: u16) -> std::result::Result<u16, String> {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(_) => Ok(port),
+        Err(e) => Err(format!(
+            "its fixed port {port} (`port = {port}` in [package.metadata.perfgate]) is not free on 127.0.0.1: {e}. \
+             Another program (or an instance of the service left running) holds it; `ss -ltnp 'sport = :{port}'` \
+             shows which. Stop it and run again, or let perfgate pick a free port: have the service take it \
+             from a flag (`args = [\"--port\", \"{{port}}\"]`), the PORT variable or another one \
+             (`env = {{ APP_PORT = \"{{port}}\" }}`), and remove `port`"
+        )),
+    }
+}
+
+/// The services of a run that bind a fixed port, by name: they cannot run twice at a time, as the
+/// A/B mode and `calibrate` run two instances side by side.
+pub fn fixed_port_error(services: &[&ServiceConfig], why: &str) -> Option<Error> {
+    let fixed: Vec<String> = services
+        .iter()
+        .filter_map(|s| s.port.map(|p| format!("`{}` (port {p})", s.name)))
+        .collect();
+    (!fixed.is_empty()).then(|| {
+        Error::Usage(format!(
+            "{why}, each on a port of its own, but service {} always binds the same port. Have it take \
+             its port from a flag (`args = [\"--port\", \"{{port}}\"]`) or a variable (PORT, or `env = {{ \
+             APP_PORT = \"{{port}}\" }}`) and remove `port`",
+            fixed.join(", ")
+        ))
+    })
+}
+
 pub fn free_port() -> std::io::Result<u16> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(l.local_addr()?.port())
@@ -547,10 +587,52 @@ mod tests {
             startup_timeout: timeout,
             restart: Restart::PerRun,
             pass_env: vec![],
+            port: None,
         }
     }
 
     use crate::procs::running as alive;
+
+    #[test]
+    fn a_fixed_port_is_used_and_a_taken_one_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("svc.log");
+        // A port that is free now (taken from the OS, then released).
+        let port = free_port().unwrap();
+        let mut c = cfg(
+            "sh",
+            &["-c", "echo \"port=$PORT arg={port}\"; exit 3"],
+            None,
+            Duration::from_secs(10),
+        );
+        c.port = Some(port);
+        let _ = Service::start(&c, &sh(), dir.path(), &log, &Vars::new()).unwrap_err();
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            logged.contains(&format!("port={port} arg={port}")),
+            "{logged}"
+        );
+
+        let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let second = dir.path().join("2.log");
+        let msg = Service::start(&c, &sh(), dir.path(), &second, &Vars::new())
+            .unwrap_err()
+            .to_string();
+        drop(holder);
+        assert!(
+            msg.contains(&format!("its fixed port {port}")) && msg.contains("remove `port`"),
+            "{msg}"
+        );
+        assert!(!second.exists(), "nothing was started");
+        let e = fixed_port_error(&[&c], "--ab runs both sides' services side by side").unwrap();
+        assert!(
+            e.to_string()
+                .contains(&format!("service `svc` (port {port})")),
+            "{e}"
+        );
+        c.port = None;
+        assert!(fixed_port_error(&[&c], "x").is_none());
+    }
 
     fn sh() -> PathBuf {
         PathBuf::from("/bin/sh")

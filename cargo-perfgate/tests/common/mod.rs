@@ -136,6 +136,29 @@ impl Fixture {
         Fixture { root }
     }
 
+    /// A place for a package the test makes itself (`cargo new`): outside any cargo workspace, so
+    /// the package is one of its own as a user's would be, and at a path stable across test runs
+    /// (named after this checkout's target dir), so the package's own build stays incremental. The
+    /// directory itself does not exist yet.
+    pub fn outside(slot: &str) -> Fixture {
+        use std::hash::{Hash, Hasher};
+        // Not randomly keyed: the same checkout gets the same directory every run.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        env!("CARGO_TARGET_TMPDIR").hash(&mut h);
+        let root = std::env::temp_dir().join(format!("perfgate-e2e-{slot}-{:016x}", h.finish()));
+        if root.exists() {
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+        Fixture { root }
+    }
+
+    /// Writes `text` to `rel` in the fixture (directories created).
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
     pub fn manifest(&self) -> PathBuf {
         self.root.join("Cargo.toml")
     }
