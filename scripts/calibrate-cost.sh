@@ -116,9 +116,9 @@ setup_example() {
   local routes=examples/predict-service/src/routes.rs
   branch "$ex" unchanged "" NOTES.md
   # About +2% of a prediction's ~106k instructions, in a function of its own.
-  branch "$ex" instr 's|^    json_response(StatusCode::OK, .prediction)$|    std::hint::black_box(extra_work(std::hint::black_box(560)));\n    json_response(StatusCode::OK, \&prediction)|' "$routes" \
+  branch "$ex" instr 's|^    let resp = json_response($|    std::hint::black_box(extra_work(std::hint::black_box(560)));\n    let resp = json_response(|' "$routes" \
     'fn item(state' '#[inline(never)]\nfn extra_work(n: u64) -> u64 {\n    (0..n).fold(7u64, \|a, i\| a.wrapping_mul(31).wrapping_add(i))\n}\n\nfn item(state'
-  branch "$ex" alloc 's|^    json_response(StatusCode::OK, .prediction)$|    std::hint::black_box(Vec::<u8>::with_capacity(64));\n    json_response(StatusCode::OK, \&prediction)|' "$routes"
+  branch "$ex" alloc 's|^    let resp = json_response($|    std::hint::black_box(Vec::<u8>::with_capacity(64));\n    let resp = json_response(|' "$routes"
   g "$ex" checkout -q main
 }
 
@@ -129,6 +129,9 @@ branch() {
   g "$repo" checkout -q -b "$name"
   if [ -n "$expr" ]; then
     sed -i "$expr" "$repo/$file"
+    # The edit itself must match: a pattern gone stale after a change of the sources would leave
+    # the branch without its change (or with only the helper added beside it).
+    g "$repo" diff --quiet && { echo "calibrate-cost: the edit of branch $name matched nothing in $file" >&2; exit 2; }
     if [ $# -ge 6 ]; then
       python3 - "$repo/$file" "$5" "$6" <<'PY'
 import sys
