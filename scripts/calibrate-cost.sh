@@ -8,8 +8,10 @@
 #
 # Subjects: `fixture` (cargo-perfgate/tests/fixtures/basic, scenario `work`: fixed work in code per
 # request, WORK_ROUNDS and EXTRA_ALLOCS) and `example` (this repository's predict-service, all three
-# scenarios, against its committed perfgate.baseline.toml). Each becomes a git repository (main) with
-# three branches: `unchanged` (a note), `instr` (+2% instructions per request in code: the fixture's
+# scenarios, against a cost baseline recorded on main first; EXAMPLE_BASELINE=committed keeps the
+# repository's committed perfgate.baseline.toml instead, which measures how stale it is as well).
+# Each becomes a git repository (main) with three branches: `unchanged` (a note), `instr` (+2%
+# instructions per request in code: the fixture's
 # burn() does more rounds, predict-service's /predict an extra loop) and `alloc` (+1 allocation per
 # request). Every run is `cargo perfgate --cost-only` (no load: the cost checks alone) on one branch,
 # file mode against the baseline committed on main, or --ab (the merge-base built and measured too).
@@ -25,6 +27,7 @@ RUNS=${RUNS:-20}
 SUBJECTS=${SUBJECTS:-"fixture example"}
 MODES=${MODES:-"file ab"}
 SERIES=${SERIES:-"aa instr alloc"}
+EXAMPLE_BASELINE=${EXAMPLE_BASELINE:-fresh}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/perfgate-calibrate-cost.XXXXXX")
@@ -113,6 +116,13 @@ setup_example() {
   git clone -q "$root" "$ex"
   g "$ex" checkout -q -B main
   [ -f "$ex/perfgate.baseline.toml" ] || { echo "calibrate-cost: the example has no committed baseline" >&2; exit 2; }
+  if [ "$EXAMPLE_BASELINE" = fresh ]; then
+    # The committed figures are those of the sources they were recorded from: any later change to
+    # the example or the runtime shows in every run, unchanged branch or not.
+    "$bin" perfgate record predict-service:: -p predict-service --cost-only --manifest-path "$ex/Cargo.toml" --color never -q >/dev/null
+    g "$ex" add perfgate.baseline.toml
+    g "$ex" diff --cached --quiet || g "$ex" commit -q -m "cost baseline of these sources"
+  fi
   local routes=examples/predict-service/src/routes.rs
   branch "$ex" unchanged "" NOTES.md
   # About +2% of a prediction's ~106k instructions, in a function of its own.
