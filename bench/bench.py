@@ -11,7 +11,10 @@ generator in turn to another, on loopback. Measured, medians of --reps runs of -
   rss      perfgate's peak RSS for a 10 s and a 60 s run (memory flat in run length)
 
 Ratios are perfgate / peer from the same run. Peers: wrk and hey (Debian), oha (crates.io), each
-used if found on PATH (or OHA=/path/to/oha).
+used if found on PATH (or OHA=/path/to/oha). In the open test two floors run too
+(perfgate-runtime/examples/floor.rs, raw epoll): `floor`, one timerfd wake-up per start at its
+intended time, one send and one receive, nothing else (the least exact starts cost on this machine);
+`floor-1ms`, the same waking once per millisecond and sending every start then due, as wrk2 does.
 """
 import argparse
 import json
@@ -103,6 +106,24 @@ def wrk(load, rate, secs, cpu, conns):
     return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=pct(50), p99=pct(99))
 
 
+def floor(coalesce_us):
+    """The bare generator of examples/floor.rs: open loop only."""
+    def run(load, rate, secs, cpu, conns):
+        if load != "open":
+            return None
+        cmd = [os.path.join(EXAMPLES, "floor"), URL, "--rate", str(rate), "--duration-s", str(secs),
+               "--connections", str(conns), "--coalesce-us", str(coalesce_us)]
+        out, cpu_s, rss = run_timed(cmd, cpu, secs + 30)
+        r = json.loads(out.strip().splitlines()[-1])
+        return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, p50=None, p99=None,
+                    lag50=r["lag_p50_ms"])
+    return run
+
+
+# Runs only in the fixed-rate test (not in the stall test, whose truth is about latency).
+OPEN_ONLY = {"floor", "floor-1ms"}
+
+
 def oha_path():
     for p in [os.environ.get("OHA"), shutil.which("oha"), os.path.expanduser("~/.cargo/bin/oha"),
               "/tmp/oha-install/bin/oha"]:
@@ -184,6 +205,9 @@ def main():
         tools["oha"] = oha
     if shutil.which("hey"):
         tools["hey"] = hey
+    if os.path.exists(os.path.join(EXAMPLES, "floor")):
+        tools["floor"] = floor(0)
+        tools["floor-1ms"] = floor(1000)
     print(f"# perfgate engine benchmark: {', '.join(tools)}; server on cpu {a.server_cpu}, "
           f"generator on cpu {a.gen_cpu}; medians of {a.reps} x {a.secs} s")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}")
@@ -200,6 +224,8 @@ def main():
             for rep in range(a.reps):
                 reps.append({})
                 for name, fn in tools.items():
+                    if name in OPEN_ONLY and (stall or load != "open"):
+                        continue
                     own = Server(a.server_cpu, stall=True) if stall else None
                     try:
                         # wrk has no fixed rate: in the stall test it runs closed loop.
