@@ -38,13 +38,15 @@ STALL_TRUTH_MS = STALL_MS - 100.0 * 1000 / STALL_RATE
 
 
 def run_timed(cmd, cpu, timeout):
-    """Runs cmd pinned to cpu; returns (stdout, cpu seconds, max RSS KB) from GNU time."""
-    full = ["/usr/bin/time", "-f", "TIME %U %S %M", "taskset", "-c", str(cpu)] + cmd
+    """Runs cmd pinned to cpu; returns (stdout, cpu seconds, max RSS KB, sleeps) from GNU time.
+    Sleeps are the voluntary context switches of all its threads: each is one trip through idle
+    and back, on this kind of VM the largest cost of a request at a fixed rate."""
+    full = ["/usr/bin/time", "-f", "TIME %U %S %M %w", "taskset", "-c", str(cpu)] + cmd
     p = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
-    m = re.search(r"TIME ([\d.]+) ([\d.]+) (\d+)", p.stderr)
+    m = re.search(r"TIME ([\d.]+) ([\d.]+) (\d+) (\d+)", p.stderr)
     if not m:
         raise RuntimeError(f"{cmd[0]} failed: {p.stderr[-2000:]}")
-    return p.stdout, float(m.group(1)) + float(m.group(2)), int(m.group(3))
+    return p.stdout, float(m.group(1)) + float(m.group(2)), int(m.group(3)), int(m.group(4))
 
 
 class Server:
@@ -85,17 +87,17 @@ def perfgate(load, rate, secs, cpu, conns):
         cmd += ["--rate", str(rate)]
         if conns:
             cmd += ["--max-in-flight", str(conns)]
-    out, cpu_s, rss = run_timed(cmd, cpu, secs + 30)
+    out, cpu_s, rss, sleeps = run_timed(cmd, cpu, secs + 30)
     r = json.loads(out.strip().splitlines()[-1])
-    return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, p50=r["p50_ms"],
-                p99=r["p99_ms"], p50u=r["p50_uncorrected_ms"], p99u=r["p99_uncorrected_ms"],
-                lag50=r["lag_p50_ms"], invalid=r["invalid"], errors=r["errors"])
+    return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps,
+                p50=r["p50_ms"], p99=r["p99_ms"], p50u=r["p50_uncorrected_ms"],
+                p99u=r["p99_uncorrected_ms"], lag50=r["lag_p50_ms"], invalid=r["invalid"], errors=r["errors"])
 
 
 def wrk(load, rate, secs, cpu, conns):
     if load != "closed":
         return None  # Debian's wrk is wrk 4, not wrk2: no fixed rate (-R).
-    out, cpu_s, rss = run_timed(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", URL],
+    out, cpu_s, rss, sleeps = run_timed(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", URL],
                                 cpu, secs + 30)
     n = int(re.search(r"(\d+) requests in", out).group(1))
 
@@ -103,7 +105,7 @@ def wrk(load, rate, secs, cpu, conns):
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
         v = float(m.group(1))
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=pct(50), p99=pct(99))
+    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps, p50=pct(50), p99=pct(99))
 
 
 def floor(coalesce_us):
@@ -113,10 +115,10 @@ def floor(coalesce_us):
             return None
         cmd = [os.path.join(EXAMPLES, "floor"), URL, "--rate", str(rate), "--duration-s", str(secs),
                "--connections", str(conns), "--coalesce-us", str(coalesce_us)]
-        out, cpu_s, rss = run_timed(cmd, cpu, secs + 30)
+        out, cpu_s, rss, sleeps = run_timed(cmd, cpu, secs + 30)
         r = json.loads(out.strip().splitlines()[-1])
-        return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, p50=None, p99=None,
-                    lag50=r["lag_p50_ms"])
+        return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps,
+                    p50=None, p99=None, lag50=r["lag_p50_ms"])
     return run
 
 
@@ -136,11 +138,11 @@ def oha(load, rate, secs, cpu, conns):
     cmd = [oha_path(), "-z", f"{secs}s", "-c", str(conns), "--no-tui", "--output-format", "json"]
     if load != "closed":
         cmd += ["-q", str(rate), "--latency-correction"]
-    out, cpu_s, rss = run_timed(cmd + [URL], cpu, secs + 60)
+    out, cpu_s, rss, sleeps = run_timed(cmd + [URL], cpu, secs + 60)
     r = json.loads(out)
     n = sum(r.get("statusCodeDistribution", {}).values())
     lp = r["latencyPercentiles"]
-    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=lp["p50"] * 1000,
+    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps, p50=lp["p50"] * 1000,
                 p99=lp["p99"] * 1000)
 
 
@@ -148,13 +150,13 @@ def hey(load, rate, secs, cpu, conns):
     cmd = ["hey", "-z", f"{secs}s", "-c", str(conns)]
     if load != "closed":
         cmd += ["-q", str(max(1, round(rate / conns)))]  # hey's -q is per worker
-    out, cpu_s, rss = run_timed(cmd + [URL], cpu, secs + 60)
+    out, cpu_s, rss, sleeps = run_timed(cmd + [URL], cpu, secs + 60)
     n = sum(int(x) for x in re.findall(r"\[\d+\]\s+(\d+) responses", out))
 
     def pct(p):
         m = re.search(rf"{p}% in ([\d.]+) secs", out)
         return float(m.group(1)) * 1000 if m else None
-    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=pct(50), p99=pct(99))
+    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps, p50=pct(50), p99=pct(99))
 
 
 def med(runs, key):
@@ -166,6 +168,7 @@ def summary(runs):
     return dict(
         rate=med([dict(v=r["requests"] / r["secs"]) for r in runs], "v"),
         cpu100k=med([dict(v=r["cpu"] * 1e5 / max(r["requests"], 1)) for r in runs], "v"),
+        sleeps=med([dict(v=r["sleeps"] / max(r["requests"], 1)) for r in runs], "v"),
         p50=med(runs, "p50"), p99=med(runs, "p99"), p50u=med(runs, "p50u"),
         p99u=med(runs, "p99u"), lag50=med(runs, "lag50"), rss=med(runs, "rss"),
         invalid=next((r.get("invalid") for r in runs if r.get("invalid")), None))
@@ -273,12 +276,12 @@ def main():
     if "open" in only:
         s, reps = table(f"open loop at {a.rate}/s", "open", a.rate, CONNECTIONS, a.secs)
         print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'p50 unc.':>9} {'p99 unc.':>9} {'lag p50':>8}")
+              f"{'p50 unc.':>9} {'p99 unc.':>9} {'lag p50':>8} {'sleeps/req':>10}")
         for n, r in s.items():
             print(f"{n:10} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
                   f"{fmt(r['p50'], '{:.3f}'):>8} {fmt(r['p99'], '{:.3f}'):>8} "
                   f"{fmt(r['p50u'], '{:.3f}'):>9} {fmt(r['p99u'], '{:.3f}'):>9} "
-                  f"{fmt(r['lag50'], '{:.3f}'):>8}")
+                  f"{fmt(r['lag50'], '{:.3f}'):>8} {fmt(r['sleeps']):>10}")
             if r.get("invalid"):
                 print(f"  {n}: invalid: {r['invalid']}")
         print(f"perfgate/peer CPU per request: {ratios(s, reps, 'cpu100k')}")
