@@ -11,10 +11,12 @@ generator in turn to another, on loopback. Measured, medians of --reps runs of -
   rss      perfgate's peak RSS for a 10 s and a 60 s run (memory flat in run length)
 
 Ratios are perfgate / peer from the same run. Peers: wrk and hey (Debian), oha (crates.io), each
-used if found on PATH (or OHA=/path/to/oha). In the open test two floors run too
-(perfgate-runtime/examples/floor.rs, raw epoll): `floor`, one timerfd wake-up per start at its
-intended time, one send and one receive, nothing else (the least exact starts cost on this machine);
-`floor-1ms`, the same waking once per millisecond and sending every start then due, as wrk2 does.
+used if found on PATH (or OHA=/path/to/oha); BASE_LOADGEN=/path/to/loadgen adds an older build
+of perfgate's generator as `perfgate-base` (before and after, in the same run). In the open test
+two floors run too (perfgate-runtime/examples/floor.rs, raw epoll): `floor`, one timerfd wake-up
+per start at its intended time, one send and one receive, nothing else (the least exact starts
+cost on this machine); `floor-1ms`, the same waking once per millisecond and sending every start
+then due, as wrk2 does.
 """
 import argparse
 import json
@@ -79,8 +81,8 @@ def ms(v):
 
 # Each runner returns dict(requests, secs, cpu, p50, p99[, p99u]) for one load: ("closed", None) or
 # ("open", rate) with the given connections.
-def perfgate(load, rate, secs, cpu, conns):
-    cmd = [os.path.join(EXAMPLES, "loadgen"), URL, "--duration-s", str(secs)]
+def perfgate(load, rate, secs, cpu, conns, loadgen=None):
+    cmd = [loadgen or os.path.join(EXAMPLES, "loadgen"), URL, "--duration-s", str(secs)]
     if load == "closed":
         cmd += ["--users", str(conns)]
     else:
@@ -202,6 +204,10 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "perfgate-runtime", "--examples"],
                        cwd=ROOT, check=True)
     tools = {"perfgate": perfgate}
+    # Before and after in one run: BASE_LOADGEN=/path/to/an/older/build/of/loadgen.
+    base = os.environ.get("BASE_LOADGEN")
+    if base:
+        tools["perfgate-base"] = lambda *args: perfgate(*args, loadgen=base)
     if shutil.which("wrk"):
         tools["wrk"] = wrk
     if oha_path():
@@ -267,18 +273,18 @@ def main():
 
     if "closed" in only:
         s, reps = table(f"closed loop, {CONNECTIONS} connections", "closed", None, CONNECTIONS, a.secs)
-        print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'tool':13} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8}")
         for n, r in s.items():
-            print(f"{n:10} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
+            print(f"{n:13} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
                   f"{fmt(r['p50'], '{:.3f}'):>8} {fmt(r['p99'], '{:.3f}'):>8}")
         print(f"perfgate/peer throughput: {ratios(s, reps, 'rate')}")
         print(f"perfgate/peer CPU per request: {ratios(s, reps, 'cpu100k')}")
     if "open" in only:
         s, reps = table(f"open loop at {a.rate}/s", "open", a.rate, CONNECTIONS, a.secs)
-        print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8} "
+        print(f"{'tool':13} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'p50 unc.':>9} {'p99 unc.':>9} {'lag p50':>8} {'sleeps/req':>10}")
         for n, r in s.items():
-            print(f"{n:10} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
+            print(f"{n:13} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
                   f"{fmt(r['p50'], '{:.3f}'):>8} {fmt(r['p99'], '{:.3f}'):>8} "
                   f"{fmt(r['p50u'], '{:.3f}'):>9} {fmt(r['p99u'], '{:.3f}'):>9} "
                   f"{fmt(r['lag50'], '{:.3f}'):>8} {fmt(r['sleeps']):>10}")
@@ -293,10 +299,10 @@ def main():
         s, _ = table(f"stall: {STALL_RATE}/s for {STALL_SECS} s, server frozen {STALL_MS} ms at "
                   f"{STALL_AFTER_MS} ms; analytic p99 {STALL_TRUTH_MS:.0f} ms", "open",
                   STALL_RATE, CONNECTIONS, STALL_SECS, stall=True)
-        print(f"{'tool':10} {'p99 ms':>8} {'vs truth':>9} {'p99 unc.':>9}")
+        print(f"{'tool':13} {'p99 ms':>8} {'vs truth':>9} {'p99 unc.':>9}")
         for n, r in s.items():
             err = None if r["p99"] is None else 100 * (r["p99"] / STALL_TRUTH_MS - 1)
-            print(f"{n:10} {fmt(r['p99'], '{:.1f}'):>8} {fmt(err, '{:+.1f}%'):>9} "
+            print(f"{n:13} {fmt(r['p99'], '{:.1f}'):>8} {fmt(err, '{:+.1f}%'):>9} "
                   f"{fmt(r['p99u'], '{:.1f}'):>9}")
         print("(wrk: closed loop, no fixed rate; hey: no latency correction)")
     if "rss" in only:
