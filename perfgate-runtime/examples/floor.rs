@@ -13,6 +13,9 @@
 //! lag of the starts, and the process's CPU seconds.
 
 #[cfg(target_os = "linux")]
+mod common;
+
+#[cfg(target_os = "linux")]
 fn main() {
     linux::main()
 }
@@ -25,6 +28,7 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use super::common::rusage;
     use std::io::{Read as _, Write as _};
     use std::net::TcpStream;
     use std::os::fd::AsRawFd;
@@ -91,7 +95,7 @@ mod linux {
         let period = Duration::from_secs_f64(1.0 / rate);
         let t0 = Instant::now() + Duration::from_millis(10);
         let end = t0 + Duration::from_secs_f64(secs);
-        let cpu0 = cpu_seconds();
+        let cpu0 = rusage().0;
         let (mut next, mut last_wake) = (t0, t0);
         let (mut sent, mut done, mut skipped) = (0u64, 0u64, 0u64);
         let mut lags: Vec<f32> = Vec::with_capacity((rate * secs) as usize + 1);
@@ -145,7 +149,7 @@ mod linux {
                 }
             }
         }
-        let cpu = cpu_seconds() - cpu0;
+        let cpu = rusage().0 - cpu0;
         lags.sort_by(f32::total_cmp);
         let out = serde_json::json!({
             "requests": done,
@@ -159,13 +163,5 @@ mod linux {
             libc::close(tfd);
             libc::close(ep);
         }
-    }
-
-    fn cpu_seconds() -> f64 {
-        // SAFETY: getrusage only writes the struct it is given.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        secs(ru.ru_utime) + secs(ru.ru_stime)
     }
 }
