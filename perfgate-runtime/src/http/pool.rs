@@ -322,6 +322,18 @@ mod tests {
         .await;
     }
 
+    #[test]
+    fn serves_its_own_address_in_any_case_and_nothing_else() {
+        let pool = new_pool("Localhost:8080");
+        let serves = |url: &str| pool.serves(&url.parse().unwrap());
+        assert!(serves("http://Localhost:8080/x"));
+        // Host names compare without case: the byte comparison is only the fast path.
+        assert!(serves("http://LOCALHOST:8080/x?q=1"));
+        assert!(!serves("http://localhost:8081/x"));
+        assert!(!serves("https://localhost:8080/x"));
+        assert!(!serves("http://127.0.0.1:8080/x"));
+    }
+
     #[tokio::test]
     async fn connect_failures_are_connect_errors() {
         bounded(async {
