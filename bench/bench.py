@@ -11,7 +11,12 @@ generator in turn to another, on loopback. Measured, medians of --reps runs of -
   rss      perfgate's peak RSS for a 10 s and a 60 s run (memory flat in run length)
 
 Ratios are perfgate / peer from the same run. Peers: wrk and hey (Debian), oha (crates.io), each
-used if found on PATH (or OHA=/path/to/oha).
+used if found on PATH (or OHA=/path/to/oha); BASE_LOADGEN=/path/to/loadgen adds an older build
+of perfgate's generator as `perfgate-base` (before and after, in the same run). In the open test
+two floors run too (perfgate-runtime/examples/floor.rs, raw epoll): `floor`, one timerfd wake-up
+per start at its intended time, one send and one receive, nothing else (the least exact starts
+cost on this machine); `floor-1ms`, the same waking once per millisecond and sending every start
+then due, as wrk2 does.
 """
 import argparse
 import json
@@ -35,13 +40,15 @@ STALL_TRUTH_MS = STALL_MS - 100.0 * 1000 / STALL_RATE
 
 
 def run_timed(cmd, cpu, timeout):
-    """Runs cmd pinned to cpu; returns (stdout, cpu seconds, max RSS KB) from GNU time."""
-    full = ["/usr/bin/time", "-f", "TIME %U %S %M", "taskset", "-c", str(cpu)] + cmd
+    """Runs cmd pinned to cpu; returns (stdout, cpu seconds, max RSS KB, sleeps) from GNU time.
+    Sleeps are the voluntary context switches of all its threads: each is one trip through idle
+    and back, on this kind of VM the largest cost of a request at a fixed rate."""
+    full = ["/usr/bin/time", "-f", "TIME %U %S %M %w", "taskset", "-c", str(cpu)] + cmd
     p = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
-    m = re.search(r"TIME ([\d.]+) ([\d.]+) (\d+)", p.stderr)
+    m = re.search(r"TIME ([\d.]+) ([\d.]+) (\d+) (\d+)", p.stderr)
     if not m:
         raise RuntimeError(f"{cmd[0]} failed: {p.stderr[-2000:]}")
-    return p.stdout, float(m.group(1)) + float(m.group(2)), int(m.group(3))
+    return p.stdout, float(m.group(1)) + float(m.group(2)), int(m.group(3)), int(m.group(4))
 
 
 class Server:
@@ -74,25 +81,25 @@ def ms(v):
 
 # Each runner returns dict(requests, secs, cpu, p50, p99[, p99u]) for one load: ("closed", None) or
 # ("open", rate) with the given connections.
-def perfgate(load, rate, secs, cpu, conns):
-    cmd = [os.path.join(EXAMPLES, "loadgen"), URL, "--duration-s", str(secs)]
+def perfgate(load, rate, secs, cpu, conns, loadgen=None):
+    cmd = [loadgen or os.path.join(EXAMPLES, "loadgen"), URL, "--duration-s", str(secs)]
     if load == "closed":
         cmd += ["--users", str(conns)]
     else:
         cmd += ["--rate", str(rate)]
         if conns:
             cmd += ["--max-in-flight", str(conns)]
-    out, cpu_s, rss = run_timed(cmd, cpu, secs + 30)
+    out, cpu_s, rss, sleeps = run_timed(cmd, cpu, secs + 30)
     r = json.loads(out.strip().splitlines()[-1])
-    return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, p50=r["p50_ms"],
-                p99=r["p99_ms"], p50u=r["p50_uncorrected_ms"], p99u=r["p99_uncorrected_ms"],
-                lag50=r["lag_p50_ms"], invalid=r["invalid"], errors=r["errors"])
+    return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps,
+                p50=r["p50_ms"], p99=r["p99_ms"], p50u=r["p50_uncorrected_ms"],
+                p99u=r["p99_uncorrected_ms"], lag50=r["lag_p50_ms"], invalid=r["invalid"], errors=r["errors"])
 
 
 def wrk(load, rate, secs, cpu, conns):
     if load != "closed":
         return None  # Debian's wrk is wrk 4, not wrk2: no fixed rate (-R).
-    out, cpu_s, rss = run_timed(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", URL],
+    out, cpu_s, rss, sleeps = run_timed(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", URL],
                                 cpu, secs + 30)
     n = int(re.search(r"(\d+) requests in", out).group(1))
 
@@ -100,7 +107,25 @@ def wrk(load, rate, secs, cpu, conns):
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
         v = float(m.group(1))
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=pct(50), p99=pct(99))
+    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps, p50=pct(50), p99=pct(99))
+
+
+def floor(coalesce_us):
+    """The bare generator of examples/floor.rs: open loop only."""
+    def run(load, rate, secs, cpu, conns):
+        if load != "open":
+            return None
+        cmd = [os.path.join(EXAMPLES, "floor"), URL, "--rate", str(rate), "--duration-s", str(secs),
+               "--connections", str(conns), "--coalesce-us", str(coalesce_us)]
+        out, cpu_s, rss, sleeps = run_timed(cmd, cpu, secs + 30)
+        r = json.loads(out.strip().splitlines()[-1])
+        return dict(requests=r["requests"], secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps,
+                    p50=None, p99=None, lag50=r["lag_p50_ms"])
+    return run
+
+
+# Runs only in the fixed-rate test (not in the stall test, whose truth is about latency).
+OPEN_ONLY = {"floor", "floor-1ms"}
 
 
 def oha_path():
@@ -115,11 +140,11 @@ def oha(load, rate, secs, cpu, conns):
     cmd = [oha_path(), "-z", f"{secs}s", "-c", str(conns), "--no-tui", "--output-format", "json"]
     if load != "closed":
         cmd += ["-q", str(rate), "--latency-correction"]
-    out, cpu_s, rss = run_timed(cmd + [URL], cpu, secs + 60)
+    out, cpu_s, rss, sleeps = run_timed(cmd + [URL], cpu, secs + 60)
     r = json.loads(out)
     n = sum(r.get("statusCodeDistribution", {}).values())
     lp = r["latencyPercentiles"]
-    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=lp["p50"] * 1000,
+    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps, p50=lp["p50"] * 1000,
                 p99=lp["p99"] * 1000)
 
 
@@ -127,13 +152,13 @@ def hey(load, rate, secs, cpu, conns):
     cmd = ["hey", "-z", f"{secs}s", "-c", str(conns)]
     if load != "closed":
         cmd += ["-q", str(max(1, round(rate / conns)))]  # hey's -q is per worker
-    out, cpu_s, rss = run_timed(cmd + [URL], cpu, secs + 60)
+    out, cpu_s, rss, sleeps = run_timed(cmd + [URL], cpu, secs + 60)
     n = sum(int(x) for x in re.findall(r"\[\d+\]\s+(\d+) responses", out))
 
     def pct(p):
         m = re.search(rf"{p}% in ([\d.]+) secs", out)
         return float(m.group(1)) * 1000 if m else None
-    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, p50=pct(50), p99=pct(99))
+    return dict(requests=n, secs=secs, cpu=cpu_s, rss=rss, sleeps=sleeps, p50=pct(50), p99=pct(99))
 
 
 def med(runs, key):
@@ -145,6 +170,7 @@ def summary(runs):
     return dict(
         rate=med([dict(v=r["requests"] / r["secs"]) for r in runs], "v"),
         cpu100k=med([dict(v=r["cpu"] * 1e5 / max(r["requests"], 1)) for r in runs], "v"),
+        sleeps=med([dict(v=r["sleeps"] / max(r["requests"], 1)) for r in runs], "v"),
         p50=med(runs, "p50"), p99=med(runs, "p99"), p50u=med(runs, "p50u"),
         p99u=med(runs, "p99u"), lag50=med(runs, "lag50"), rss=med(runs, "rss"),
         invalid=next((r.get("invalid") for r in runs if r.get("invalid")), None))
@@ -178,12 +204,19 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "perfgate-runtime", "--examples"],
                        cwd=ROOT, check=True)
     tools = {"perfgate": perfgate}
+    # Before and after in one run: BASE_LOADGEN=/path/to/an/older/build/of/loadgen.
+    base = os.environ.get("BASE_LOADGEN")
+    if base:
+        tools["perfgate-base"] = lambda *args: perfgate(*args, loadgen=base)
     if shutil.which("wrk"):
         tools["wrk"] = wrk
     if oha_path():
         tools["oha"] = oha
     if shutil.which("hey"):
         tools["hey"] = hey
+    if os.path.exists(os.path.join(EXAMPLES, "floor")):
+        tools["floor"] = floor(0)
+        tools["floor-1ms"] = floor(1000)
     print(f"# perfgate engine benchmark: {', '.join(tools)}; server on cpu {a.server_cpu}, "
           f"generator on cpu {a.gen_cpu}; medians of {a.reps} x {a.secs} s")
     print(f"# load average at start: {os.getloadavg()[0]:.2f}")
@@ -200,6 +233,8 @@ def main():
             for rep in range(a.reps):
                 reps.append({})
                 for name, fn in tools.items():
+                    if name in OPEN_ONLY and (stall or load != "open"):
+                        continue
                     own = Server(a.server_cpu, stall=True) if stall else None
                     try:
                         # wrk has no fixed rate: in the stall test it runs closed loop.
@@ -238,21 +273,21 @@ def main():
 
     if "closed" in only:
         s, reps = table(f"closed loop, {CONNECTIONS} connections", "closed", None, CONNECTIONS, a.secs)
-        print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'tool':13} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8}")
         for n, r in s.items():
-            print(f"{n:10} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
+            print(f"{n:13} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
                   f"{fmt(r['p50'], '{:.3f}'):>8} {fmt(r['p99'], '{:.3f}'):>8}")
         print(f"perfgate/peer throughput: {ratios(s, reps, 'rate')}")
         print(f"perfgate/peer CPU per request: {ratios(s, reps, 'cpu100k')}")
     if "open" in only:
         s, reps = table(f"open loop at {a.rate}/s", "open", a.rate, CONNECTIONS, a.secs)
-        print(f"{'tool':10} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'p50 unc.':>9} {'p99 unc.':>9} {'lag p50':>8}")
+        print(f"{'tool':13} {'req/s':>10} {'CPU-s/100k':>11} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'p50 unc.':>9} {'p99 unc.':>9} {'lag p50':>8} {'sleeps/req':>10}")
         for n, r in s.items():
-            print(f"{n:10} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
+            print(f"{n:13} {fmt(r['rate'], '{:.0f}'):>10} {fmt(r['cpu100k']):>11} "
                   f"{fmt(r['p50'], '{:.3f}'):>8} {fmt(r['p99'], '{:.3f}'):>8} "
                   f"{fmt(r['p50u'], '{:.3f}'):>9} {fmt(r['p99u'], '{:.3f}'):>9} "
-                  f"{fmt(r['lag50'], '{:.3f}'):>8}")
+                  f"{fmt(r['lag50'], '{:.3f}'):>8} {fmt(r['sleeps']):>10}")
             if r.get("invalid"):
                 print(f"  {n}: invalid: {r['invalid']}")
         print(f"perfgate/peer CPU per request: {ratios(s, reps, 'cpu100k')}")
@@ -264,10 +299,10 @@ def main():
         s, _ = table(f"stall: {STALL_RATE}/s for {STALL_SECS} s, server frozen {STALL_MS} ms at "
                   f"{STALL_AFTER_MS} ms; analytic p99 {STALL_TRUTH_MS:.0f} ms", "open",
                   STALL_RATE, CONNECTIONS, STALL_SECS, stall=True)
-        print(f"{'tool':10} {'p99 ms':>8} {'vs truth':>9} {'p99 unc.':>9}")
+        print(f"{'tool':13} {'p99 ms':>8} {'vs truth':>9} {'p99 unc.':>9}")
         for n, r in s.items():
             err = None if r["p99"] is None else 100 * (r["p99"] / STALL_TRUTH_MS - 1)
-            print(f"{n:10} {fmt(r['p99'], '{:.1f}'):>8} {fmt(err, '{:+.1f}%'):>9} "
+            print(f"{n:13} {fmt(r['p99'], '{:.1f}'):>8} {fmt(err, '{:+.1f}%'):>9} "
                   f"{fmt(r['p99u'], '{:.1f}'):>9}")
         print("(wrk: closed loop, no fixed rate; hey: no latency correction)")
     if "rss" in only:

@@ -124,11 +124,14 @@ fn two_shards_meet_drive_one_service_and_merge_into_one_run() {
         "-o",
         merged_path.to_str().unwrap(),
     ]));
-    assert_eq!(out.code(), Some(0), "{}", out.show());
+    // On a busy machine a few of the open model's 50 starts may run late: the merge then says the
+    // measurement is invalid (exit 3, naming the shards' late starts), which is never a pass or a fail.
+    let busy = out.code() == Some(3) && out.stdout.contains("started more than 10 ms late");
+    assert!(out.code() == Some(0) || busy, "{}", out.show());
     assert!(out.stdout.contains("merged 2 shards"), "{}", out.show());
     let merged = json(&merged_path);
     assert_eq!(merged["merged_from"].as_array().unwrap().len(), 2);
-    assert_eq!(merged["exit_code"], 0);
+    assert_eq!(merged["exit_code"], if busy { 3 } else { 0 });
     for name in ["work", "health"] {
         let m = scenario(&merged, name);
         let count = |d: &serde_json::Value| d["result"]["iterations"]["count"].as_u64().unwrap();

@@ -4,6 +4,9 @@
 //!
 //! `loadgen URL (--rate R | --users U) [--duration-s S] [--warmup-s S] [--max-in-flight N]`
 
+mod common;
+
+use common::rusage;
 use perfgate_runtime::__private::run_scenario;
 use perfgate_runtime::format::{LoadModel, ScenarioSpec};
 use perfgate_runtime::Ctx;
@@ -76,13 +79,4 @@ fn main() {
         "max_rss_kb": max_rss_kb,
     });
     println!("{out}");
-}
-
-/// CPU seconds (user + system) and peak RSS of this process so far.
-fn rusage() -> (f64, i64) {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss)
 }

@@ -653,6 +653,9 @@ fn serve_tls_connection(
                 break;
             }
             pending.drain(..end + 4 + length);
+            // Counted before the answer goes out: the client may check the count as soon as it
+            // has read the answer.
+            answered.fetch_add(1, Ordering::SeqCst);
             if tls
                 .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 .and_then(|()| tls.flush())
@@ -660,7 +663,6 @@ fn serve_tls_connection(
             {
                 return;
             }
-            answered.fetch_add(1, Ordering::SeqCst);
         }
     }
 }

@@ -7,6 +7,7 @@
 //! checked out of the pool. Message framing follows RFC 9112.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -354,15 +355,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Parses a complete response head at the start of the read buffer and takes it off the
     /// buffer; `None` while incomplete. Header values share the buffer's memory (no copies).
     fn take_head(&mut self) -> Result<Option<Head>, ExchangeError> {
+        // Nothing read yet (the usual state right after the request went out): no parse.
+        if self.read_buf.is_empty() {
+            return Ok(None);
+        }
         let limit = self.read_buf.len().min(MAX_HEAD);
         // Offsets of each field's name and value in the head, so that the head can be split off
         // the buffer once httparse's borrow of it ends.
         let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
         let (len, code, minor, count) = {
-            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut raw = httparse::Response::new(&mut fields);
+            // Left uninitialised: httparse writes only the fields it finds. Filling all 100 first
+            // was about 5% of a request's instructions in a closed loop (callgrind).
+            let mut fields = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+            let mut raw = httparse::Response::new(&mut []);
             let buf = &self.read_buf[..limit];
-            let len = match raw.parse(buf) {
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut raw,
+                buf,
+                &mut fields,
+            );
+            let len = match parsed {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) if limit == MAX_HEAD => {
                     return Err(other("response head exceeds 64 KiB"));
