@@ -16,7 +16,7 @@
 #
 # generator: the scenario process's own resident memory at 1 minute and at 30 minutes into its
 # round (the issue's target: within 5%), its CPU over the first and the last minute, and the
-# service's leak checks.
+# service's leak checks; the results document is kept in target/soak-generator.json.
 #
 # Every run is bounded (`timeout`), and the sources are a snapshot of HEAD built in a target dir of
 # their own (SNAPSHOT, default target/soak-snapshot), so edits made while a series runs cannot
@@ -80,6 +80,9 @@ if [ "$MODE" = generator ]; then
     code=$?
     set -e
     echo "exit $code; load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
+    # The whole series stays for a look at its shape (a step or a steady climb).
+    mkdir -p "$root/target"
+    cp "$out/r.json" "$root/target/soak-generator.json" 2>/dev/null && echo "results: $root/target/soak-generator.json" >&2
     python3 - "$out/r.json" <<'EOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
