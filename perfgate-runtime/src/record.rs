@@ -383,7 +383,15 @@ struct Timeline {
 /// histogram is the merge of its seconds' and lives only until its last second is summarised.
 struct Intervals {
     secs: u32,
-    samples: Vec<(IntervalSample, Option<Histogram>)>,
+    samples: Vec<(IntervalSample, Slot)>,
+}
+
+/// An interval's histogram: made when its first second arrives and freed when it closes, so that a
+/// long run holds one or two (the memory of a closed one is reused by the next), not one per interval.
+enum Slot {
+    Pending,
+    Open(Histogram),
+    Closed,
 }
 
 impl Intervals {
@@ -397,7 +405,7 @@ impl Intervals {
                     secs: secs.min(seconds - t),
                     ..Default::default()
                 };
-                (sample, Some(Second::new().latency))
+                (sample, Slot::Pending)
             })
             .collect();
         Intervals { secs, samples }
@@ -405,26 +413,34 @@ impl Intervals {
 
     /// Adds second `t`, just merged from the shards.
     fn add(&mut self, t: u32, sec: &Second) {
-        let Some((sample, histogram)) = self.samples.get_mut((t / self.secs) as usize) else {
+        let Some((sample, slot)) = self.samples.get_mut((t / self.secs) as usize) else {
             return;
         };
         sample.iterations += sec.iterations;
         sample.errors += sec.errors;
-        // A straggler arriving after its interval closed adds to the counts only.
-        if let Some(h) = histogram {
-            let _ = h.add(&sec.latency);
+        match slot {
+            Slot::Pending => {
+                let mut h = Second::new().latency;
+                let _ = h.add(&sec.latency);
+                *slot = Slot::Open(h);
+            }
+            Slot::Open(h) => {
+                let _ = h.add(&sec.latency);
+            }
+            // A straggler arriving after its interval closed adds to the counts only.
+            Slot::Closed => {}
         }
     }
 
     /// Computes the percentiles of the intervals whose last second is at most `upto` (all with
     /// None), and frees their histograms.
     fn close(&mut self, upto: Option<u32>) {
-        for (sample, histogram) in &mut self.samples {
+        for (sample, slot) in &mut self.samples {
             let last = sample.t + sample.secs.max(1) - 1;
             if upto.is_some_and(|k| last > k) {
                 break;
             }
-            if let Some(h) = histogram.take() {
+            if let Slot::Open(h) = std::mem::replace(slot, Slot::Closed) {
                 if !h.is_empty() {
                     sample.p50_ms = h.value_at_quantile(0.50) as f64 / 1000.0;
                     sample.p99_ms = h.value_at_quantile(0.99) as f64 / 1000.0;
@@ -493,6 +509,22 @@ mod tests {
             );
         }
         rec.summarise_seconds(Some(5));
+        // Only the intervals that have begun hold a histogram, and only until they close.
+        let open = |rec: &Recorder| {
+            lock(&rec.timeline)
+                .intervals
+                .samples
+                .iter()
+                .map(|(_, s)| match s {
+                    Slot::Pending => 'p',
+                    Slot::Open(_) => 'o',
+                    Slot::Closed => 'c',
+                })
+                .collect::<String>()
+        };
+        assert_eq!(&open(&rec)[..4], "ccpp");
+        rec.summarise_seconds(Some(6));
+        assert_eq!(&open(&rec)[..4], "ccop");
         let early = rec.intervals();
         assert!(early[0].p99_ms > 0.0 && early[1].p99_ms > 0.0, "{early:?}");
         assert_eq!(
