@@ -66,6 +66,11 @@ fn two_shards_meet_drive_one_service_and_merge_into_one_run() {
     let barrier = dir.path().join("barrier");
     let shard_file = |i: u32| dir.path().join(format!("shard-{i}.json"));
 
+    // Built once first: on one machine both shards share the checkout and the target dir, and two
+    // rebuilds of a binary another fixture's checkout left there would race each other.
+    let listed = run(&mut f.perfgate(&["list"]));
+    assert_eq!(listed.code(), Some(0), "{}", listed.show());
+
     // Both shards at once, as an Indexed Job or a CI matrix would start them.
     let shards: Vec<Running> = (1..=2)
         .map(|i| {
