@@ -351,7 +351,7 @@ fn clean(
 
 /// The test executables among the artifacts, of the package only.
 fn test_binaries(artifacts: Vec<Artifact>, pkg: &PerfPackage) -> Vec<TestBinary> {
-    artifacts
+    let mut binaries: Vec<TestBinary> = artifacts
         .into_iter()
         .filter(|a| a.profile.test && a.package_id == pkg.id)
         .filter_map(|a| {
@@ -361,7 +361,11 @@ fn test_binaries(artifacts: Vec<Artifact>, pkg: &PerfPackage) -> Vec<TestBinary>
                 package_id: a.package_id,
             })
         })
-        .collect()
+        .collect();
+    // Cargo reports artifacts as its parallel jobs finish; the scenarios' order (which the shards of
+    // one load plan their common starts by) must not depend on that.
+    binaries.sort_by(|a, b| (&a.target, &a.exe).cmp(&(&b.target, &b.exe)));
+    binaries
 }
 
 /// `cargo build --release -p <pkg> --bin <bin>`: the service as the user deploys it.
