@@ -19,8 +19,8 @@
 # service's leak checks; the results document is kept in target/soak-generator.json.
 #
 # Every run is bounded (`timeout`), and the sources are a snapshot of HEAD built in a target dir of
-# their own (SNAPSHOT, default target/soak-snapshot), so edits made while a series runs cannot
-# change it. The machine's load average is recorded beside every figure.
+# their own (SNAPSHOT, default target/soak-snapshot; SOAK_TARGET for a second series beside the
+# first), so edits made while a series runs cannot change it. The machine's load average is recorded beside every figure.
 set -euo pipefail
 
 MODE=${1:-}
@@ -43,7 +43,9 @@ if [ ! -d "$snap/src" ]; then
     mkdir -p "$snap/src"
     git -C "$root" archive HEAD | tar -x -C "$snap/src"
 fi
-export CARGO_TARGET_DIR="$snap/target"
+# SOAK_TARGET: another target dir for the same snapshot, so that series can run side by side (each
+# run holds its target dir's run lock).
+export CARGO_TARGET_DIR="${SOAK_TARGET:-$snap/target}"
 echo "building cargo-perfgate…" >&2
 cargo build -q --manifest-path "$snap/src/Cargo.toml" -p cargo-perfgate
 bin="$CARGO_TARGET_DIR/debug/cargo-perfgate"
