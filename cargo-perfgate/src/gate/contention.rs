@@ -31,7 +31,10 @@
 //! - the service was starved: waiting for a CPU alone made it at least [`STARVED_SLOWDOWN`] times
 //!   slower than in the reference (a request that needs a CPU for `r` takes `r / (1 − w)` when the
 //!   service's threads wait a share `w` of their runnable time); or
-//! - the hypervisor stole at least [`STOLEN`] of the CPU time, and 5 points more than the reference.
+//! - the hypervisor stole at least `1.5 × reference +` [`STOLEN`] of the CPU time. A hypervisor takes
+//!   a vCPU away for whole time slices, so even a small share lands on requests as milliseconds: on
+//!   the 2-vCPU development VM, unchanged rounds with 1.5–6% stolen (against 0 when the baseline was
+//!   recorded) had the p95 of a sub-millisecond service at 4–10× the baseline's.
 //!
 //! One busy loop on a 2-core runner leaves a core to the service and the generator (about 0.6 runnable
 //! per core) and is not flagged: the gate is expected to decide there. Two busy loops (1.0 and more)
@@ -49,8 +52,9 @@ pub const SATURATED: f64 = 1.0;
 /// the round is taken as starved (the service ran 80% as much of its runnable time, or less).
 pub const STARVED_SLOWDOWN: f64 = 1.25;
 
-/// Share of CPU time stolen by the hypervisor from which a round is taken as disturbed.
-pub const STOLEN: f64 = 0.10;
+/// Share of CPU time stolen by the hypervisor, beyond 1.5× the reference's, from which a round is
+/// taken as disturbed.
+pub const STOLEN: f64 = 0.01;
 
 /// The machine during one round.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -114,9 +118,9 @@ impl Contention {
                 (1.0 - wb) * 100.0
             ));
         }
-        if self.steal >= STOLEN && self.steal >= reference.steal + 0.05 {
+        if self.steal >= 1.5 * reference.steal + STOLEN {
             return Some(format!(
-                "{:.0}% of the CPU stolen by the hypervisor, against {:.0}%",
+                "{:.1}% of the CPU stolen by the hypervisor, against {:.1}%",
                 self.steal * 100.0,
                 reference.steal * 100.0
             ));
@@ -479,7 +483,18 @@ mod tests {
         assert!(stolen
             .exceeds(&quiet)
             .unwrap()
-            .contains("15% of the CPU stolen"));
+            .contains("15.0% of the CPU stolen"));
+        // Measured on an idle VM whose host was busy: 1.7–5.9% stolen against none made a
+        // sub-millisecond service's p95 4–10× the baseline's. Half a point is not flagged, and a
+        // machine that always has some steal is compared with its own.
+        let steal = |s: f64| Contention {
+            steal: s,
+            ..at(0.2)
+        };
+        assert!(steal(0.017).exceeds(&steal(0.0)).is_some());
+        assert_eq!(steal(0.005).exceeds(&steal(0.0)), None);
+        assert_eq!(steal(0.03).exceeds(&steal(0.02)), None);
+        assert!(steal(0.05).exceeds(&steal(0.02)).is_some());
     }
 
     #[test]
