@@ -20,7 +20,8 @@
 #
 # Every run is bounded (`timeout`), and the sources are a snapshot of HEAD built in a target dir of
 # their own (SNAPSHOT, default target/soak-snapshot; SOAK_TARGET for a second series beside the
-# first), so edits made while a series runs cannot change it. The machine's load average is recorded beside every figure.
+# first), so edits made while a series runs cannot change it. The machine's load average is
+# recorded beside every figure.
 set -euo pipefail
 
 MODE=${1:-}

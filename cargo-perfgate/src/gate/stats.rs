@@ -1109,11 +1109,8 @@ fn planned_steps(design: Design, n: usize) -> usize {
 
 /// The fit on every round, then one per step of the outlier sequence with the rounds set aside so far.
 fn fits(design: Design, yb: &[f64], yc: &[f64], higher_is_worse: bool, share: f64) -> Vec<Fit> {
-    // A neighbour only ever slows a round down. In the paired design the difference moves either
-    // way (the disturbed round may be either side's); in the independent design only a round on the
-    // worse side of its own side's others can be disturbed. A round better than its side's others is
-    // the service's own variation (a latency with two modes, one round in the faster one): setting it
-    // aside would keep the slower mode alone and make it look like the whole.
+    // Paired: either side's round may be the disturbed one. Independent: only a round worse than its
+    // side's others (see "Disturbed rounds" above).
     let (points, groups, worse): (Vec<(usize, f64)>, usize, Option<f64>) = match design {
         Design::Paired => (
             yc.iter().zip(yb).map(|(c, b)| (0, c - b)).collect(),
@@ -1230,6 +1227,7 @@ fn outlier_sequence(
         })
         .collect();
     let points: Vec<(usize, f64)> = points.iter().map(|&(g, y)| (g, y - centre[g])).collect();
+    let tails = if worse.is_some() { 1.0 } else { 2.0 };
     let mut kept = vec![true; points.len()];
     let mut out = Vec::new();
     for _ in 0..steps {
@@ -1280,7 +1278,6 @@ fn outlier_sequence(
         let Some((index, t, residual)) = best else {
             break;
         };
-        let tails = if worse.is_some() { 1.0 } else { 2.0 };
         kept[index] = false;
         out.push(Step {
             index,
