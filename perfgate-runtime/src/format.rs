@@ -648,12 +648,30 @@ pub fn format_ms(ms: f64) -> String {
     }
 }
 
-/// Where a running scenario reports its finished seconds (`Vec<SecondSample>` as JSON, replaced after
-/// each second) for the CLI's live progress line: next to the results file, `<PERFGATE_OUT>.progress`.
+/// Where a running scenario reports its finished seconds for the CLI's live progress line and early
+/// stops: next to the results file, `<PERFGATE_OUT>.progress`, one [`SecondSample`] as a JSON line
+/// appended after each second (a reader skips a last line without its newline: still being
+/// written). Earlier runtimes replaced the file with the whole `Vec<SecondSample>` as one JSON
+/// array after each second instead; [`parse_progress`] reads both.
 pub fn progress_path(out: &std::path::Path) -> std::path::PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(".progress");
     std::path::PathBuf::from(s)
+}
+
+/// The finished seconds in a progress file's bytes (see [`progress_path`]), either form: JSON lines
+/// (a last line without its newline is skipped, as are lines that are not a second), or one array.
+/// Also the number of bytes read, so a reader polling an appended file can go on from there.
+pub fn parse_progress(bytes: &[u8]) -> (Vec<SecondSample>, usize) {
+    if bytes.first() == Some(&b'[') {
+        return (serde_json::from_slice(bytes).unwrap_or_default(), 0);
+    }
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let seconds = bytes[..whole]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .collect();
+    (seconds, whole)
 }
 
 /// Replaces the file at `path` with `bytes` so that a reader (the CLI, polling the progress file)

@@ -325,6 +325,14 @@ impl Recorder {
             .collect()
     }
 
+    /// Second `k` of the measured window as summarised so far.
+    pub(crate) fn second(&self, k: u32) -> Option<SecondSample> {
+        lock(&self.timeline)
+            .samples
+            .get(k as usize)
+            .map(|(s, _)| s.clone())
+    }
+
     pub(crate) fn timeseries(&self) -> Vec<SecondSample> {
         lock(&self.timeline)
             .samples

@@ -623,6 +623,7 @@ fn execute(
         }
     };
     let progress_file = progress::progress_file(&out_path);
+    let mut progress = progress::ProgressTail::default();
     let spawned = Instant::now();
     let exited = loop {
         if let Some(status) = child.wait_timeout(Duration::from_millis(20), Some(WATCH_EVERY))? {
@@ -631,7 +632,7 @@ fn execute(
         if spawned.elapsed() >= limit {
             break None;
         }
-        let seconds = progress::read_seconds(&progress_file).unwrap_or_default();
+        let seconds = progress.poll(&progress_file);
         let trace = service.map(|s| {
             let (timeseries, started_unix_ms) = s.snapshot();
             ResourceStats {
@@ -642,7 +643,7 @@ fn execute(
             }
         });
         let now = now_ms();
-        if let Some(stop) = watch.check(&seconds, trace.as_ref(), now) {
+        if let Some(stop) = watch.check(seconds, trace.as_ref(), now) {
             let _ = child.terminate(Duration::from_secs(2));
             outcome.generator = generator.finish();
             outcome.aborted = Some((stop, now));

@@ -75,20 +75,54 @@ pub struct Live {
     pub errors: u64,
 }
 
-/// The finished seconds a running scenario reported in its progress file (None before the first).
-pub fn read_seconds(path: &Path) -> Option<Vec<SecondSample>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(&text).ok()
+/// A running scenario's progress file, read as it grows: each poll reads only what was appended
+/// since the last, so that following an hours-long soak costs the same at its end as at its start.
+#[derive(Default)]
+pub struct ProgressTail {
+    /// Bytes of the file already parsed (whole lines).
+    offset: u64,
+    seconds: Vec<SecondSample>,
 }
 
-pub fn read_live(path: &Path) -> Option<Live> {
-    let seconds = read_seconds(path)?;
-    let last = seconds.last()?;
-    Some(Live {
-        rate: last.iterations as f64,
-        p99_ms: last.p99_ms,
-        errors: seconds.iter().map(|s| s.errors).sum(),
-    })
+impl ProgressTail {
+    /// The finished seconds the scenario has reported so far (none before the first, or when the
+    /// file cannot be read).
+    pub fn poll(&mut self, path: &Path) -> &[SecondSample] {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return &self.seconds;
+        };
+        // Shorter than what was read: a new file (another round) in its place.
+        if file.metadata().map_or(0, |m| m.len()) < self.offset {
+            *self = ProgressTail::default();
+        }
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut bytes).is_err()
+        {
+            return &self.seconds;
+        }
+        let (seconds, used) = perfgate_runtime::format::parse_progress(&bytes);
+        if self.offset == 0 && bytes.first() == Some(&b'[') {
+            // An earlier runtime's form: the whole series, rewritten each second.
+            self.seconds = seconds;
+        } else {
+            self.seconds.extend(seconds);
+            self.offset += used as u64;
+        }
+        &self.seconds
+    }
+}
+
+impl Live {
+    /// The last second's numbers, and the errors over all of them.
+    fn of(seconds: &[SecondSample]) -> Option<Live> {
+        let last = seconds.last()?;
+        Some(Live {
+            rate: last.iterations as f64,
+            p99_ms: last.p99_ms,
+            errors: seconds.iter().map(|s| s.errors).sum(),
+        })
+    }
 }
 
 /// One frame: `⠹ shop::checkout [=========>        ] 4.2s/11.0s · 298/s · p99 12.3ms · 0 errors`.
@@ -134,11 +168,13 @@ fn round_file(dir: &Path, stem: &str, n: usize) -> PathBuf {
     }
 }
 
-/// The live numbers of the latest round that reported any, and that round.
-fn latest_live(dir: &Path, stem: &str, rounds: usize) -> Option<(usize, Live)> {
-    (1..=rounds.max(1))
-        .rev()
-        .find_map(|n| read_live(&progress_file(&round_file(dir, stem, n))).map(|l| (n, l)))
+/// The live numbers of the latest round that reported any, and that round; `tails[n - 1]` follows
+/// round `n`'s progress file.
+fn latest_live(dir: &Path, stem: &str, tails: &mut [ProgressTail]) -> Option<(usize, Live)> {
+    tails.iter_mut().enumerate().rev().find_map(|(i, tail)| {
+        let seconds = tail.poll(&progress_file(&round_file(dir, stem, i + 1)));
+        Live::of(seconds).map(|l| (i + 1, l))
+    })
 }
 
 /// Starts the bar of a scenario (stopping any previous one). `stem`: the scenario's results file
@@ -156,8 +192,11 @@ pub fn begin(id: &str, stem: &str, per_round: Duration, rounds: usize) {
     let started = Instant::now();
     let thread = std::thread::spawn(move || {
         let mut tick = 0u64;
+        let mut tails: Vec<ProgressTail> = (0..rounds).map(|_| ProgressTail::default()).collect();
         while !flag.load(Ordering::Relaxed) {
-            let latest = dir.as_deref().and_then(|d| latest_live(d, &stem, rounds));
+            let latest = dir
+                .as_deref()
+                .and_then(|d| latest_live(d, &stem, &mut tails));
             let mut line = frame(
                 &id,
                 started.elapsed(),
@@ -253,45 +292,82 @@ mod tests {
         assert!(f.ends_with("298/s · p99 12.3ms · 1 error"), "{f}");
     }
 
+    fn second(t: u32, iterations: u64, errors: u64, p99_ms: f64) -> SecondSample {
+        SecondSample {
+            t,
+            iterations,
+            errors,
+            p50_ms: 1.0,
+            p99_ms,
+        }
+    }
+
+    fn lines(secs: &[SecondSample]) -> String {
+        secs.iter()
+            .map(|s| serde_json::to_string(s).unwrap() + "\n")
+            .collect()
+    }
+
     #[test]
-    fn live_numbers_come_from_the_last_second() {
+    fn live_numbers_come_from_the_last_second_of_the_latest_round() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("s.json");
         let p = progress_file(&out);
         assert!(p.to_string_lossy().ends_with("s.json.progress"));
-        assert_eq!(read_live(&p), None);
-        let secs = vec![
-            SecondSample {
-                t: 0,
-                iterations: 100,
-                errors: 2,
-                p50_ms: 1.0,
-                p99_ms: 9.0,
-            },
-            SecondSample {
-                t: 1,
-                iterations: 120,
-                errors: 1,
-                p50_ms: 1.0,
-                p99_ms: 7.5,
-            },
-        ];
-        std::fs::write(&p, serde_json::to_string(&secs).unwrap()).unwrap();
-        assert_eq!(latest_live(dir.path(), "s", 3).map(|(n, _)| n), Some(1));
+        let mut tails: Vec<ProgressTail> = (0..3).map(|_| ProgressTail::default()).collect();
+        assert_eq!(latest_live(dir.path(), "s", &mut tails), None);
+        let secs = vec![second(0, 100, 2, 9.0), second(1, 120, 1, 7.5)];
+        std::fs::write(&p, lines(&secs)).unwrap();
+        assert_eq!(
+            latest_live(dir.path(), "s", &mut tails),
+            Some((
+                1,
+                Live {
+                    rate: 120.0,
+                    p99_ms: 7.5,
+                    errors: 3
+                }
+            ))
+        );
         let r2 = progress_file(&round_file(dir.path(), "s", 2));
         assert!(r2.ends_with("s.round2.json.progress"));
-        std::fs::write(&r2, serde_json::to_string(&secs[..1]).unwrap()).unwrap();
+        std::fs::write(&r2, lines(&secs[..1])).unwrap();
         assert_eq!(
-            latest_live(dir.path(), "s", 3).map(|(n, l)| (n, l.rate)),
+            latest_live(dir.path(), "s", &mut tails).map(|(n, l)| (n, l.rate)),
             Some((2, 100.0))
         );
-        assert_eq!(
-            read_live(&p),
-            Some(Live {
-                rate: 120.0,
-                p99_ms: 7.5,
-                errors: 3
-            })
-        );
+    }
+
+    #[test]
+    fn a_progress_file_is_read_as_it_grows_and_in_the_older_array_form() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json.progress");
+        let secs: Vec<_> = (0..4)
+            .map(|t| second(t, 100 + u64::from(t), 0, 5.0))
+            .collect();
+        let mut file = std::fs::File::create(&p).unwrap();
+        let mut tail = ProgressTail::default();
+        assert!(tail.poll(&p).is_empty());
+        // A line still being written is not read yet, nor skipped.
+        let text = lines(&secs[..2]);
+        let (whole, partial) = text.split_at(text.len() - 10);
+        file.write_all(whole.as_bytes()).unwrap();
+        assert_eq!(tail.poll(&p), &secs[..1]);
+        file.write_all(partial.as_bytes()).unwrap();
+        assert_eq!(tail.poll(&p), &secs[..2]);
+        let before = tail.offset;
+        file.write_all(lines(&secs[2..]).as_bytes()).unwrap();
+        assert_eq!(tail.poll(&p), &secs[..]);
+        assert!(tail.offset > before, "only the new bytes are read");
+        // A new file in its place (a shorter one: another round) starts over.
+        std::fs::write(&p, lines(&secs[..1])).unwrap();
+        assert_eq!(tail.poll(&p), &secs[..1]);
+        // An earlier runtime replaces the file with the whole series each second.
+        let mut tail = ProgressTail::default();
+        std::fs::write(&p, serde_json::to_string(&secs[..3]).unwrap()).unwrap();
+        assert_eq!(tail.poll(&p), &secs[..3]);
+        std::fs::write(&p, serde_json::to_string(&secs).unwrap()).unwrap();
+        assert_eq!(tail.poll(&p), &secs[..]);
     }
 }
