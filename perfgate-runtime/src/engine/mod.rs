@@ -872,7 +872,7 @@ mod tests {
         assert_eq!((read, used), (vec![second(0), second(1)], bytes.len()));
         let (read, used) = format::parse_progress(&bytes[..bytes.len() - 3]);
         assert_eq!(read, vec![second(0)], "the cut last line is left for later");
-        assert_eq!(&bytes[used..used + 5], b"{\"t\":1");
+        assert_eq!(&bytes[used..used + 6], b"{\"t\":1");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
