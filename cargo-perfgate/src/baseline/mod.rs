@@ -215,6 +215,7 @@ impl CostSummary {
             requests: self.request_figures(),
             per_request: self.per_request,
             not_idle: 0,
+            clock: None,
             secs: 0.0,
             window_secs: 0.0,
             spec_parts: self.spec_parts.clone(),

@@ -276,6 +276,9 @@ pub struct CostMeasurement {
     /// Iterations (or requests) that started before the service had gone idle: 0 when the figures
     /// are as repeatable as the method allows.
     pub not_idle: u64,
+    /// The service's once-a-second work, taken out of the figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockWork>,
     /// Wall time of the scenario's part of the pass (both valgrind runs, the service starts shared
     /// with other scenarios not included), and of the callgrind window alone.
     pub secs: f64,
@@ -306,7 +309,7 @@ pub fn measure(
     done: &CostDone,
     callgrind: &WindowFiles,
     massif: Option<(&CostDone, &WindowFiles)>,
-) -> Result<(CostFigures, BTreeMap<String, CostFigures>, PerRequest), CostError> {
+) -> Result<WindowFigures, CostError> {
     let n = done.iterations;
     let mut parts = Vec::new();
     for path in callgrind.marks.iter().chain([&callgrind.end]) {
@@ -322,10 +325,28 @@ pub fn measure(
             ),
         });
     }
-    let mut total = WindowCounts::default();
-    for (_, c) in &parts {
-        total.add(c);
+    let mut windows: Vec<WindowCounts> = parts[..parts.len() - 1]
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    let clock = clock_work(done, &windows);
+    if let Some(c) = &clock {
+        for &k in &c.windows {
+            let w = &mut windows[k];
+            w.instructions = w.instructions.saturating_sub(c.per_tick.round() as u64);
+        }
     }
+    let mut total = WindowCounts::default();
+    let mut by_name: BTreeMap<&str, (WindowCounts, u64)> = BTreeMap::new();
+    for (k, w) in windows.iter().enumerate() {
+        total.add(w);
+        if let Some(name) = done.marks.get(k) {
+            let e = by_name.entry(name).or_default();
+            e.0.add(w);
+            e.1 += 1;
+        }
+    }
+    total.add(&parts[parts.len() - 1].1);
     // Bytes per part: differences of the cumulative xtree totals at consecutive edges.
     let mut heap_parts: Option<Vec<HeapWindow>> = None;
     if let Some((mdone, m)) = massif {
@@ -354,7 +375,8 @@ pub fn measure(
     }
     let figures = per_iteration(&total, n);
     let mut requests = BTreeMap::new();
-    let mode = if done.marks.is_empty() {
+    // Older runtimes marked only when the iterations made requests of several names.
+    let mode = if done.marks.is_empty() || done.requests.len() <= 1 {
         PerRequest::Attributed
     } else {
         PerRequest::Windows
@@ -371,27 +393,164 @@ pub fn measure(
             }
         }
         PerRequest::Windows => {
-            let mut by_name: BTreeMap<&str, (WindowCounts, u64, u64)> = BTreeMap::new();
-            for (k, name) in done.marks.iter().enumerate() {
-                let e = by_name.entry(name).or_default();
-                e.0.add(&parts[k].1);
-                e.2 += 1;
+            for (name, (counts, count)) in &by_name {
+                let mut counts = counts.clone();
                 if let Some(hp) = &heap_parts {
-                    e.1 += hp[k].bytes;
-                }
-            }
-            for (name, (mut counts, bytes, count)) in by_name {
-                if heap_parts.is_some() {
+                    let bytes = done
+                        .marks
+                        .iter()
+                        .zip(hp)
+                        .filter(|(m, _)| m == name)
+                        .map(|(_, h)| h.bytes)
+                        .sum();
                     counts.alloc_bytes = Some(bytes);
                 }
-                let mut f = per_iteration(&counts, count);
+                let mut f = per_iteration(&counts, *count);
                 f.top_functions.clear();
                 requests.insert(name.to_string(), f);
             }
         }
     }
-    Ok((figures, requests, mode))
+    Ok(WindowFigures {
+        figures,
+        requests,
+        per_request: mode,
+        clock: clock.map(|c| ClockWork {
+            ticks: c.windows.len() as u64,
+            per_tick: c.per_tick,
+        }),
+    })
 }
+
+/// What [`measure`] makes of a scenario's windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFigures {
+    pub figures: CostFigures,
+    pub requests: BTreeMap<String, CostFigures>,
+    pub per_request: PerRequest,
+    /// The service's once-a-second work, taken out of the figures (see [`clock_work`]).
+    pub clock: Option<ClockWork>,
+}
+
+/// Work a service does once per second of wall time, whatever its load: hyper formats its `Date`
+/// header again when the second has changed (about 950 instructions on predict-service). Counted
+/// as it is, it would grow the figures with the window's wall time: on a loaded machine each
+/// window takes longer, and more of them include a change of second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockWork {
+    /// Changes of second during the window, each taken out of one request's window.
+    pub ticks: u64,
+    /// Instructions taken out per change.
+    pub per_tick: f64,
+}
+
+/// Where the clock's work fell and what it cost, when the windows show it clearly.
+struct Ticks {
+    /// The window that took each change of second.
+    windows: Vec<usize>,
+    per_tick: f64,
+}
+
+/// Finds the service's once-a-second work in the request windows. Each change of second between
+/// the window's start and the last response falls in the window of the request answered next, or
+/// in the one after it when the change came less than [`TICK_MARGIN_US`] before that response, or
+/// before the first response (where it came later on this machine, every time); of those, the
+/// window whose instructions exceed most the median of its request's windows without a change
+/// took it.
+/// The cost of a change is the median of those excesses, used only when it stands out from the
+/// spread of the windows without one (otherwise the service has no such work, or too little to
+/// tell from its requests' own variation, and nothing is taken out). None without the runtime's
+/// times (older runtimes).
+fn clock_work(done: &CostDone, windows: &[WindowCounts]) -> Option<Ticks> {
+    let n = done.marks.len();
+    if n == 0 || done.answered_us.len() != n || windows.len() != n || done.window_start_us == 0 {
+        return None;
+    }
+    let second = |us: u64| us / 1_000_000;
+    let first = second(done.window_start_us) + 1;
+    let last = second(*done.answered_us.iter().max()?);
+    let changes: Vec<Vec<usize>> = (first..=last)
+        .filter_map(|s| {
+            let at = s * 1_000_000;
+            let k = done.answered_us.iter().position(|&a| a >= at)?;
+            let late = k == 0 || done.answered_us[k] - at < TICK_MARGIN_US;
+            Some(if late && k + 1 < n {
+                vec![k, k + 1]
+            } else {
+                vec![k]
+            })
+        })
+        .collect();
+    let ticked: Vec<bool> = (0..n)
+        .map(|k| changes.iter().any(|c| c.contains(&k)))
+        .collect();
+    // Each request's typical window: the median of its windows without a change, or of all of
+    // them when fewer than three are without one (a rare request on a loaded machine).
+    let mut steady: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for k in 0..n {
+        let e = steady.entry(&done.marks[k]).or_default();
+        let v = windows[k].instructions as f64;
+        e.1.push(v);
+        if !ticked[k] {
+            e.0.push(v);
+        }
+    }
+    let medians: BTreeMap<&str, f64> = steady
+        .iter()
+        .map(|(k, (quiet, all))| (*k, median(if quiet.len() >= 3 { quiet } else { all })))
+        .collect();
+    let excess = |k: usize| {
+        medians
+            .get(done.marks[k].as_str())
+            .map(|m| windows[k].instructions as f64 - m)
+    };
+    let mut took = Vec::new();
+    let mut excesses = Vec::new();
+    for c in &changes {
+        let Some((k, e)) = c
+            .iter()
+            .filter_map(|&k| excess(k).map(|e| (k, e)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        else {
+            // No request window around it (a change after the last response's margin).
+            continue;
+        };
+        took.push(k);
+        excesses.push(e);
+    }
+    let spread: Vec<f64> = (0..n)
+        .filter(|&k| !ticked[k])
+        .filter_map(|k| excess(k).map(f64::abs))
+        .collect();
+    if excesses.len() < MIN_TICKS || spread.len() < MIN_STEADY_WINDOWS {
+        return None;
+    }
+    let per_tick = median(&excesses);
+    (per_tick > TICK_OVER_SPREAD * median(&spread).max(1.0)).then_some(Ticks {
+        windows: took,
+        per_tick,
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// A change of second this close before a response may have come after the service wrote it: its
+/// work then falls in the next window (seen on predict-service with a change 1 ms before).
+const TICK_MARGIN_US: u64 = 10_000;
+/// Fewest changes of second, and request windows without one, to measure the clock's work from.
+const MIN_TICKS: usize = 3;
+const MIN_STEADY_WINDOWS: usize = 5;
+/// The clock's work is taken out only when a change costs this many times the median distance of
+/// the windows without one from their request's median.
+const TICK_OVER_SPREAD: f64 = 5.0;
 
 /// What one iteration costs the service, averaged over a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -760,6 +919,8 @@ mod tests {
             error_samples: vec![],
             requests: requests.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             marks: marks.iter().map(|m| m.to_string()).collect(),
+            answered_us: Vec::new(),
+            window_start_us: 0,
             not_idle: 0,
         }
     }
@@ -796,8 +957,13 @@ mod tests {
             &[("item", 2), ("item_missing", 1)],
             &["item", "item", "item_missing"],
         );
-        let (fig, requests, mode) = measure(&seen, &callgrind, Some((&seen, &massif))).unwrap();
-        assert_eq!(mode, PerRequest::Windows);
+        let WindowFigures {
+            figures: fig,
+            requests,
+            per_request: mode,
+            clock,
+        } = measure(&seen, &callgrind, Some((&seen, &massif))).unwrap();
+        assert_eq!((mode, clock), (PerRequest::Windows, None));
         // (1007 + 1107 + 912 + 50) / 2 iterations, 26 allocations / 2, 3,500 bytes / 2.
         assert!(close(fig.instructions, 1538.0), "{fig:?}");
         assert!(
@@ -830,13 +996,100 @@ mod tests {
             elapsed: std::time::Duration::from_millis(100),
         };
         let one = done(10, &[("POST /predict", 10)], &[]);
-        let (fig, requests, mode) = measure(&one, &callgrind, None).unwrap();
+        let w = measure(&one, &callgrind, None).unwrap();
+        let (fig, requests, mode) = (w.figures, w.requests, w.per_request);
         assert_eq!(mode, PerRequest::Attributed);
         assert!(close(fig.instructions, 1004.0) && fig.alloc_bytes.is_none());
         assert!(close(requests["POST /predict"].instructions, 1004.0));
         let two = done(10, &[("a", 10), ("b", 2)], &[]);
-        let (_, requests, _) = measure(&two, &callgrind, None).unwrap();
+        let requests = measure(&two, &callgrind, None).unwrap().requests;
         assert!(requests.is_empty(), "{requests:?}");
+    }
+
+    /// Request windows shaped like item_lookup's on this machine (~14.8k instructions, a tenth of
+    /// the requests ~14.3k, one window ~900 more every time), plus ~950 in the window that took a
+    /// change of second (hyper's `Date` header): one window in eight on an idle machine, one in two
+    /// on a loaded one. `late`: changes falling this long before a response go to the next window.
+    fn clock_windows(
+        d: &Path,
+        gap_us: u64,
+        per_tick: u64,
+        late_us: u64,
+        times: bool,
+    ) -> (WindowFigures, f64) {
+        let n = 40;
+        let names: Vec<&str> = (0..n)
+            .map(|k| if k % 10 == 9 { "miss" } else { "item" })
+            .collect();
+        let base = |k: usize| match names[k] {
+            "miss" => 14_300,
+            _ if k == 6 => 15_700,
+            _ => 14_800 + (k as u64 % 3) * 40,
+        };
+        let start = 1_700_000_000_450_000;
+        let answered: Vec<u64> = (1..=n as u64).map(|k| start + k * gap_us).collect();
+        let mut extra = vec![0; n];
+        let mut prev = start;
+        for (k, &at) in answered.iter().enumerate() {
+            if (at - late_us) / 1_000_000 != (prev - late_us) / 1_000_000 {
+                extra[k] = per_tick;
+            }
+            prev = at;
+        }
+        let tag = format!("{gap_us}-{per_tick}-{late_us}");
+        let marks = (0..n)
+            .map(|k| write_part(d, &format!("m{k}-{tag}"), base(k) + extra[k], 4, 7))
+            .collect();
+        let callgrind = WindowFiles {
+            tool: Tool::Callgrind,
+            begin: None,
+            marks,
+            end: write_part(d, &format!("end-{tag}"), 800, 1, 0),
+            elapsed: std::time::Duration::from_secs(2),
+        };
+        let mut seen = done(n as u64, &[("item", 36), ("miss", 4)], &names);
+        if times {
+            seen.window_start_us = start;
+            seen.answered_us = answered;
+        }
+        // Each window also counts its 7 calls to malloc.
+        let truth = ((0..n).map(|k| base(k) + 7).sum::<u64>() + 800) as f64 / n as f64;
+        (measure(&seen, &callgrind, None).unwrap(), truth)
+    }
+
+    #[test]
+    fn the_services_once_a_second_work_is_taken_out_of_its_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let near = |a: f64, b: f64| (a - b).abs() <= b * 0.0002;
+        let (idle, truth) = clock_windows(d, 120_000, 950, 0, true);
+        let (loaded, _) = clock_windows(d, 490_000, 950, 0, true);
+        let (late, _) = clock_windows(d, 490_000, 950, 5_000, true);
+        for (what, w) in [("idle", &idle), ("loaded", &loaded), ("late", &late)] {
+            let c = w.clock.as_ref().unwrap_or_else(|| panic!("{what}: {w:?}"));
+            assert!((900.0..=1000.0).contains(&c.per_tick), "{what}: {c:?}");
+            assert!(
+                near(w.figures.instructions, truth),
+                "{what}: {w:?} vs {truth}"
+            );
+        }
+        assert_eq!(
+            (idle.clock.unwrap().ticks, loaded.clock.unwrap().ticks),
+            (5, 20)
+        );
+        assert!(near(loaded.requests["miss"].instructions, 14_307.0));
+        // Counted as they are (an older runtime reports no times), the loaded windows are 20 × 950
+        // instructions more over 40 iterations.
+        let (as_counted, _) = clock_windows(d, 490_000, 950, 0, false);
+        assert_eq!(as_counted.clock, None);
+        assert!(close(
+            as_counted.figures.instructions - truth,
+            20.0 * 950.0 / 40.0
+        ));
+        // A service without such work: nothing is taken out.
+        let (none, _) = clock_windows(d, 490_000, 0, 0, true);
+        assert_eq!(none.clock, None);
+        assert!(close(none.figures.instructions, truth));
     }
 
     #[test]

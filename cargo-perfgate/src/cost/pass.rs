@@ -188,17 +188,17 @@ fn combine(
 ) -> Measured {
     let cg = callgrind.map_err(|e| format!("cost pass under callgrind: {e}"))?;
     let ms = massif.map_err(|e| format!("cost pass under massif: {e}"))?;
-    let (figures, requests, per_request) =
-        measure(&cg.done, &cg.files, Some((&ms.done, &ms.files)))
-            .map_err(|e| format!("reading the cost pass's profiles: {e}"))?;
+    let w = measure(&cg.done, &cg.files, Some((&ms.done, &ms.files)))
+        .map_err(|e| format!("reading the cost pass's profiles: {e}"))?;
     let spec = s.spec.as_ref().expect("described");
     Ok(CostMeasurement {
         warmup: cg.done.warmup,
         iterations: cg.done.iterations,
-        figures,
-        requests,
-        per_request,
+        figures: w.figures,
+        requests: w.requests,
+        per_request: w.per_request,
         not_idle: cg.done.not_idle + ms.done.not_idle,
+        clock: w.clock,
         secs: cg.secs + ms.secs,
         window_secs: cg.files.elapsed.as_secs_f64(),
         spec_parts: cost_spec_parts(spec, pkg, plan.warmup, plan.iterations),

@@ -617,6 +617,7 @@ mod tests {
             requests: BTreeMap::new(),
             per_request: PerRequest::Attributed,
             not_idle: 0,
+            clock: None,
             secs: 3.0,
             window_secs: 1.0,
             spec_parts: parts.clone(),

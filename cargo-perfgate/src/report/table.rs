@@ -781,6 +781,7 @@ mod tests {
             .into(),
             per_request: PerRequest::Windows,
             not_idle: 0,
+            clock: None,
             secs: 3.2,
             window_secs: 1.1,
             spec_parts: std::collections::BTreeMap::new(),

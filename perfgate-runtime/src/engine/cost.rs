@@ -128,6 +128,12 @@ impl Peer {
     }
 }
 
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 fn parent_pid() -> u32 {
     // SAFETY: getppid has no preconditions and cannot fail.
     unsafe { libc::getppid() as u32 }
@@ -138,13 +144,16 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// The request boundaries of the window: names seen in the warm-up decide whether each request
-/// gets a window of its own (several names) or the iteration's figures are the request's.
+/// gets a window of its own (several names) or the iteration's figures are the request's. A
+/// window per request costs the service a wake-up from vgdb each (a system call and a few hundred
+/// instructions), which a scenario of one request name is spared.
 struct Marks {
     peer: Peer,
     seen: Mutex<BTreeSet<String>>,
     per_request: AtomicBool,
     next: AtomicU64,
     names: Mutex<Vec<String>>,
+    answered_us: Mutex<Vec<u64>>,
     not_idle: AtomicU64,
     /// The first failure of the handshake: the iterations stop at the next boundary.
     failed: Mutex<Option<String>>,
@@ -161,6 +170,8 @@ impl Marks {
         if !self.per_request.load(Ordering::Relaxed) || lock(&self.failed).is_some() {
             return;
         }
+        // Before the wait for an idle service: the service wrote the response just now.
+        let answered = unix_us();
         if !self.peer.settle() {
             self.not_idle.fetch_add(1, Ordering::Relaxed);
         }
@@ -170,7 +181,10 @@ impl Marks {
             .write(&cost::mark(k), name.as_bytes())
             .and_then(|()| self.peer.wait_for(&cost::marked(k)));
         match step {
-            Ok(()) => lock(&self.names).push(name.to_owned()),
+            Ok(()) => {
+                lock(&self.names).push(name.to_owned());
+                lock(&self.answered_us).push(answered);
+            }
             Err(e) => {
                 lock(&self.failed).get_or_insert(e);
             }
@@ -211,6 +225,7 @@ where
         per_request: AtomicBool::new(false),
         next: AtomicU64::new(0),
         names: Mutex::new(Vec::new()),
+        answered_us: Mutex::new(Vec::new()),
         not_idle: AtomicU64::new(0),
         failed: Mutex::new(None),
     });
@@ -250,6 +265,7 @@ where
         .peer
         .write(cost::READY, ready.to_string().as_bytes())?;
     marks.peer.wait_for(cost::GO)?;
+    let window_start_us = unix_us();
     for i in cfg.warmup..total {
         one(i, true);
         marks.failure()?;
@@ -269,6 +285,8 @@ where
             .map(|(name, s)| (name.clone(), s.stats(1.0).count))
             .collect(),
         marks: lock(&marks.names).clone(),
+        answered_us: lock(&marks.answered_us).clone(),
+        window_start_us,
         not_idle: marks.not_idle.load(Ordering::Relaxed),
     };
     let json = serde_json::to_vec_pretty(&done).map_err(|e| e.to_string())?;
