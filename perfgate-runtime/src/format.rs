@@ -74,8 +74,8 @@ pub mod env {
 /// 3. the scenario runs the measured iterations the same way. When its iterations make requests of
 ///    several names, it writes [`mark`]`(k)` (holding the request's name) after each request once
 ///    the service is idle, and waits for [`marked`]`(k)`, which the CLI writes once it has taken
-///    the counts so far: each request then has a window of its own (and the time it was answered
-///    is known, see [`CostDone::answered_us`]);
+///    the counts so far: each request then has a window of its own (and the time it was sent is
+///    known, see [`CostDone::sent_us`]);
 /// 4. the scenario writes [`DONE`] (a [`CostDone`]); the CLI closes the window and writes [`CLOSED`];
 ///    only then does the scenario close its connection and exit.
 ///
@@ -113,17 +113,18 @@ pub struct CostDone {
     /// The name of each request boundary the CLI was asked to mark, in order (empty when the
     /// iterations make requests of one name only).
     pub marks: Vec<String>,
-    /// Wall-clock time (Unix, microseconds) at which each marked request's response arrived, in
-    /// the order of `marks`. A service does some work once per second of wall time, whatever its
-    /// load (hyper renders its `Date` header again when the second has changed): the CLI finds it
-    /// in the windows the changes of second fell in and takes it out, so that the figures do not
-    /// grow with the window's wall time on a loaded machine. Empty from older runtimes.
+    /// Wall-clock time (Unix, microseconds) at which each marked request was sent (about: when the
+    /// engine went on after the previous mark, or after `go`), in the order of `marks`. A service
+    /// does some work once per second of wall time, whatever its load (hyper formats its `Date`
+    /// header again when a request comes in after the second has changed): the CLI finds it in
+    /// the windows the changes of second fell in and takes it out, so that the figures do not grow
+    /// with the window's wall time on a loaded machine. Empty from older runtimes.
     #[serde(default)]
-    pub answered_us: Vec<u64>,
-    /// Wall-clock time (Unix, microseconds) at which the measured window began (`go` seen): the
-    /// first request's window starts there.
+    pub sent_us: Vec<u64>,
+    /// Wall-clock time (Unix, microseconds) at which the last request before the window (the
+    /// warm-up's) was answered; 0 without a warm-up.
     #[serde(default)]
-    pub window_start_us: u64,
+    pub before_us: u64,
     /// Waits for an idle service that ran out of time: those iterations may have started while the
     /// service was still busy with the previous one.
     pub not_idle: u64,

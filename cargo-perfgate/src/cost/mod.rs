@@ -334,6 +334,7 @@ pub fn measure(
         for &k in &c.windows {
             let w = &mut windows[k];
             w.instructions = w.instructions.saturating_sub(c.per_tick.round() as u64);
+            w.allocs = w.allocs.saturating_sub(c.allocs_per_tick.round() as u64);
         }
     }
     let mut total = WindowCounts::default();
@@ -418,6 +419,7 @@ pub fn measure(
         clock: clock.map(|c| ClockWork {
             ticks: c.windows.len() as u64,
             per_tick: c.per_tick,
+            allocs_per_tick: c.allocs_per_tick,
         }),
     })
 }
@@ -442,6 +444,9 @@ pub struct ClockWork {
     pub ticks: u64,
     /// Instructions taken out per change.
     pub per_tick: f64,
+    /// Allocations taken out per change.
+    #[serde(default)]
+    pub allocs_per_tick: f64,
 }
 
 /// Where the clock's work fell and what it cost, when the windows show it clearly.
@@ -449,36 +454,35 @@ struct Ticks {
     /// The window that took each change of second.
     windows: Vec<usize>,
     per_tick: f64,
+    allocs_per_tick: f64,
 }
 
-/// Finds the service's once-a-second work in the request windows. Each change of second between
-/// the window's start and the last response falls in the window of the request answered next, or
-/// in the one after it when the change came less than [`TICK_MARGIN_US`] before that response, or
-/// before the first response (where it came later on this machine, every time); of those, the
-/// window whose instructions exceed most the median of its request's windows without a change
-/// took it.
-/// The cost of a change is the median of those excesses, used only when it stands out from the
-/// spread of the windows without one (otherwise the service has no such work, or too little to
-/// tell from its requests' own variation, and nothing is taken out). None without the runtime's
-/// times (older runtimes).
+/// Finds the service's once-a-second work in the request windows. A change of second between two
+/// requests' arrivals falls in the window of the later one (the first of the window counts from the
+/// warm-up's last request), or, within [`TICK_MARGIN_US`] after a request was sent, possibly in
+/// that request's own; of those, the window whose instructions exceed most the median of its
+/// request's windows without a change took it. The cost of a change is the median of those
+/// excesses, used only when it stands out from the spread of the windows without one (otherwise
+/// the service has no such work, or too little to tell from its requests' own variation, and
+/// nothing is taken out). None without the runtime's times (older runtimes).
 fn clock_work(done: &CostDone, windows: &[WindowCounts]) -> Option<Ticks> {
     let n = done.marks.len();
-    if n == 0 || done.answered_us.len() != n || windows.len() != n || done.window_start_us == 0 {
+    let sent = &done.sent_us;
+    if n == 0 || sent.len() != n || windows.len() != n || sent.windows(2).any(|w| w[0] > w[1]) {
         return None;
     }
     let second = |us: u64| us / 1_000_000;
-    let first = second(done.window_start_us) + 1;
-    let last = second(*done.answered_us.iter().max()?);
-    let changes: Vec<Vec<usize>> = (first..=last)
+    let from = if done.before_us > 0 && done.before_us <= sent[0] {
+        done.before_us
+    } else {
+        sent[0]
+    };
+    let changes: Vec<Vec<usize>> = (second(from) + 1..=second(sent[n - 1]))
         .filter_map(|s| {
             let at = s * 1_000_000;
-            let k = done.answered_us.iter().position(|&a| a >= at)?;
-            let late = k == 0 || done.answered_us[k] - at < TICK_MARGIN_US;
-            Some(if late && k + 1 < n {
-                vec![k, k + 1]
-            } else {
-                vec![k]
-            })
+            let k = sent.iter().position(|&t| t >= at)?;
+            let early = k > 0 && at - sent[k - 1] < TICK_MARGIN_US;
+            Some(if early { vec![k, k - 1] } else { vec![k] })
         })
         .collect();
     let ticked: Vec<bool> = (0..n)
@@ -486,19 +490,21 @@ fn clock_work(done: &CostDone, windows: &[WindowCounts]) -> Option<Ticks> {
         .collect();
     // Each request's typical window: the median of its windows without a change, or of all of
     // them when fewer than three are without one (a rare request on a loaded machine).
-    let mut steady: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for k in 0..n {
-        let e = steady.entry(&done.marks[k]).or_default();
-        let v = windows[k].instructions as f64;
-        e.1.push(v);
-        if !ticked[k] {
-            e.0.push(v);
+    let typical = |value: &dyn Fn(&WindowCounts) -> f64| -> BTreeMap<&str, f64> {
+        let mut by_name: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        for k in 0..n {
+            let e = by_name.entry(&done.marks[k]).or_default();
+            e.1.push(value(&windows[k]));
+            if !ticked[k] {
+                e.0.push(value(&windows[k]));
+            }
         }
-    }
-    let medians: BTreeMap<&str, f64> = steady
-        .iter()
-        .map(|(k, (quiet, all))| (*k, median(if quiet.len() >= 3 { quiet } else { all })))
-        .collect();
+        by_name
+            .iter()
+            .map(|(k, (quiet, all))| (*k, median(if quiet.len() >= 3 { quiet } else { all })))
+            .collect()
+    };
+    let medians = typical(&|w| w.instructions as f64);
     let excess = |k: usize| {
         medians
             .get(done.marks[k].as_str())
@@ -526,9 +532,19 @@ fn clock_work(done: &CostDone, windows: &[WindowCounts]) -> Option<Ticks> {
         return None;
     }
     let per_tick = median(&excesses);
-    (per_tick > TICK_OVER_SPREAD * median(&spread).max(1.0)).then_some(Ticks {
+    if per_tick <= TICK_OVER_SPREAD * median(&spread).max(1.0) {
+        return None;
+    }
+    // What else a change costs, where it took place: hyper's allocates the new header once.
+    let alloc_medians = typical(&|w| w.allocs as f64);
+    let allocs: Vec<f64> = took
+        .iter()
+        .map(|&k| windows[k].allocs as f64 - alloc_medians[done.marks[k].as_str()])
+        .collect();
+    Some(Ticks {
         windows: took,
         per_tick,
+        allocs_per_tick: median(&allocs).max(0.0),
     })
 }
 
@@ -542,8 +558,8 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// A change of second this close before a response may have come after the service wrote it: its
-/// work then falls in the next window (seen on predict-service with a change 1 ms before).
+/// A change of second this soon after a request was sent may still have come before the service
+/// read it: its work then falls in that request's window rather than the next one's.
 const TICK_MARGIN_US: u64 = 10_000;
 /// Fewest changes of second, and request windows without one, to measure the clock's work from.
 const MIN_TICKS: usize = 3;
@@ -919,8 +935,8 @@ mod tests {
             error_samples: vec![],
             requests: requests.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             marks: marks.iter().map(|m| m.to_string()).collect(),
-            answered_us: Vec::new(),
-            window_start_us: 0,
+            sent_us: Vec::new(),
+            before_us: 0,
             not_idle: 0,
         }
     }
@@ -1027,18 +1043,30 @@ mod tests {
             _ => 14_800 + (k as u64 % 3) * 40,
         };
         let start = 1_700_000_000_450_000;
-        let answered: Vec<u64> = (1..=n as u64).map(|k| start + k * gap_us).collect();
-        let mut extra = vec![0; n];
-        let mut prev = start;
-        for (k, &at) in answered.iter().enumerate() {
-            if (at - late_us) / 1_000_000 != (prev - late_us) / 1_000_000 {
-                extra[k] = per_tick;
+        let sent: Vec<u64> = (0..n as u64).map(|k| start + k * gap_us).collect();
+        let before = start - gap_us;
+        // Each change of second goes to the first request sent after it, or to the one before
+        // when it came less than `late_us` after that one was sent.
+        let mut ticked = vec![false; n];
+        for s in before / 1_000_000 + 1..=sent[n - 1] / 1_000_000 {
+            let at = s * 1_000_000;
+            let mut k = sent.iter().position(|&t| t >= at).unwrap();
+            if k > 0 && at - sent[k - 1] < late_us {
+                k -= 1;
             }
-            prev = at;
+            ticked[k] = true;
         }
+        let extra: Vec<u64> = ticked
+            .iter()
+            .map(|&t| if t { per_tick } else { 0 })
+            .collect();
         let tag = format!("{gap_us}-{per_tick}-{late_us}");
         let marks = (0..n)
-            .map(|k| write_part(d, &format!("m{k}-{tag}"), base(k) + extra[k], 4, 7))
+            .map(|k| {
+                // A change also allocates once (hyper's new header).
+                let allocs = 7 + u64::from(ticked[k] && per_tick > 0);
+                write_part(d, &format!("m{k}-{tag}"), base(k) + extra[k], 4, allocs)
+            })
             .collect();
         let callgrind = WindowFiles {
             tool: Tool::Callgrind,
@@ -1049,8 +1077,8 @@ mod tests {
         };
         let mut seen = done(n as u64, &[("item", 36), ("miss", 4)], &names);
         if times {
-            seen.window_start_us = start;
-            seen.answered_us = answered;
+            seen.before_us = before;
+            seen.sent_us = sent;
         }
         // Each window also counts its 7 calls to malloc.
         let truth = ((0..n).map(|k| base(k) + 7).sum::<u64>() + 800) as f64 / n as f64;
@@ -1068,6 +1096,8 @@ mod tests {
         for (what, w) in [("idle", &idle), ("loaded", &loaded), ("late", &late)] {
             let c = w.clock.as_ref().unwrap_or_else(|| panic!("{what}: {w:?}"));
             assert!((900.0..=1000.0).contains(&c.per_tick), "{what}: {c:?}");
+            assert_eq!(c.allocs_per_tick, 1.0, "{what}: {c:?}");
+            assert!(close(w.figures.allocs, 7.0), "{what}: {w:?}");
             assert!(
                 near(w.figures.instructions, truth),
                 "{what}: {w:?} vs {truth}"
@@ -1078,13 +1108,14 @@ mod tests {
             (5, 20)
         );
         assert!(near(loaded.requests["miss"].instructions, 14_307.0));
-        // Counted as they are (an older runtime reports no times), the loaded windows are 20 × 950
-        // instructions more over 40 iterations.
+        // Counted as they are (an older runtime reports no times), the loaded windows are 20 × 951
+        // instructions (the change and its allocation) more over 40 iterations.
         let (as_counted, _) = clock_windows(d, 490_000, 950, 0, false);
         assert_eq!(as_counted.clock, None);
+        assert!(close(as_counted.figures.allocs, 7.5));
         assert!(close(
             as_counted.figures.instructions - truth,
-            20.0 * 950.0 / 40.0
+            20.0 * 951.0 / 40.0
         ));
         // A service without such work: nothing is taken out.
         let (none, _) = clock_windows(d, 490_000, 0, 0, true);

@@ -91,6 +91,34 @@ pub(crate) fn not_comparable(
     }
 }
 
+/// How far a sub-millisecond latency of an unchanged service moved between two sessions on one
+/// machine: up to +0.06 ms for a p50 of ~0.1 ms (the wake-up latency of idle threads, which the
+/// machine's state sets, not the code). Rounds of one session cannot show it; a baseline recorded
+/// in another session carries it.
+pub const DRIFT_FLOOR_MS: f64 = 0.1;
+
+/// A latency check that fails by less than [`DRIFT_FLOOR_MS`] in absolute terms (the lower end of
+/// its interval) becomes inconclusive: against a baseline file, such a change is no evidence of a
+/// regression; `--ab` measures both sides in one session and can decide it.
+fn hold_drift(d: &mut Decision) {
+    if d.outcome != Outcome::Fail || !d.metric.is_latency() {
+        return;
+    }
+    let (Some(base), Some(low)) = (d.baseline, d.change_low) else {
+        return;
+    };
+    let at_least = base * low;
+    if at_least < DRIFT_FLOOR_MS {
+        d.outcome = Outcome::Inconclusive;
+        d.note = format!(
+            "would be FAIL, but the slowdown is at least {at_least:.3} ms: sub-millisecond latencies \
+             drift by up to {DRIFT_FLOOR_MS} ms between sessions on one machine, so against a baseline \
+             file it is no evidence of a regression (--ab measures both sides in one session) ({})",
+            d.note
+        );
+    }
+}
+
 /// Every scenario of `head` against `base`: decisions per scenario id, and the warnings to show.
 pub fn judge(
     base: &Measurements,
@@ -230,6 +258,9 @@ pub fn judge(
                 d.note.push_str(note);
             }
         }
+    }
+    for d in decisions.iter_mut() {
+        hold_drift(d);
     }
     let other_machine = !summary.same_machine && !flags.allow_other_machine;
     for mut d in decisions {

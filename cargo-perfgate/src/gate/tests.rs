@@ -537,6 +537,42 @@ fn a_saturated_machine_never_fails_a_run_against_a_quiet_baseline() {
 }
 
 #[test]
+fn a_sub_millisecond_slowdown_against_a_baseline_file_is_no_evidence() {
+    // p50, p95, p99 of 0.10, 0.18, 0.28 ms, then 50% slower: only the p99's +0.14 ms clears the
+    // between-session drift.
+    let base = measured(rounds(&[0.020, 0.0202, 0.0198, 0.0201, 0.0199]));
+    let head = measured(rounds(&[0.030, 0.0302, 0.0299]));
+    let (d, _) = super::file::judge(&base, &head, super::GateFlags::default());
+    let get = |m: Metric| {
+        d["pkg::checkout"]
+            .iter()
+            .find(|d| d.metric == m)
+            .unwrap()
+            .clone()
+    };
+    for m in [Metric::P50, Metric::P95] {
+        let x = get(m);
+        assert_eq!(x.outcome, Outcome::Inconclusive, "{x:#?}");
+        assert!(
+            x.note
+                .starts_with("would be FAIL, but the slowdown is at least 0.0")
+                && x.note.contains("--ab"),
+            "{}",
+            x.note
+        );
+    }
+    assert_eq!(get(Metric::P99).outcome, Outcome::Fail);
+    // The same relative slowdown of a service ten times slower fails on every percentile.
+    let base = measured(rounds(&[0.20, 0.202, 0.198, 0.201, 0.199]));
+    let head = measured(rounds(&[0.30, 0.302, 0.299]));
+    let (d, _) = super::file::judge(&base, &head, super::GateFlags::default());
+    assert!(d["pkg::checkout"]
+        .iter()
+        .filter(|d| d.metric.is_latency())
+        .all(|d| d.outcome == Outcome::Fail));
+}
+
+#[test]
 fn a_request_that_is_the_whole_iteration_is_not_checked_twice() {
     let with = |scales: &[f64], name: &str, per_iteration: u64| -> Vec<RoundStats> {
         rounds(scales)

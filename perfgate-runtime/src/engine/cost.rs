@@ -153,7 +153,10 @@ struct Marks {
     per_request: AtomicBool,
     next: AtomicU64,
     names: Mutex<Vec<String>>,
-    answered_us: Mutex<Vec<u64>>,
+    /// When the engine went on after each mark: about when the next request was sent.
+    resumed_us: Mutex<Vec<u64>>,
+    /// When the last request before the window (the warm-up's) was answered.
+    before_us: AtomicU64,
     not_idle: AtomicU64,
     /// The first failure of the handshake: the iterations stop at the next boundary.
     failed: Mutex<Option<String>>,
@@ -162,6 +165,7 @@ struct Marks {
 impl Marks {
     fn after_request(&self, name: &str, measured: bool) {
         if !measured {
+            self.before_us.store(unix_us(), Ordering::Relaxed);
             if !lock(&self.seen).contains(name) {
                 lock(&self.seen).insert(name.to_owned());
             }
@@ -170,8 +174,6 @@ impl Marks {
         if !self.per_request.load(Ordering::Relaxed) || lock(&self.failed).is_some() {
             return;
         }
-        // Before the wait for an idle service: the service wrote the response just now.
-        let answered = unix_us();
         if !self.peer.settle() {
             self.not_idle.fetch_add(1, Ordering::Relaxed);
         }
@@ -183,7 +185,7 @@ impl Marks {
         match step {
             Ok(()) => {
                 lock(&self.names).push(name.to_owned());
-                lock(&self.answered_us).push(answered);
+                lock(&self.resumed_us).push(unix_us());
             }
             Err(e) => {
                 lock(&self.failed).get_or_insert(e);
@@ -225,7 +227,8 @@ where
         per_request: AtomicBool::new(false),
         next: AtomicU64::new(0),
         names: Mutex::new(Vec::new()),
-        answered_us: Mutex::new(Vec::new()),
+        resumed_us: Mutex::new(Vec::new()),
+        before_us: AtomicU64::new(0),
         not_idle: AtomicU64::new(0),
         failed: Mutex::new(None),
     });
@@ -272,6 +275,11 @@ where
     }
     let totals = recorder.totals();
     let it = totals.iterations.stats(1.0);
+    let names = lock(&marks.names).clone();
+    // Request k goes out as the engine goes on after mark k − 1 (the first at `go`).
+    let mut sent_us = vec![window_start_us];
+    sent_us.extend(lock(&marks.resumed_us).iter().copied());
+    sent_us.truncate(names.len());
     let done = CostDone {
         schema_version: SCHEMA_VERSION,
         perfgate_version: format::PERFGATE_VERSION.to_owned(),
@@ -284,9 +292,9 @@ where
             .iter()
             .map(|(name, s)| (name.clone(), s.stats(1.0).count))
             .collect(),
-        marks: lock(&marks.names).clone(),
-        answered_us: lock(&marks.answered_us).clone(),
-        window_start_us,
+        marks: names,
+        sent_us,
+        before_us: marks.before_us.load(Ordering::Relaxed),
         not_idle: marks.not_idle.load(Ordering::Relaxed),
     };
     let json = serde_json::to_vec_pretty(&done).map_err(|e| e.to_string())?;
