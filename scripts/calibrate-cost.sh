@@ -210,6 +210,8 @@ for subject in $SUBJECTS; do
         secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
         line=$(printf '%s' "$out" | summarise 2>/dev/null || echo "ERROR (no results)")
         echo "$subject $mode $series run $i ($hogged, ${secs}s): $line" | tee -a "$log"
+        # What went wrong, for later: the whole results document of a run that errored.
+        [ "${line%% *}" = ERROR ] && printf '%s: %s\n' "$subject $mode $series run $i" "$out" >>"$log.errors"
         case ${line%% *} in
           FAIL) fails=$((fails + 1)) ;;
           pass) passes=$((passes + 1)) ;;
