@@ -76,9 +76,11 @@ fn only_the_targets_that_hold_scenarios_are_built() {
     f.write("tests/slow.rs", SLOW_TEST);
 
     // The default: the sources say which targets hold scenarios; the lib's unit tests and the slow
-    // test are not built, so the run passes, and the service comes from the same build.
+    // test are not built, so the run passes, and the service comes from the same build. Only the
+    // closed-model scenario runs: what is built does not depend on the filter, and an open model's
+    // schedule can be declared invalid on a loaded machine (one late start in 50).
     let since = SystemTime::now();
-    let out = run(&mut f.perfgate(&[]));
+    let out = run(&mut f.perfgate(&["work"]));
     assert_eq!(out.code(), Some(0), "{}", out.show());
     assert!(
         out.stderr.contains(
