@@ -30,7 +30,7 @@ use std::path::Path;
 use perfgate_runtime::format::{self, Metric, Stats};
 use serde::{Deserialize, Serialize};
 
-use crate::cost::{CostFigures, CostMeasurement, PerRequest};
+use crate::cost::{median, CostFigures, CostMeasurement, PerRequest};
 use crate::error::{Error, Result};
 use crate::gate::cost::CostFloors;
 use crate::gate::file::{MeasuredScenario, Measurements};
@@ -346,20 +346,6 @@ impl SeriesSummary {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Rounds to three significant digits, so the readable part of the file does not churn in the noise.
 fn round3(x: f64) -> f64 {
     if x == 0.0 || !x.is_finite() {
@@ -373,7 +359,7 @@ fn round3(x: f64) -> f64 {
 fn summarize(series: &[&Stats]) -> SeriesSummary {
     let m = |metric: Metric| {
         round3(median(
-            series.iter().map(|s| metric.value(s)).collect::<Vec<_>>(),
+            &series.iter().map(|s| metric.value(s)).collect::<Vec<_>>(),
         ))
     };
     SeriesSummary {

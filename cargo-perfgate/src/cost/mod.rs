@@ -548,8 +548,9 @@ fn clock_work(done: &CostDone, windows: &[WindowCounts]) -> Option<Ticks> {
     })
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
+/// The median of the finite values (the mean of the middle two of an even count; 0 for none).
+pub(crate) fn median(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => 0.0,

@@ -507,44 +507,27 @@ fn release_free_memory() {
 /// JSON line appended to `format::progress_path` next to the results file, so that a second costs
 /// the same at minute 600 as at minute 1. Best effort: a failure costs only the live numbers.
 struct Progress {
-    path: std::path::PathBuf,
+    /// None once it could not be created or written.
     file: Option<std::fs::File>,
-    failed: bool,
 }
 
 impl Progress {
+    /// Replaces whatever an earlier round left at `path`.
     fn new(path: std::path::PathBuf) -> Self {
         Progress {
-            path,
-            file: None,
-            failed: false,
+            file: std::fs::File::create(path).ok(),
         }
     }
 
     fn append(&mut self, second: &format::SecondSample) {
         use std::io::Write as _;
-        if self.failed {
-            return;
-        }
-        if self.file.is_none() {
-            self.file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&self.path)
-                .ok();
-        }
-        let Some(file) = self.file.as_mut() else {
-            self.failed = true;
-            return;
-        };
-        let Ok(mut line) = serde_json::to_vec(second) else {
+        let (Some(file), Ok(mut line)) = (self.file.as_mut(), serde_json::to_vec(second)) else {
             return;
         };
         line.push(b'\n');
         // One write per line: a reader sees whole lines, and at most a partial last one.
         if file.write_all(&line).is_err() {
-            self.failed = true;
+            self.file = None;
         }
     }
 }
