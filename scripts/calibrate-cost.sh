@@ -20,6 +20,8 @@
 # decided), pass; or ERROR (exit 2). For `aa` a FAIL is a false alarm; for `instr` and `alloc` a FAIL
 # of the changed check (predict's or work's instructions, allocs) is a detection.
 # Targets: 0 false alarms in the A/A runs, 20/20 detections.
+# The log is target/calibrate-cost.log; the results documents of runs that errored go to its .errors
+# file, those of runs with another outcome than their series expects to its .unexpected file.
 # Exit status: 0 when the targets are met, 1 when not, 2 when a run errored.
 set -euo pipefail
 
@@ -210,8 +212,13 @@ for subject in $SUBJECTS; do
         secs=$(python3 -c "import time; print('%.1f' % (time.time() - $started))")
         line=$(printf '%s' "$out" | summarise 2>/dev/null || echo "ERROR (no results)")
         echo "$subject $mode $series run $i ($hogged, ${secs}s): $line" | tee -a "$log"
-        # What went wrong, for later: the whole results document of a run that errored.
+        # For a later look: the whole results document of a run that errored, and of one whose outcome
+        # was not the series' expected one (an A/A run that did not pass, a change not caught).
+        expected=FAIL
+        [ "$series" = aa ] && expected=pass
         [ "${line%% *}" = ERROR ] && printf '%s: %s\n' "$subject $mode $series run $i" "$out" >>"$log.errors"
+        [ "${line%% *}" != ERROR ] && [ "${line%% *}" != $expected ] \
+          && printf '%s: %s\n' "$subject $mode $series run $i" "$out" >>"$log.unexpected"
         case ${line%% *} in
           FAIL) fails=$((fails + 1)) ;;
           pass) passes=$((passes + 1)) ;;
