@@ -390,7 +390,8 @@ const CLASSIFY_FDS_UP_TO: usize = 10_000;
 
 /// The process's open descriptors other than sockets (files, pipes, eventfd, epoll, timerfd, …).
 /// Sockets are left out: their number follows the load generator's connection pool (it opens more
-/// when the service stalls and keeps them), not a leak of the service.
+/// when the service stalls and closes the surplus only after it sat unused for seconds), not a leak
+/// of the service.
 fn count_fds(pid: u32) -> Option<u64> {
     let dir = format!("/proc/{pid}/fd");
     let entries: Vec<std::ffi::OsString> = std::fs::read_dir(&dir)

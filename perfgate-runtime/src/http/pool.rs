@@ -1,6 +1,7 @@
 //! The keep-alive pool of one worker's connections to the service.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,11 @@ use crate::http::tls::{Alpn, Tls};
 /// Here idle HTTP/1.1 connections are a stack (the most recently used first: warm, and as few as the
 /// load needs), and a new one is opened only when none is idle. (With HTTP/2 the client shares one
 /// connection to the pool's address instead.)
+/// A stack never shrinks on its own, though: a service that stalls for a second at 1,000 requests/s
+/// makes the pool open a connection per waiting request, and kept, those hundreds of sockets and
+/// their buffers would stay for the rest of the run, here and in the service, as a step in both
+/// processes' memory that a soak's leak check would see. So a connection left unused at the bottom
+/// of the stack for [`IDLE_TIMEOUT`] is closed (the [`KEEP_IDLE`] most recent ones never are).
 /// HTTP/1.1 goes through [`h1::Conn`], not hyper: the request's own future does the exchange.
 pub(super) struct Pool {
     authority: Authority,
@@ -39,8 +45,23 @@ pub(super) struct Pool {
     host: HeaderValue,
     user_agent: &'static HeaderValue,
     connect_timeout: Duration,
-    idle: Mutex<Vec<h1::Conn>>,
+    /// The idle connections with when each was last returned: the most recent at the back, so
+    /// the front holds the longest unused.
+    idle: Mutex<VecDeque<(Instant, h1::Conn)>>,
 }
+
+/// How long an idle connection beyond the [`KEEP_IDLE`] most recently used is kept: past a stall
+/// or a burst, the surplus goes within this time; a load that needs its connections uses them far
+/// more often (longer than hyper-util's 90 s would hold a stall's sockets through most of a smoke
+/// run).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Idle connections never closed for being unused: a few users with long think times reuse these.
+const KEEP_IDLE: usize = 8;
+
+/// At most this many connections closed when one is returned: the return ends a request, and
+/// closing hundreds of sockets there would add to its latency.
+const CLOSE_PER_RETURN: usize = 4;
 
 impl Pool {
     /// None unless `base_url` is `http://host[:port]` or `https://host[:port]`.
@@ -72,7 +93,7 @@ impl Pool {
             bodies: bodies.clone(),
             user_agent,
             connect_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -138,7 +159,7 @@ impl Pool {
                     // Only a complete exchange returns its connection: one whose future was
                     // dropped mid-way (a timeout) is dropped with it.
                     if response.reusable {
-                        lock(&self.idle).push(conn);
+                        self.checkin(conn);
                     }
                     return Ok((response.parts, response.body));
                 }
@@ -156,13 +177,39 @@ impl Pool {
         // Bounded by the idle stack: each pass takes one connection off it, and drops it if the
         // service has closed it meanwhile.
         loop {
-            let idle = lock(&self.idle).pop();
-            let Some(mut conn) = idle else { break };
+            let idle = lock(&self.idle).pop_back();
+            let Some((_, mut conn)) = idle else { break };
             if conn.is_open() {
                 return Ok((conn, true));
             }
         }
         Box::pin(self.connect_h1()).await.map(|c| (c, false))
+    }
+
+    /// Returns a connection to the top of the stack and closes up to [`CLOSE_PER_RETURN`] of those
+    /// unused for [`IDLE_TIMEOUT`] at its bottom.
+    fn checkin(&self, conn: h1::Conn) {
+        let now = Instant::now();
+        let mut surplus = Vec::new();
+        {
+            let mut idle = lock(&self.idle);
+            idle.push_back((now, conn));
+            while surplus.len() < CLOSE_PER_RETURN
+                && idle.len() > KEEP_IDLE
+                && idle
+                    .front()
+                    .is_some_and(|(at, _)| now.duration_since(*at) > IDLE_TIMEOUT)
+            {
+                surplus.extend(idle.pop_front());
+            }
+        }
+        // Closed outside the lock: each is a system call.
+        drop(surplus);
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        lock(&self.idle).len()
     }
 
     async fn connect_h1(&self) -> std::result::Result<h1::Conn, ExchangeError> {
@@ -318,6 +365,82 @@ mod tests {
             let (_, body) = exchange(&pool, &addr, Method::GET).await.unwrap();
             assert_eq!(&body[..], b"ok");
             assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        })
+        .await;
+    }
+
+    /// A server that holds the first answer of every connection until `together` requests wait,
+    /// then answers each request, counting the connections the client closed.
+    async fn holding(together: usize) -> (String, Arc<AtomicUsize>) {
+        use tokio::io::AsyncReadExt as _;
+        let (listener, addr) = listen().await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(together));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let count = closed.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let (barrier, count) = (barrier.clone(), count.clone());
+                tokio::spawn(async move {
+                    let mut first = true;
+                    loop {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                                count.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        if std::mem::take(&mut first) {
+                            barrier.wait().await;
+                        }
+                        s.write_all(OK.unwrap()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, closed)
+    }
+
+    #[tokio::test]
+    async fn connections_a_stall_opened_are_closed_once_they_sit_unused() {
+        let (addr, closed) = holding(20).await;
+        let pool = Arc::new(new_pool(&addr));
+        bounded(async {
+            // 20 requests at once, as when the service stalled: a connection each.
+            let mut all = tokio::task::JoinSet::new();
+            for _ in 0..20 {
+                let (pool, addr) = (pool.clone(), addr.clone());
+                all.spawn(async move { exchange(&pool, &addr, Method::GET).await.is_ok() });
+            }
+            while let Some(ok) = all.join_next().await {
+                assert!(ok.unwrap());
+            }
+            assert_eq!(pool.idle_count(), 20);
+            // Recently used, every one stays.
+            for _ in 0..3 {
+                assert!(exchange(&pool, &addr, Method::GET).await.is_ok());
+            }
+            assert_eq!(pool.idle_count(), 20);
+        })
+        .await;
+
+        // Past the idle timeout, each return closes a few of the unused, down to the floor.
+        tokio::time::pause();
+        tokio::time::advance(IDLE_TIMEOUT + Duration::from_secs(1)).await;
+        tokio::time::resume();
+        bounded(async {
+            let mut counts = Vec::new();
+            for _ in 0..4 {
+                assert!(exchange(&pool, &addr, Method::GET).await.is_ok());
+                counts.push(pool.idle_count());
+            }
+            assert_eq!(counts, [16, 12, KEEP_IDLE, KEEP_IDLE]);
+            // The server sees them closed.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(closed.load(Ordering::SeqCst), 20 - KEEP_IDLE);
         })
         .await;
     }
