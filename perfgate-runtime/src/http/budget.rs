@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{ErrorKind, ExchangeError};
+use crate::format::format_bytes;
 
 /// The default bound: far above what a load test's responses need at once, far below a CI
 /// machine's memory.
@@ -124,27 +125,11 @@ fn over_bound(limit: u64, others: u64, total: u64) -> ExchangeError {
             "response bodies buffered at once would exceed the load generator's bound of {} \
              (this body {} so far, the others in flight {}); raise it with --max-body-memory SIZE \
              (PERFGATE_MAX_BODY_BYTES), or ask for smaller responses",
-            format_bytes(limit),
-            format_bytes(total),
-            format_bytes(others),
+            format_bytes(limit as f64),
+            format_bytes(total as f64),
+            format_bytes(others as f64),
         ),
     )
-}
-
-/// `256 MiB`, `1.5 GiB`, `900 B`.
-pub(crate) fn format_bytes(n: u64) -> String {
-    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
-    for (unit, size) in UNITS {
-        if n >= size {
-            let v = n as f64 / size as f64;
-            return if n % size == 0 {
-                format!("{} {unit}", n / size)
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-    }
-    format!("{n} B")
 }
 
 #[cfg(test)]
@@ -172,9 +157,9 @@ mod tests {
         let (kind, message) = b.grow_to(&bodies, 41 * 1024).unwrap_err();
         assert_eq!(kind, ErrorKind::Other);
         assert!(
-            message.contains("bound of 100 KiB")
-                && message.contains("this body 41 KiB so far")
-                && message.contains("others in flight 60 KiB")
+            message.contains("bound of 100KiB")
+                && message.contains("this body 41.0KiB so far")
+                && message.contains("others in flight 60.0KiB")
                 && message.contains("--max-body-memory"),
             "{message}"
         );
@@ -186,13 +171,5 @@ mod tests {
         assert_eq!(copy.len(), 60 * 1024);
         drop(copy);
         assert_eq!(bodies.used(), 0);
-    }
-
-    #[test]
-    fn sizes_read_in_their_largest_unit() {
-        assert_eq!(format_bytes(256 << 20), "256 MiB");
-        assert_eq!(format_bytes(3 << 29), "1.5 GiB");
-        assert_eq!(format_bytes(1 << 30), "1 GiB");
-        assert_eq!(format_bytes(900), "900 B");
     }
 }

@@ -860,7 +860,7 @@ pub(super) mod tests {
                 let addr = canned(vec![reply.clone()]).await;
                 let failed = send_within(&mut connect(&addr).await, &get(), &bodies).await;
                 let e = error(failed);
-                assert!(e.contains("bound of 100 KiB"), "{e}");
+                assert!(e.contains("bound of 100KiB"), "{e}");
                 assert_eq!(bodies.used(), 0);
                 // Within a larger bound the same reply passes, counted until the body is dropped.
                 let bodies = Bodies::new(200 * 1024);

@@ -320,7 +320,7 @@ mod tests {
                     .unwrap_err();
                 assert_eq!(kind, ErrorKind::Other, "{path}");
                 assert!(
-                    message.contains("bound of 1 MiB") && message.contains("--max-body-memory"),
+                    message.contains("bound of 1.00MiB") && message.contains("--max-body-memory"),
                     "{path}: {message}"
                 );
                 assert_eq!(
@@ -341,7 +341,7 @@ mod tests {
                     .await
                     .unwrap_err();
                 assert_eq!(kind, ErrorKind::Other, "{path}");
-                assert!(message.contains("bound of 1 MiB"), "{path}: {message}");
+                assert!(message.contains("bound of 1.00MiB"), "{path}: {message}");
                 assert_eq!(bodies.used(), 0, "{path}");
                 let (_, after) = get(&client, &format!("{server}/10")).await.unwrap();
                 assert_eq!(after.len(), 10, "{path}");
