@@ -79,21 +79,9 @@ pub struct MergeArgs {
     /// Also write the merged results document to FILE (it is always written to the run directory).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// The base branch whose merge-base with HEAD holds the baseline (as for a run).
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-    /// Read the baseline as committed at this revision instead of the merge-base.
-    #[arg(long, value_name = "REV", conflicts_with = "base")]
-    pub baseline_rev: Option<String>,
-    /// Read the baseline from this file instead of git.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["base", "baseline_rev"])]
-    pub baseline_file: Option<PathBuf>,
-    /// Exit 3 when a regression check is inconclusive or there is no comparable baseline.
-    #[arg(long)]
-    pub strict: bool,
-    /// Compare with a baseline recorded on another machine as if it were this one.
-    #[arg(long)]
-    pub allow_other_machine: bool,
+    /// Where the baseline is and how strictly it is judged, as for a run.
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
     /// Reports for CI: JUnit, Markdown, OpenMetrics, the failure webhook.
     #[command(flatten)]
     pub outputs: OutputArgs,
@@ -103,11 +91,7 @@ impl MergeArgs {
     /// The gate's options, as a run takes them.
     pub fn gate(&self) -> GateArgs {
         GateArgs {
-            base: self.base.clone(),
-            baseline_rev: self.baseline_rev.clone(),
-            baseline_file: self.baseline_file.clone(),
-            strict: self.strict,
-            allow_other_machine: self.allow_other_machine,
+            baseline: self.baseline.clone(),
             ..GateArgs::default()
         }
     }
@@ -221,6 +205,24 @@ pub struct GateArgs {
     /// the pairs of rounds before the first look [default: 6].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: Option<u32>,
+    #[command(flatten)]
+    pub baseline: BaselineArgs,
+    /// Compare rounds run under contention the baseline did not have (or the other way round) as if
+    /// the machine had been alike: for machines whose load is known not to reach the service.
+    #[arg(long)]
+    pub ignore_contention: bool,
+    /// Same-machine A/B: build the merge-base's service too and run HEAD's scenarios against both here,
+    /// interleaved (ABBA), sampling until every check is decided or the budget runs out.
+    #[arg(long, conflicts_with = "baseline_file")]
+    pub ab: bool,
+    /// With --ab: the time the load may take in all, split over the scenarios [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub budget: Option<Duration>,
+}
+
+/// Where the baseline is and how strictly it is judged: a run's flags, and `merge`'s.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BaselineArgs {
     /// The base branch whose merge-base with HEAD holds the baseline [default: $GITHUB_BASE_REF,
     /// $CI_MERGE_REQUEST_TARGET_BRANCH_NAME, …, else origin/HEAD, origin/main, origin/master, main, master].
     #[arg(long, value_name = "REF")]
@@ -237,17 +239,6 @@ pub struct GateArgs {
     /// Compare with a baseline recorded on another machine (CPU model, cores, OS) as if it were this one.
     #[arg(long)]
     pub allow_other_machine: bool,
-    /// Compare rounds run under contention the baseline did not have (or the other way round) as if
-    /// the machine had been alike: for machines whose load is known not to reach the service.
-    #[arg(long)]
-    pub ignore_contention: bool,
-    /// Same-machine A/B: build the merge-base's service too and run HEAD's scenarios against both here,
-    /// interleaved (ABBA), sampling until every check is decided or the budget runs out.
-    #[arg(long, conflicts_with = "baseline_file")]
-    pub ab: bool,
-    /// With --ab: the time the load may take in all, split over the scenarios [default: 5m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub budget: Option<Duration>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -915,9 +906,9 @@ mod tests {
         match cli.action() {
             Command::Run(r) => {
                 assert_eq!(r.filter.as_deref(), Some("pay"));
-                assert_eq!(r.gate.base.as_deref(), Some("origin/develop"));
+                assert_eq!(r.gate.baseline.base.as_deref(), Some("origin/develop"));
                 assert_eq!(r.gate.rounds, Some(4));
-                assert!(r.gate.strict && r.gate.allow_other_machine);
+                assert!(r.gate.baseline.strict && r.gate.baseline.allow_other_machine);
             }
             other => panic!("{other:?}"),
         }
@@ -1068,8 +1059,8 @@ mod tests {
                 assert_eq!(m.files.len(), 2);
                 assert_eq!(m.output, Some(PathBuf::from("merged.json")));
                 let g = m.gate();
-                assert!(g.strict && !g.ab && g.rounds.is_none());
-                assert_eq!(g.baseline_file, Some(PathBuf::from("b.toml")));
+                assert!(g.baseline.strict && !g.ab && g.rounds.is_none());
+                assert_eq!(g.baseline.baseline_file, Some(PathBuf::from("b.toml")));
                 assert_eq!(m.outputs.junit, Some(PathBuf::from("j.xml")));
             }
             other => panic!("{other:?}"),

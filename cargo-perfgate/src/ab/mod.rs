@@ -46,7 +46,7 @@ pub fn reason(
     if args.gate.ab {
         return Some("--ab".to_string());
     }
-    if args.load.target_url.is_some() || args.gate.baseline_file.is_some() {
+    if args.load.target_url.is_some() || args.gate.baseline.baseline_file.is_some() {
         return None;
     }
     if let Some(r) = runs.iter().find(|r| r.pkg.config.ab == AbSetting::Always) {

@@ -122,9 +122,9 @@ pub fn lookup_baselines(ws: &Workspace, args: &GateArgs, tier: Tier, ui: &Ui) ->
     let source = git::source(
         repo.as_ref(),
         root,
-        args.baseline_file.as_deref(),
-        args.baseline_rev.as_deref(),
-        args.base.as_deref(),
+        args.baseline.baseline_file.as_deref(),
+        args.baseline.baseline_rev.as_deref(),
+        args.baseline.base.as_deref(),
         |k| std::env::var(k).ok(),
     )?;
     let mut groups = Vec::new();

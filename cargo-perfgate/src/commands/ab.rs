@@ -180,7 +180,7 @@ pub fn run(
         &args.outputs,
         &found.ws,
         measured,
-        args.gate.strict,
+        args.gate.baseline.strict,
         ui,
         |_| Ok(()),
     )

@@ -50,8 +50,8 @@ pub fn run(common: &CommonArgs, args: &MergeArgs, ui: &Ui) -> Result<i32> {
         .unwrap_or_default();
     let baselines = lookup_baselines(&ws, &gate_args, tier, ui)?;
     let flags = GateFlags {
-        strict: args.strict,
-        allow_other_machine: args.allow_other_machine,
+        strict: args.baseline.strict,
+        allow_other_machine: args.baseline.allow_other_machine,
         ignore_contention: false,
     };
     let gate = apply_baselines(

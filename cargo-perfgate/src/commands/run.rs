@@ -147,8 +147,8 @@ pub(crate) fn pipeline(
         cost::pass::measure_into(&runs, &cost_plan, &run_dir.join("cost"), &mut scenarios, ui)?;
 
     let flags = GateFlags {
-        strict: args.gate.strict,
-        allow_other_machine: args.gate.allow_other_machine,
+        strict: args.gate.baseline.strict,
+        allow_other_machine: args.gate.baseline.allow_other_machine,
         ignore_contention: args.gate.ignore_contention,
     };
     let gate = baselines
@@ -156,7 +156,7 @@ pub(crate) fn pipeline(
         .map(|b| apply_baselines(b, &mut scenarios, &environment, found.root(), flags));
     // Rounds the machine's contention made worthless as evidence: `ab = "auto"` measures the
     // merge-base next to HEAD instead, under the same conditions.
-    let can_switch = args.gate.baseline_file.is_none() && args.load.target_url.is_none();
+    let can_switch = args.gate.baseline.baseline_file.is_none() && args.load.target_url.is_none();
     if let (Some(baselines), Some(g), true) = (&baselines, &gate, can_switch) {
         if let Some(why) = ab::contended_reason(&g.contended, &runs) {
             ui.warn(&format!(
