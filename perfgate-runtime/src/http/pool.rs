@@ -239,7 +239,7 @@ fn origin_form(uri: &Uri) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use crate::http::budget::DEFAULT_MAX_BUFFERED;
-    use crate::http::h1::tests::{bounded, listen, read_request};
+    use crate::http::h1::tests::{bounded, listen, next_request, read_request};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncWriteExt as _;
 
@@ -372,7 +372,6 @@ mod tests {
     /// A server that holds the first answer of every connection until `together` requests wait,
     /// then answers each request, counting the connections the client closed.
     async fn holding(together: usize) -> (String, Arc<AtomicUsize>) {
-        use tokio::io::AsyncReadExt as _;
         let (listener, addr) = listen().await;
         let barrier = Arc::new(tokio::sync::Barrier::new(together));
         let closed = Arc::new(AtomicUsize::new(0));
@@ -383,21 +382,13 @@ mod tests {
                 let (barrier, count) = (barrier.clone(), count.clone());
                 tokio::spawn(async move {
                     let mut first = true;
-                    loop {
-                        let mut head = Vec::new();
-                        let mut byte = [0u8; 1];
-                        while !head.ends_with(b"\r\n\r\n") {
-                            if s.read(&mut byte).await.unwrap_or(0) == 0 {
-                                count.fetch_add(1, Ordering::SeqCst);
-                                return;
-                            }
-                            head.push(byte[0]);
-                        }
+                    while next_request(&mut s).await.is_some() {
                         if std::mem::take(&mut first) {
                             barrier.wait().await;
                         }
                         s.write_all(OK.unwrap()).await.unwrap();
                     }
+                    count.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
