@@ -135,6 +135,25 @@ fn a_commit_adding_work_fails_on_instructions_naming_the_function() {
     let out = run(&mut f.perfgate(&cost_args(&["--ab"])));
     assert_eq!(out.code(), Some(1), "--ab must fail it too\n{}", out.show());
     assert!(out.all().contains("fixture_svc::burn"), "{}", out.all());
+
+    // With the load: the cost passes run first, and a scenario they fail is sampled to its first
+    // look only (2 pairs here), whatever the budget left.
+    let out = run(&mut f.perfgate(
+        &["work", "--ab", "--rounds", "2", "--budget", "3m"]
+            .into_iter()
+            .chain(WINDOW)
+            .collect::<Vec<_>>(),
+    ));
+    assert_eq!(out.code(), Some(1), "{}", out.show());
+    let json = results_json(&out.stdout);
+    let ab = &json["scenarios"][0]["ab"];
+    assert_eq!(ab["pairs"], 2, "{ab}");
+    let stopped = ab["stopped"].as_str().unwrap_or_default();
+    assert!(
+        stopped.contains("its cost checks failed before the load"),
+        "{stopped}"
+    );
+    assert_eq!(instructions_outcome(&json), "fail");
     assert_no_leftovers();
 }
 

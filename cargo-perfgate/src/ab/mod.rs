@@ -154,7 +154,6 @@ pub fn judge_costs(
     short: &str,
 ) {
     let toolchain = machine.toolchain();
-    let origin = format!("the merge-base {short} (--ab)");
     for r in reports.iter_mut() {
         let Some(measured) = base.remove(&r.id) else {
             continue;
@@ -169,22 +168,71 @@ pub fn judge_costs(
         let Some(head) = r.cost.as_mut() else {
             continue;
         };
-        let floors = baselines
-            .file_for(&r.package)
-            .and_then(|f| f.cost_floors(&r.id));
-        let tol = CostTolerance::of(r.spec.as_ref(), floors);
-        let cb = CostBase {
-            figures: bm.figures.clone(),
-            requests: bm.requests.clone(),
-            per_request: bm.per_request,
-            spec_parts: &bm.spec_parts,
-            toolchain: &toolchain,
-        };
-        let (decisions, attribution) =
-            cost_gate::judge(&r.id, &origin, Some(&cb), head, &toolchain, tol);
+        let (decisions, attribution) = judge_cost(
+            (&r.id, &r.package, r.spec.as_ref()),
+            &bm,
+            head,
+            &toolchain,
+            baselines,
+            short,
+        );
         head.attribution = attribution;
         r.add_regressions(decisions);
     }
+}
+
+/// The scenarios whose cost checks fail against the merge-base's, judged before the load: the
+/// wall clock of such a scenario needs no more than its first look (the gate has its answer), and
+/// the budget goes to the others.
+pub fn failed_on_cost(
+    runs: &[PreparedPackage<'_>],
+    base: &BTreeMap<String, std::result::Result<CostMeasurement, String>>,
+    head: &BTreeMap<String, std::result::Result<CostMeasurement, String>>,
+    machine: &Fingerprint,
+    baselines: &Baselines,
+    short: &str,
+) -> std::collections::BTreeSet<String> {
+    let toolchain = machine.toolchain();
+    runs.iter()
+        .flat_map(|r| r.scenarios.iter().map(move |s| (r.pkg.name.as_str(), s)))
+        .filter(|(package, s)| {
+            let (Some(Ok(b)), Some(Ok(h))) = (base.get(&s.id), head.get(&s.id)) else {
+                return false;
+            };
+            let (decisions, _) = judge_cost(
+                (&s.id, package, s.spec.as_ref()),
+                b,
+                h,
+                &toolchain,
+                baselines,
+                short,
+            );
+            decisions.iter().any(|d| d.outcome == Outcome::Fail)
+        })
+        .map(|(_, s)| s.id.clone())
+        .collect()
+}
+
+/// One scenario's cost checks, HEAD's figures against the merge-base's.
+fn judge_cost(
+    (id, package, spec): (&str, &str, Option<&perfgate_runtime::format::ScenarioSpec>),
+    base: &CostMeasurement,
+    head: &CostMeasurement,
+    toolchain: &crate::machine::Toolchain,
+    baselines: &Baselines,
+    short: &str,
+) -> (Vec<crate::gate::Decision>, Vec<crate::cost::FunctionChange>) {
+    let floors = baselines.file_for(package).and_then(|f| f.cost_floors(id));
+    let tol = CostTolerance::of(spec, floors);
+    let cb = CostBase {
+        figures: base.figures.clone(),
+        requests: base.requests.clone(),
+        per_request: base.per_request,
+        spec_parts: &base.spec_parts,
+        toolchain,
+    };
+    let origin = format!("the merge-base {short} (--ab)");
+    cost_gate::judge(id, &origin, Some(&cb), head, toolchain, tol)
 }
 
 /// The floors `cargo perfgate calibrate` stored for this machine, from the first baseline file that

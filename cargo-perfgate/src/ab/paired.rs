@@ -1,7 +1,7 @@
 //! The paired loop of `--ab` and `calibrate`: rounds of each scenario against both sides in ABBA
 //! order, looks on the plan fixed in advance, and the scenario's report assembled from both sides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,9 @@ pub struct Sampling {
     pub alpha: f64,
     /// `cargo perfgate calibrate`'s floors for this machine, by scenario id.
     pub floors: BTreeMap<String, sequential::NoiseFloor>,
+    /// Scenarios whose cost checks already failed (the cost passes run first): their wall clock is
+    /// sampled to the first look only, with the whole of their alpha, for the report's figures.
+    pub cost_failed: BTreeSet<String>,
 }
 
 /// A scenario measured on both sides.
@@ -155,6 +158,9 @@ pub fn run_paired(
 fn need(s: &Scenario, window: Window, sampling: &Sampling) -> f64 {
     let Some(spec) = &s.spec else { return 0.0 };
     let pair_secs = 2.0 * round_estimate(window).as_secs_f64();
+    if sampling.cost_failed.contains(&s.id) {
+        return pair_secs * sampling.min_pairs as f64;
+    }
     let tolerance = (spec.regression_pct / 100.0).max(1e-3);
     let pairs = sampling
         .floors
@@ -207,12 +213,17 @@ fn run_one(
     let started = Instant::now();
     let window = opts.window(sides.head.0, &spec);
     load::announce_start(ui, scenario, &spec, window, 1);
+    let cost_failed = sampling.cost_failed.contains(&scenario.id);
     let estimate = round_estimate(window);
     let (plan, max_pairs) = match sampling.fixed_pairs {
         Some(n) => (None, n),
         None => {
             let affordable = (share.as_secs_f64() / (2.0 * estimate.as_secs_f64())) as usize;
-            let max_pairs = affordable.clamp(sampling.min_pairs, MAX_PAIRS);
+            let max_pairs = if cost_failed {
+                sampling.min_pairs
+            } else {
+                affordable.clamp(sampling.min_pairs, MAX_PAIRS)
+            };
             (
                 Some(sequential::plan(
                     sampling.min_pairs,
@@ -335,7 +346,11 @@ fn run_one(
                 };
             }
             if let Some(stop) = stop {
-                stopped = sequential::describe_stop(stop, &l, sampling.budget);
+                stopped = if cost_failed {
+                    sequential::describe_cost_stop(&l)
+                } else {
+                    sequential::describe_stop(stop, &l, sampling.budget)
+                };
                 last = Some(l);
                 break;
             }

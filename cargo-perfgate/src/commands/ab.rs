@@ -91,6 +91,22 @@ pub fn run(
 
     let (run_id, run_dir) = rundir::new_run_dir(&found.ws)?;
     let environment = Fingerprint::collect(root);
+    // One cost pass per side (the figures are deterministic: no pairs needed), before the load: a
+    // scenario they already fail needs no wall-clock verdict, and its share of the budget goes to
+    // the others.
+    let cost_started = Instant::now();
+    let cost_dir = run_dir.join("cost");
+    let cost_run = |side: &[PreparedPackage<'_>], name: &str| {
+        cost::pass::run(side, &cost_plan, &cost_dir.join(name), ui)
+    };
+    // (An error drops the worktree's guard, which removes it.)
+    let base_cost = cost_run(&base_runs, "base")?;
+    let head_cost = cost_run(runs, "head")?;
+    let cost_secs = if cost_plan.valgrind.is_some() {
+        cost_started.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
     let sampling = Sampling {
         budget: args.gate.budget.unwrap_or(ab::DEFAULT_BUDGET),
         min_pairs: args
@@ -101,6 +117,14 @@ pub fn run(
         fixed_pairs: None,
         alpha: GateOptions::default().alpha,
         floors: ab::floors(baselines, &environment),
+        cost_failed: ab::failed_on_cost(
+            runs,
+            &base_cost,
+            &head_cost,
+            &environment,
+            baselines,
+            &short,
+        ),
     };
     let opts = RunOptions::one_round(&args.load);
     let load_started = Instant::now();
@@ -121,18 +145,6 @@ pub fn run(
         paired
     };
     let load_secs = load_started.elapsed().as_secs_f64();
-    // One cost pass per side (the figures are deterministic: no pairs needed), the merge-base's
-    // while its worktree is still there.
-    let cost_started = Instant::now();
-    let base_cost = match &paired {
-        Ok(_) => cost::pass::run(
-            &base_runs,
-            &cost_plan,
-            &run_dir.join("cost").join("base"),
-            ui,
-        ),
-        Err(_) => Ok(Default::default()),
-    };
     // The worktree goes before the results are shown: nothing of it outlives the run.
     if let Err(e) = base.checkout.remove() {
         ui.warn(&format!("removing the merge-base's worktree: {e}"));
@@ -143,20 +155,8 @@ pub fn run(
     } else {
         paired?.into_iter().map(|p| p.report).collect()
     };
-    let base_cost = base_cost?;
-    cost::pass::measure_into(
-        runs,
-        &cost_plan,
-        &run_dir.join("cost").join("head"),
-        &mut scenarios,
-        ui,
-    )?;
+    cost::pass::attach(head_cost, &mut scenarios);
     ab::judge_costs(&mut scenarios, base_cost, &environment, baselines, &short);
-    let cost_secs = if cost_plan.valgrind.is_some() {
-        cost_started.elapsed().as_secs_f64()
-    } else {
-        0.0
-    };
 
     let gate = ab::summary(&scenarios, &short, &how, sampling.budget);
     let measured = Measured {

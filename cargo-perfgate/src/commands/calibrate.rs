@@ -67,6 +67,7 @@ pub fn run(common: &CommonArgs, args: &CalibrateArgs, ui: &Ui) -> Result<i32> {
             fixed_pairs: Some(args.pairs as usize),
             alpha: GateOptions::default().alpha,
             floors: BTreeMap::new(),
+            cost_failed: Default::default(),
         };
         let opts = RunOptions::one_round(&args.load);
         ui.status(

@@ -62,17 +62,21 @@ pub fn measure_into(
     ui: &Ui,
 ) -> Result<f64> {
     let started = Instant::now();
-    let mut measured = run(runs, plan, dir, ui)?;
-    for r in reports.iter_mut() {
-        if let Some(m) = measured.remove(&r.id) {
-            r.attach_cost(m);
-        }
-    }
+    attach(run(runs, plan, dir, ui)?, reports);
     Ok(if plan.valgrind.is_some() {
         started.elapsed().as_secs_f64()
     } else {
         0.0
     })
+}
+
+/// Attaches each scenario's figures (and cost SLOs), or why there are none, to its report.
+pub fn attach(mut measured: BTreeMap<String, Measured>, reports: &mut [ScenarioRun]) {
+    for r in reports.iter_mut() {
+        if let Some(m) = measured.remove(&r.id) {
+            r.attach_cost(m);
+        }
+    }
 }
 
 /// Measures every scenario of the plan; their figures (or why not) by scenario id. `dir` holds the

@@ -371,6 +371,33 @@ pub fn describe_stop(stop: Stop, look: &Look, budget: Duration) -> String {
     }
 }
 
+/// Why a scenario whose cost checks failed was sampled no further than its first look.
+pub fn describe_cost_stop(look: &Look) -> String {
+    let n = look.pairs;
+    let pairs = if n == 1 { "pair" } else { "pairs" };
+    let failed: Vec<String> = look
+        .decisions
+        .iter()
+        .filter(|d| d.outcome == Outcome::Fail)
+        .map(Decision::check_phrase)
+        .collect();
+    let open = look
+        .decisions
+        .iter()
+        .any(|d| d.outcome == Outcome::Inconclusive);
+    let then = if !failed.is_empty() {
+        format!("; {} failed there too", list(&failed))
+    } else if open {
+        format!("; {}", undecided(look))
+    } else {
+        String::new()
+    };
+    format!(
+        "its cost checks failed before the load, so the wall clock was sampled to the first look \
+         only ({n} {pairs}){then}"
+    )
+}
+
 /// "p99 of `checkout` undecided, ~60 pairs would likely decide it", for the checks more pairs could
 /// decide (the three needing the fewest pairs named, the rest counted).
 fn undecided(look: &Look) -> String {
@@ -767,6 +794,22 @@ mod tests {
             describe_stop(Stop::Decided, &stuck, five),
             "every check decided after 8 pairs, except p99 of the iterations (more pairs would \
              not help: see the note)"
+        );
+        // A scenario its cost checks failed: the one look says what the wall clock showed.
+        assert_eq!(
+            describe_cost_stop(&failed),
+            "its cost checks failed before the load, so the wall clock was sampled to the first \
+             look only (11 pairs); p99 of the iterations and p95 of `checkout` failed there too"
+        );
+        assert_eq!(
+            describe_cost_stop(&open),
+            "its cost checks failed before the load, so the wall clock was sampled to the first \
+             look only (38 pairs); p99 of `checkout` undecided, ~60 pairs would likely decide it"
+        );
+        assert_eq!(
+            describe_cost_stop(&all),
+            "its cost checks failed before the load, so the wall clock was sampled to the first \
+             look only (14 pairs)"
         );
         assert_eq!(human_duration(Duration::from_secs(3900)), "1h5m");
         assert_eq!(human_duration(Duration::from_secs(45)), "45s");
