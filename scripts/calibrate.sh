@@ -13,6 +13,8 @@
 #   TAIL=1 BUSY_SLOW=1 scripts/calibrate.sh   # a tail-only change (+15% on the 2% slowest requests,
 #                                        # p50 unchanged), the slower runs under one busy loop
 #   BURST=1 SERIES=aa scripts/calibrate.sh --ab   # A/A with a CPU burst in one round of each run
+#   TAIL=1 BUSY_SLOW=1 SERIES=ab scripts/calibrate.sh --ab   # the tail-only change under one busy loop
+#                                        # (BUSY and BUSY_SLOW hold in --ab too: A/A and slower runs)
 #   scripts/calibrate.sh --example       # --ab on examples/predict-service: a branch that computes each
 #                                        # prediction twice, and an unchanged one
 #
@@ -214,8 +216,11 @@ if [ $MODE = ab ]; then
     local label=$1 branch=$2
     local pass=0 fail=0 inconc=0 other=0 rc pairs=0
     g checkout -q "$branch"
+    local busy=$BUSY_SLOW
+    if [ "$label" = "A/A" ]; then busy=$BUSY; fi
     for i in $(seq 1 "$RUNS"); do
       local before
+      start_busy "$busy"
       before=$(machine)
       set +e
       if [ "$BURST" = 1 ] && [ "$label" = "A/A" ]; then
@@ -226,6 +231,9 @@ if [ $MODE = ab ]; then
       fi
       rc=$?
       set -e
+      local after
+      after=$(machine)
+      stop_busy
       case $rc in
         0) pass=$((pass + 1)) ;;
         1) fail=$((fail + 1)) ;;
@@ -235,7 +243,7 @@ if [ $MODE = ab ]; then
       local n
       n=$(grep -oE '[0-9]+ pairs? of rounds' "$work/run.log" | head -1 | cut -d' ' -f1)
       pairs=$((pairs + ${n:-0}))
-      printf '%s run %2d/%d: exit %d after %s pairs (before: %s; after: %s)\n' "$label" "$i" "$RUNS" "$rc" "${n:-?}" "$before" "$(machine)" >&2
+      printf '%s run %2d/%d: exit %d after %s pairs, %d busy loops (before: %s; after: %s)\n' "$label" "$i" "$RUNS" "$rc" "${n:-?}" "$busy" "$before" "$after" >&2
       grep -E 'regressed|pairs of rounds' "$work/run.log" >&2 || true
     done
     echo "$pass $fail $inconc $other $pairs"
