@@ -101,6 +101,8 @@ unset FIXTURE_SLOWDOWN FIXTURE_DELAY_MS FIXTURE_TAIL_SLOWDOWN FIXTURE_BURST_FILE
 if [ "$TAIL" = 1 ]; then
   # The issue's service: 500 requests/s, 2% of them burning TAIL_US of CPU, the rest nothing.
   export FIXTURE_TAIL_US="$TAIL_US"
+  # BURST=1: the burst 2 s into the first round's measured 4 s (after 0.5 s of warm-up at 500/s).
+  export FIXTURE_BURST_AT=${FIXTURE_BURST_AT:-1250}
   cat >>"$work/fx/tests/perf.rs" <<'RS'
 
 /// A 2% CPU-bound tail at 500 requests/s (scripts/calibrate.sh TAIL=1).
