@@ -437,6 +437,7 @@ pub fn merge_results(results: &[&ScenarioResult]) -> Result<ScenarioResult, Deco
         schedule: format::Schedule {
             intended: sum(|r| r.schedule.intended),
             late: sum(|r| r.schedule.late),
+            late_waiting: sum(|r| r.schedule.late_waiting),
             dropped: sum(|r| r.schedule.dropped),
             lag: LatencySummary::from_histogram(&lag),
             lag_histogram: format::encode_histogram(&lag),

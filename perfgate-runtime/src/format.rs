@@ -1025,6 +1025,10 @@ pub struct Schedule {
     pub intended: u64,
     /// Started later than the lateness tolerance.
     pub late: u64,
+    /// Of `late`, those that waited for a free slot (`max_in_flight` reached): the service's
+    /// slowness, where the rest is the generator's own (it did not get the CPU in time).
+    #[serde(default)]
+    pub late_waiting: u64,
     /// Never started (max_in_flight reached, or the window ended).
     pub dropped: u64,
     /// Lateness of each start behind its intended time.

@@ -174,6 +174,38 @@ fn need(s: &Scenario, window: Window, sampling: &Sampling) -> f64 {
     pair_secs * pairs.clamp(sampling.min_pairs, MAX_PAIRS) as f64
 }
 
+/// Takes back the round the other side ran before `starved`'s in this pair (in `order`), if any.
+fn unpair(order: [Side; 2], starved: Side, head: &mut Rounds, base: &mut Rounds) {
+    if order[1] != starved {
+        return;
+    }
+    let other = match order[0] {
+        Side::Head => head,
+        Side::Base => base,
+    };
+    other.results.pop();
+    other.contention.pop();
+    if other.results.is_empty() {
+        other.first = None;
+    }
+}
+
+/// Why a round is invalid only because the generator did not get the CPU in time (a neighbour took
+/// it for a moment), or None. Such a round sets its pair aside. A round the service made invalid
+/// (starts that waited for a free slot, dropped starts) does not: its slowness is what the pairs
+/// compare, and setting aside the slowest rounds would hide a regression.
+fn generator_starved(r: &ScenarioRun) -> Option<String> {
+    let result = r.result.as_ref()?;
+    let s = &result.schedule;
+    let only_late = s.late > 0 && s.late_waiting == 0 && s.dropped == 0;
+    (r.verdict == Verdict::Invalid && r.error.is_none() && only_late && result.iterations.count > 0)
+        .then(|| r.invalid_reason().to_string())
+}
+
+/// Pairs set aside for an invalid round before the scenario stops as unmeasurable: at most this
+/// many, or a fifth of the pairs attempted when more.
+const MAX_INVALID_PAIRS: usize = 2;
+
 /// Pairs assumed needed by a scenario without calibration: all scenarios alike, so the budget is
 /// split by the time their pairs take.
 const NEED_PAIRS_UNCALIBRATED: usize = 20;
@@ -246,8 +278,11 @@ fn run_one(
     let mut base = Rounds::default();
     let mut failure: Option<(Side, ScenarioRun)> = None;
     let mut last: Option<Look> = None;
-    let stopped;
+    let mut stopped;
     let mut pairs = 0usize;
+    // Pairs set aside because one round was invalid (the generator fell behind its schedule: a
+    // neighbour took the CPU for a moment), with why.
+    let mut invalid_pairs: Vec<String> = Vec::new();
     loop {
         if procs::interrupted() {
             return Err(Error::Interrupted);
@@ -287,6 +322,7 @@ fn run_one(
                 order[1].name()
             ),
         );
+        let mut invalid: Option<(Side, String, ScenarioRun)> = None;
         for side in order {
             let (run, services, dir) = match side {
                 Side::Head => (sides.head.0, &mut *sides.head.1, sides.head.2),
@@ -294,7 +330,7 @@ fn run_one(
             };
             let round_opts = RunOptions {
                 rounds: 1,
-                first_round: pairs,
+                first_round: pairs + invalid_pairs.len(),
                 gate_follows: true,
                 ..opts.clone()
             };
@@ -307,6 +343,10 @@ fn run_one(
             // error) ends the scenario: its rounds cannot be paired as measured.
             let broken =
                 matches!(r.verdict, Verdict::Error | Verdict::Invalid) || r.error.is_some();
+            if let Some(why) = generator_starved(&r) {
+                invalid = Some((side, why, r));
+                break;
+            }
             match (&r.result, broken) {
                 (None, _) | (_, true) => {
                     failure = Some((side, r));
@@ -326,6 +366,19 @@ fn run_one(
         if failure.is_some() {
             stopped = "a round could not be measured".to_string();
             break;
+        }
+        if let Some((side, why, r)) = invalid {
+            // The pair goes, the other side's round with it (unpaired, it would compare unequal
+            // moments). A few such pairs are a disturbed machine; many are a generator that cannot
+            // keep this schedule here, which the scenario's report then says.
+            unpair(order, side, &mut head, &mut base);
+            invalid_pairs.push(format!("{}'s round: {why}", side.name()));
+            if invalid_pairs.len() > MAX_INVALID_PAIRS.max((pairs + invalid_pairs.len()) / 5) {
+                failure = Some((side, r));
+                stopped = "a round could not be measured".to_string();
+                break;
+            }
+            continue;
         }
         pairs += 1;
         let Some(plan) = &plan else { continue };
@@ -368,6 +421,14 @@ fn run_one(
             );
             last = Some(l);
         }
+    }
+    if !invalid_pairs.is_empty() {
+        let n = invalid_pairs.len();
+        stopped = format!(
+            "{stopped}; set aside: {n} {} with an invalid round ({})",
+            if n == 1 { "pair" } else { "pairs" },
+            invalid_pairs.join("; ")
+        );
     }
     let decisions = last.map(|l| l.decisions).unwrap_or_default();
     Ok(Paired {
@@ -587,5 +648,51 @@ mod tests {
             window,
         );
         assert_eq!(r.verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn only_a_round_the_generator_fell_behind_in_sets_its_pair_aside() {
+        let mut late = crate::results::tests::report().scenarios.remove(0);
+        late.verdict = Verdict::Invalid;
+        {
+            let r = late.result.as_mut().unwrap();
+            r.schedule.intended = 2000;
+            r.schedule.late = 33;
+            r.invalid = Some("1.6% of 2000 scheduled starts were late or dropped".into());
+        }
+        assert_eq!(
+            generator_starved(&late).as_deref(),
+            Some("1.6% of 2000 scheduled starts were late or dropped")
+        );
+        // The service's slowness made it invalid: that round is what the pairs compare.
+        let mut waited = late.clone();
+        waited.result.as_mut().unwrap().schedule.late_waiting = 5;
+        assert_eq!(generator_starved(&waited), None);
+        let mut dropped = late.clone();
+        dropped.result.as_mut().unwrap().schedule.dropped = 1;
+        assert_eq!(generator_starved(&dropped), None);
+        let mut died = late.clone();
+        died.error = Some("service died".into());
+        assert_eq!(generator_starved(&died), None);
+        let mut valid = late.clone();
+        valid.verdict = Verdict::Pass;
+        assert_eq!(generator_starved(&valid), None);
+
+        // The pair goes whole: the other side's round of it is taken back when it ran first.
+        let round = || late.result.clone().unwrap();
+        let side = |n: usize| Rounds {
+            results: vec![round(); n],
+            contention: vec![None; n],
+            first: Some(late.clone()),
+        };
+        let (mut head, mut base) = (side(3), side(2));
+        unpair([Side::Head, Side::Base], Side::Base, &mut head, &mut base);
+        assert_eq!((head.results.len(), head.contention.len()), (2, 2));
+        assert_eq!(base.results.len(), 2);
+        unpair([Side::Base, Side::Head], Side::Base, &mut head, &mut base);
+        assert_eq!((head.results.len(), base.results.len()), (2, 2));
+        let (mut head, mut base) = (side(0), side(1));
+        unpair([Side::Base, Side::Head], Side::Head, &mut head, &mut base);
+        assert!(base.results.is_empty() && base.first.is_none());
     }
 }

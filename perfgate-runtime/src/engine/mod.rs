@@ -390,6 +390,7 @@ fn summarise(
         _ => Schedule {
             intended: paced.intended,
             late: totals.late,
+            late_waiting: totals.late_waiting,
             dropped: paced.dropped,
             lag: LatencySummary::from_histogram(&totals.lag),
             lag_histogram: format::encode_histogram(&totals.lag),
@@ -397,7 +398,6 @@ fn summarise(
     };
     let invalid = invalid_reason(
         &schedule,
-        totals.late_waiting,
         iterations.count,
         recorder.gave_up_count(),
         total_slots,
@@ -421,7 +421,6 @@ fn summarise(
 
 fn invalid_reason(
     schedule: &Schedule,
-    late_waiting: u64,
     finished: u64,
     gave_up: u64,
     max_in_flight: u64,
@@ -443,6 +442,7 @@ fn invalid_reason(
         return None;
     }
     let mut causes = Vec::new();
+    let late_waiting = schedule.late_waiting;
     let late_generator = schedule.late - late_waiting;
     if late_generator > 0 {
         causes.push(format!(
