@@ -13,6 +13,7 @@
 #   TAIL=1 BUSY_SLOW=1 scripts/calibrate.sh   # a tail-only change (+15% on the 2% slowest requests,
 #                                        # p50 unchanged), the slower runs under one busy loop
 #   BURST=1 SERIES=aa scripts/calibrate.sh --ab   # A/A with a CPU burst in one round of each run
+#   CALIBRATE=1 scripts/calibrate.sh --ab   # `cargo perfgate calibrate` on main first (the floors)
 #   TAIL=1 BUSY_SLOW=1 SERIES=ab scripts/calibrate.sh --ab   # the tail-only change under one busy loop
 #                                        # (BUSY and BUSY_SLOW hold in --ab too: A/A and slower runs)
 #   scripts/calibrate.sh --example       # --ab on examples/predict-service: a branch that computes each
@@ -46,6 +47,7 @@ BUSY=${BUSY:-0}
 BUSY_SLOW=${BUSY_SLOW:-0}
 TAIL=${TAIL:-0}
 BURST=${BURST:-0}
+CALIBRATE=${CALIBRATE:-0}
 SCENARIO=work
 if [ "$TAIL" = 1 ]; then SCENARIO=tail; fi
 TAIL_US=${TAIL_US:-3000}
@@ -201,6 +203,19 @@ if [ $MODE = ab ]; then
   g init -q -b main
   g add -A
   g commit -q -m "fixture"
+  if [ "$CALIBRATE" = 1 ]; then
+    # The machine's noise floors, committed on main: every run's --ab holds a check to the larger of
+    # its tolerance and the change the budget resolves here.
+    echo "calibrating ($(machine))…" >&2
+    if ! pg calibrate "$SCENARIO" >"$work/calibrate.log" 2>&1; then
+      cat "$work/calibrate.log" >&2
+      echo "calibrate: cargo perfgate calibrate failed" >&2
+      exit 2
+    fi
+    sed -n '/resolves/,$p' "$work/calibrate.log" >&2
+    g add -A
+    g commit -q -m "calibration"
+  fi
   g checkout -q -b unchanged
   echo "nothing that runs" >"$fx/NOTES.md"
   g add -A
