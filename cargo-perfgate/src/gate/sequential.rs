@@ -330,12 +330,7 @@ pub fn describe_stop(stop: Stop, look: &Look, budget: Duration) -> String {
     let pairs = if n == 1 { "pair" } else { "pairs" };
     match stop {
         Stop::Failed => {
-            let failed: Vec<String> = look
-                .decisions
-                .iter()
-                .filter(|d| d.outcome == Outcome::Fail)
-                .map(Decision::check_phrase)
-                .collect();
+            let failed = checks_with(look, Outcome::Fail);
             let verb = if failed.len() == 1 { "fails" } else { "fail" };
             format!(
                 "{} {verb} after {n} {pairs}: a regression is decided, no more pairs needed",
@@ -343,12 +338,7 @@ pub fn describe_stop(stop: Stop, look: &Look, budget: Duration) -> String {
             )
         }
         Stop::Decided => {
-            let stuck: Vec<String> = look
-                .decisions
-                .iter()
-                .filter(|d| d.outcome == Outcome::Inconclusive)
-                .map(Decision::check_phrase)
-                .collect();
+            let stuck = checks_with(look, Outcome::Inconclusive);
             if stuck.is_empty() {
                 format!("every check decided after {n} {pairs}")
             } else {
@@ -371,23 +361,23 @@ pub fn describe_stop(stop: Stop, look: &Look, budget: Duration) -> String {
     }
 }
 
+/// The checks of a look with this outcome, as phrases ("p99 of `checkout`").
+fn checks_with(look: &Look, outcome: Outcome) -> Vec<String> {
+    look.decisions
+        .iter()
+        .filter(|d| d.outcome == outcome)
+        .map(Decision::check_phrase)
+        .collect()
+}
+
 /// Why a scenario whose cost checks failed was sampled no further than its first look.
 pub fn describe_cost_stop(look: &Look) -> String {
     let n = look.pairs;
     let pairs = if n == 1 { "pair" } else { "pairs" };
-    let failed: Vec<String> = look
-        .decisions
-        .iter()
-        .filter(|d| d.outcome == Outcome::Fail)
-        .map(Decision::check_phrase)
-        .collect();
-    let open = look
-        .decisions
-        .iter()
-        .any(|d| d.outcome == Outcome::Inconclusive);
+    let failed = checks_with(look, Outcome::Fail);
     let then = if !failed.is_empty() {
         format!("; {} failed there too", list(&failed))
-    } else if open {
+    } else if !checks_with(look, Outcome::Inconclusive).is_empty() {
         format!("; {}", undecided(look))
     } else {
         String::new()
