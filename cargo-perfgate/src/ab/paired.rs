@@ -372,12 +372,14 @@ fn run_one(
             // moments). A few such pairs are a disturbed machine; many are a generator that cannot
             // keep this schedule here, which the scenario's report then says.
             unpair(order, side, &mut head, &mut base);
-            invalid_pairs.push(format!("{}'s round: {why}", side.name()));
-            if invalid_pairs.len() > MAX_INVALID_PAIRS.max((pairs + invalid_pairs.len()) / 5) {
+            let tried = pairs + invalid_pairs.len() + 1;
+            if invalid_pairs.len() + 1 > MAX_INVALID_PAIRS.max(tried / 5) {
+                // This one ends the scenario: its report says why, the list the ones before.
                 failure = Some((side, r));
                 stopped = "a round could not be measured".to_string();
                 break;
             }
+            invalid_pairs.push(format!("{}'s round: {why}", side.name()));
             continue;
         }
         pairs += 1;
