@@ -13,22 +13,25 @@ pub mod base;
 pub mod paired;
 pub mod worktree;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+use perfgate_runtime::format::ScenarioSpec;
 
 use crate::baseline::lookup::Baselines;
 use crate::cli::{fmt_duration, RunArgs};
-use crate::cost::CostMeasurement;
+use crate::cost::pass::Measured;
+use crate::cost::{CostMeasurement, FunctionChange};
 use crate::discover::config::AbSetting;
 use crate::error::{Error, Result};
 use crate::gate::cost::{self as cost_gate, CostBase, CostTolerance};
 use crate::gate::sequential::{self, NoiseFloor};
 use crate::gate::spec::spec_hash;
-use crate::gate::{GateOptions, GateSummary, Outcome, ScenarioPair};
+use crate::gate::{Decision, GateOptions, GateSummary, Outcome, ScenarioPair};
 use crate::load::window::{spec_parts, Window};
 use crate::load::PreparedPackage;
 use crate::machine::{
-    describe_machine, describe_toolchain, same_machine, same_toolchain, Fingerprint,
+    describe_machine, describe_toolchain, same_machine, same_toolchain, Fingerprint, Toolchain,
 };
 use crate::results::ScenarioRun;
 use crate::service::deps::external_url;
@@ -148,7 +151,7 @@ pub fn contended_reason(contended: &[String], runs: &[PreparedPackage<'_>]) -> O
 /// pass failed makes the scenario an error; the floors are those `calibrate` stored, if any.
 pub fn judge_costs(
     reports: &mut [ScenarioRun],
-    mut base: BTreeMap<String, std::result::Result<CostMeasurement, String>>,
+    mut base: BTreeMap<String, Measured>,
     machine: &Fingerprint,
     baselines: &Baselines,
     short: &str,
@@ -186,12 +189,12 @@ pub fn judge_costs(
 /// the budget goes to the others.
 pub fn failed_on_cost(
     runs: &[PreparedPackage<'_>],
-    base: &BTreeMap<String, std::result::Result<CostMeasurement, String>>,
-    head: &BTreeMap<String, std::result::Result<CostMeasurement, String>>,
+    base: &BTreeMap<String, Measured>,
+    head: &BTreeMap<String, Measured>,
     machine: &Fingerprint,
     baselines: &Baselines,
     short: &str,
-) -> std::collections::BTreeSet<String> {
+) -> BTreeSet<String> {
     let toolchain = machine.toolchain();
     runs.iter()
         .flat_map(|r| r.scenarios.iter().map(move |s| (r.pkg.name.as_str(), s)))
@@ -215,13 +218,13 @@ pub fn failed_on_cost(
 
 /// One scenario's cost checks, HEAD's figures against the merge-base's.
 fn judge_cost(
-    (id, package, spec): (&str, &str, Option<&perfgate_runtime::format::ScenarioSpec>),
+    (id, package, spec): (&str, &str, Option<&ScenarioSpec>),
     base: &CostMeasurement,
     head: &CostMeasurement,
-    toolchain: &crate::machine::Toolchain,
+    toolchain: &Toolchain,
     baselines: &Baselines,
     short: &str,
-) -> (Vec<crate::gate::Decision>, Vec<crate::cost::FunctionChange>) {
+) -> (Vec<Decision>, Vec<FunctionChange>) {
     let floors = baselines.file_for(package).and_then(|f| f.cost_floors(id));
     let tol = CostTolerance::of(spec, floors);
     let cb = CostBase {

@@ -50,7 +50,8 @@ struct ToolWindow {
     secs: f64,
 }
 
-type Measured = std::result::Result<CostMeasurement, String>;
+/// A scenario's cost figures, or why the pass could not measure them.
+pub type Measured = std::result::Result<CostMeasurement, String>;
 
 /// The cost pass of the plan over `reports` (figures and cost SLOs attached, or the error), its
 /// files in `dir`; the seconds it took (0 when it did not run).
