@@ -203,8 +203,16 @@ fn generator_starved(r: &ScenarioRun) -> Option<String> {
 }
 
 /// Pairs set aside for an invalid round before the scenario stops as unmeasurable: at most this
-/// many, or a fifth of the pairs attempted when more.
-const MAX_INVALID_PAIRS: usize = 2;
+/// many, or a fifth of the pairs attempted when more. Under one busy loop on 2 cores the generator
+/// fell behind in about one round in 25, and three times within 8 pairs once: such moments come
+/// in clusters, and two ended runs the rest of which measured well.
+const MAX_INVALID_PAIRS: usize = 3;
+
+/// Whether one more pair set aside, with `set_aside` before it and `tried` pairs attempted in all
+/// (this one included), is one too many.
+fn too_many_set_aside(set_aside: usize, tried: usize) -> bool {
+    set_aside + 1 > MAX_INVALID_PAIRS.max(tried / 5)
+}
 
 /// Pairs assumed needed by a scenario without calibration: all scenarios alike, so the budget is
 /// split by the time their pairs take.
@@ -373,7 +381,7 @@ fn run_one(
             // keep this schedule here, which the scenario's report then says.
             unpair(order, side, &mut head, &mut base);
             let tried = pairs + invalid_pairs.len() + 1;
-            if invalid_pairs.len() + 1 > MAX_INVALID_PAIRS.max(tried / 5) {
+            if too_many_set_aside(invalid_pairs.len(), tried) {
                 // This one ends the scenario: its report says why, the list the ones before.
                 failure = Some((side, r));
                 stopped = "a round could not be measured".to_string();
@@ -696,5 +704,15 @@ mod tests {
         let (mut head, mut base) = (side(0), side(1));
         unpair([Side::Base, Side::Head], Side::Head, &mut head, &mut base);
         assert!(base.results.is_empty() && base.first.is_none());
+    }
+
+    #[test]
+    fn a_cluster_of_three_late_rounds_is_set_aside_a_fourth_ends_the_scenario() {
+        // The third within 8 pairs tried (5 measured) goes on; a fourth there ends it.
+        assert!(!too_many_set_aside(2, 8));
+        assert!(too_many_set_aside(3, 9));
+        // Over a long run a fifth of the pairs tried may go.
+        assert!(!too_many_set_aside(5, 30));
+        assert!(too_many_set_aside(6, 30));
     }
 }

@@ -91,19 +91,14 @@ impl Contention {
     /// [`exceeds`](Self::exceeds) with the service's wait read against `starved` (a slowdown).
     fn exceeds_with(&self, reference: &Contention, starved: f64) -> Option<String> {
         let (r, b) = (self.runnable_per_core, reference.runnable_per_core);
-        if r >= SATURATED && r >= 1.5 * b + 0.25 {
+        if self.oversubscribed(reference) {
             return Some(format!("{} oversubscribed, against {}", times(r), times(b)));
         }
-        // A burst shorter than the round: its busiest second.
-        let (p, pb) = (
-            self.runnable_per_core_peak,
-            reference.runnable_per_core_peak,
-        );
-        if p >= SATURATED + 0.5 && p >= 1.5 * pb + 0.5 {
+        if self.oversubscribed_at_peak(reference) {
             return Some(format!(
                 "{} oversubscribed for a second or more, against {}",
-                times(p),
-                times(pb)
+                times(self.runnable_per_core_peak),
+                times(reference.runnable_per_core_peak)
             ));
         }
         if let Some(slower) = self.starved_against(reference).filter(|&x| x >= starved) {
@@ -118,7 +113,7 @@ impl Contention {
                 (1.0 - wb) * 100.0
             ));
         }
-        if self.steal >= 1.5 * reference.steal + STOLEN {
+        if self.stolen(reference) {
             return Some(format!(
                 "{:.1}% of the CPU stolen by the hypervisor, against {:.1}%",
                 self.steal * 100.0,
@@ -126,6 +121,26 @@ impl Contention {
             ));
         }
         None
+    }
+
+    /// More runnable tasks per core than cores, and well beyond the reference's.
+    fn oversubscribed(&self, reference: &Contention) -> bool {
+        let (r, b) = (self.runnable_per_core, reference.runnable_per_core);
+        r >= SATURATED && r >= 1.5 * b + 0.25
+    }
+
+    /// A burst shorter than the round: its busiest second oversubscribed beyond the reference's.
+    fn oversubscribed_at_peak(&self, reference: &Contention) -> bool {
+        let (p, pb) = (
+            self.runnable_per_core_peak,
+            reference.runnable_per_core_peak,
+        );
+        p >= SATURATED + 0.5 && p >= 1.5 * pb + 0.5
+    }
+
+    /// The hypervisor took the CPU beyond what it took from the reference.
+    fn stolen(&self, reference: &Contention) -> bool {
+        self.steal >= 1.5 * reference.steal + STOLEN
     }
 
     /// How many times slower waiting for a CPU alone made the service than in `reference`, when
@@ -198,8 +213,9 @@ pub fn flag_rounds(rounds: &[Option<&Contention>], reference: &Contention) -> Ve
 }
 
 /// "the machine was 2.0× oversubscribed during 3 of 3 rounds; the baseline was recorded at 0.1×":
-/// the sentence for a scenario whose every current round is flagged (or, when the service's own wait
-/// flagged them, "the service ran 15% of the time it was runnable during 3 of 3 rounds, …").
+/// the sentence for a scenario whose every current round is flagged, naming the reading that
+/// flagged them: the service's own wait ("the service ran 15% of the time it was runnable …"), a
+/// busiest second, or the hypervisor's steal when the machine itself was not oversubscribed.
 pub fn describe_flagged(
     flagged: &[(usize, &Contention)],
     total: usize,
@@ -210,10 +226,7 @@ pub fn describe_flagged(
         .iter()
         .map(|(_, c)| c.runnable_per_core)
         .fold(0.0, f64::max);
-    let oversubscribed = flagged.iter().any(|(_, c)| {
-        c.runnable_per_core >= SATURATED
-            && c.runnable_per_core >= 1.5 * reference.runnable_per_core + 0.25
-    });
+    let oversubscribed = flagged.iter().any(|(_, c)| c.oversubscribed(reference));
     let starved = flagged
         .iter()
         .filter_map(|(_, c)| Some((c.starved_against(reference)?, c.service_wait?)))
@@ -221,8 +234,32 @@ pub fn describe_flagged(
             Some(a) if a.0 >= x.0 => Some(a),
             _ => Some(x),
         });
-    match (oversubscribed, starved) {
-        (false, Some((slower, w))) => format!(
+    let peak = flagged
+        .iter()
+        .filter(|(_, c)| c.oversubscribed_at_peak(reference))
+        .map(|(_, c)| c.runnable_per_core_peak)
+        .reduce(f64::max);
+    let stolen = flagged
+        .iter()
+        .filter(|(_, c)| c.stolen(reference))
+        .map(|(_, c)| c.steal)
+        .reduce(f64::max);
+    match (oversubscribed, starved, peak, stolen) {
+        (false, None, Some(peak), _) => format!(
+            "the machine was {} oversubscribed for a second or more during {} of {total} rounds; \
+             {reference_name}'s busiest second was at {}",
+            times(peak),
+            flagged.len(),
+            times(reference.runnable_per_core_peak)
+        ),
+        (false, None, None, Some(stolen)) => format!(
+            "the hypervisor stole up to {:.1}% of the CPU during {} of {total} rounds; \
+             {reference_name} was recorded at {:.1}%",
+            stolen * 100.0,
+            flagged.len(),
+            reference.steal * 100.0
+        ),
+        (false, Some((slower, w)), _, _) => format!(
             "the service ran as little as {:.0}% of the time it was runnable during {} of {total} rounds \
              (waiting for a CPU alone made it up to {slower:.1}× slower); {reference_name} ran {:.0}%",
             (1.0 - w) * 100.0,
@@ -495,6 +532,22 @@ mod tests {
         assert_eq!(steal(0.005).exceeds(&steal(0.0)), None);
         assert_eq!(steal(0.03).exceeds(&steal(0.02)), None);
         assert!(steal(0.05).exceeds(&steal(0.02)).is_some());
+        // A quiet machine whose host took the CPU is not called oversubscribed.
+        let (a, b) = (steal(0.062), steal(0.034));
+        assert_eq!(
+            describe_flagged(&[(0, &a), (1, &b)], 2, &steal(0.002), "the baseline"),
+            "the hypervisor stole up to 6.2% of the CPU during 2 of 2 rounds; the baseline was \
+             recorded at 0.2%"
+        );
+        let burst = Contention {
+            runnable_per_core_peak: 1.8,
+            ..at(0.4)
+        };
+        assert_eq!(
+            describe_flagged(&[(0, &burst)], 1, &at(0.2), "the baseline"),
+            "the machine was 1.8× oversubscribed for a second or more during 1 of 1 rounds; the \
+             baseline's busiest second was at 0.2×"
+        );
     }
 
     #[test]
