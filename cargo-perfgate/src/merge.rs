@@ -379,6 +379,11 @@ fn merge_scenario(parts: &[(ShardId, &ShardFile, &ScenarioRun)]) -> Result<Scena
                 iterations,
                 requests,
                 contention: None,
+                // The latest shard's: a stall in any shard's generator delays the merged tail.
+                lag_p99_ms: of_round
+                    .iter()
+                    .filter_map(|r| r.lag_p99_ms)
+                    .reduce(f64::max),
             });
         }
         checked = all
@@ -835,6 +840,7 @@ mod tests {
                 iterations: series(&[400_000; 100], ErrorCounts::default(), &[]),
                 requests: BTreeMap::new(),
                 contention: None,
+                lag_p99_ms: None,
             };
             // Rounds 1 and 3 are fast, round 2 slow everywhere: the median round passes.
             s.rounds = vec![RoundStats::from(r), slow, RoundStats::from(r)];

@@ -324,6 +324,7 @@ impl BaselineRound {
             iterations: self.iterations.clone(),
             requests: self.requests.clone(),
             contention: self.contention.clone(),
+            lag_p99_ms: None,
         }
     }
 }
@@ -640,6 +641,7 @@ pub(crate) mod tests {
                     iterations: stats(base_us + i),
                     requests: req,
                     contention: None,
+                    lag_p99_ms: None,
                 }
             })
             .collect();

@@ -38,6 +38,10 @@ pub struct RoundStats {
     /// other platforms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contention: Option<contention::Contention>,
+    /// How late the load generator started the latest 1% of an open model's requests, in ms (None
+    /// for a closed model, or where it was not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p99_ms: Option<f64>,
 }
 
 impl RoundStats {
@@ -61,6 +65,8 @@ impl From<&ScenarioResult> for RoundStats {
             iterations: r.iterations.clone(),
             requests: r.requests.clone(),
             contention: None,
+            lag_p99_ms: (r.schedule.intended > 0 && r.schedule.lag.count > 0)
+                .then_some(r.schedule.lag.p99_ms),
         }
     }
 }

@@ -215,8 +215,8 @@ pub fn decide_look(
     let n = plan.looks[look]
         .min(pair.baseline.len())
         .min(pair.current.len());
-    // Pairs whose rounds ran under unequal contention are set aside on a signal that is not the
-    // latencies, so at no cost in alpha (`contention.rs`).
+    // Pairs whose rounds ran under unequal contention, or with a round the machine stalled in, are
+    // set aside on signals that are not the latencies, so at no cost in alpha (`contention.rs`).
     let (kept_b, kept_c, aside) = screen_pairs(&pair.baseline[..n], &pair.current[..n]);
     let at_look = ScenarioPair {
         baseline: &kept_b,
@@ -812,6 +812,7 @@ mod tests {
             iterations: crate::gate::tests::series(scale, 2000, 0, 100.0 / scale),
             requests: Default::default(),
             contention: None,
+            lag_p99_ms: None,
         }
     }
 

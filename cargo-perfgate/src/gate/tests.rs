@@ -40,6 +40,7 @@ fn round(scale: f64) -> RoundStats {
         iterations: series(scale, 2000, 0, 200.0 / scale),
         requests: Default::default(),
         contention: None,
+        lag_p99_ms: None,
     }
 }
 
@@ -180,6 +181,7 @@ fn too_few_requests_per_round_make_the_tail_inconclusive() {
         iterations: series(s, 120, 0, 12.0),
         requests: Default::default(),
         contention: None,
+        lag_p99_ms: None,
     };
     let b: Vec<RoundStats> = BASE.iter().map(|&s| short(s)).collect();
     let c: Vec<RoundStats> = [1.5, 1.5, 1.5].iter().map(|&s| short(s)).collect();
@@ -219,6 +221,7 @@ fn with_errors(errors: u64, count: u64) -> RoundStats {
         iterations: series(1.0, count, errors, 100.0),
         requests: Default::default(),
         contention: None,
+        lag_p99_ms: None,
     }
 }
 
