@@ -149,8 +149,8 @@ if [ $MODE = example ]; then
 import sys
 p = sys.argv[1]
 s = open(p).read()
-old = "    } else {\n        state.model.predict(&input.text)\n    };"
-new = "    } else {\n        std::hint::black_box(state.model.predict(&input.text));\n        state.model.predict(&input.text)\n    };"
+old = "    } else {\n        let p = state.model.predict(&text);\n        (text, p)\n    };"
+new = "    } else {\n        std::hint::black_box(state.model.predict(&text));\n        let p = state.model.predict(&text);\n        (text, p)\n    };"
 assert old in s, "the example's predict call moved"
 open(p, "w").write(s.replace(old, new))
 PY
