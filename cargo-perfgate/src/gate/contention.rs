@@ -44,6 +44,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::RoundStats;
+use crate::cost::median;
 
 /// Runnable tasks per core from which the machine is taken as oversubscribed.
 pub const SATURATED: f64 = 1.0;
@@ -159,17 +160,8 @@ impl Contention {
             return None;
         }
         let med = |f: &dyn Fn(&Contention) -> Option<f64>| -> Option<f64> {
-            let mut v: Vec<f64> = rounds.iter().filter_map(|c| f(c)).collect();
-            if v.is_empty() {
-                return None;
-            }
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            Some(if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                0.5 * (v[n / 2 - 1] + v[n / 2])
-            })
+            let v: Vec<f64> = rounds.iter().filter_map(|c| f(c)).collect();
+            (!v.is_empty()).then(|| median(&v))
         };
         Some(Contention {
             cores: rounds[0].cores,
@@ -397,18 +389,12 @@ pub const STALL_MARGIN_MS: f64 = 1.0;
 /// The run's typical generator delay, and the one beyond which a round stalled; None with fewer
 /// than 4 rounds that recorded it.
 fn stall_limit(rounds: &[&RoundStats]) -> Option<(f64, f64)> {
-    let mut lags: Vec<f64> = rounds.iter().filter_map(|r| r.lag_p99_ms).collect();
+    let lags: Vec<f64> = rounds.iter().filter_map(|r| r.lag_p99_ms).collect();
     if lags.len() < 4 {
         return None;
     }
-    lags.sort_by(f64::total_cmp);
-    let n = lags.len();
-    let median = if n % 2 == 1 {
-        lags[n / 2]
-    } else {
-        (lags[n / 2 - 1] + lags[n / 2]) / 2.0
-    };
-    Some((median, STALL_FACTOR * median + STALL_MARGIN_MS))
+    let typical = median(&lags);
+    Some((typical, STALL_FACTOR * typical + STALL_MARGIN_MS))
 }
 
 /// The `--ab` screening, on signals that are not the latencies compared (so at no cost in alpha):
@@ -416,8 +402,8 @@ fn stall_limit(rounds: &[&RoundStats]) -> Option<(f64, f64)> {
 ///   aside; pairs equally contended are kept, which is what pairing is for;
 /// - so is a pair with a round in which the machine stalled: the load generator started its latest
 ///   1% of requests far later than in the run's typical round. A stall of tens of milliseconds
-///   (the hypervisor took the vCPU, a neighbour held the core the generator wakes on) puts every
-///   request it delays into the tail, and a p99 of 2000 requests is the 20th slowest: on the 2-core
+///   (on the development VM it mostly follows the hypervisor's steal, though not in every such
+///   round) puts every request it delays into the tail, and a p99 of 2000 requests is the 20th slowest: on the 2-core
 ///   VM under one busy loop such rounds had their p99 at 0.4–2.6× their partner's while the
 ///   generator's own p99 delay went from ~1.5 ms to 4–8 ms, and the others agreed within a few
 ///   percent.
