@@ -1,7 +1,7 @@
 //! End to end: services with dependencies perfgate owns. `examples/shop-service` (axum on PostgreSQL)
 //! copied as a workspace of its own: PostgreSQL started in a temp dir, seeded, reset between scenarios
-//! and stopped with nothing left; its N+1 switch failing checkout's SLO; `--ab` on a branch that
-//! introduces the N+1 loop failing, each side on a database of its own. Dependencies that never get
+//! and stopped with nothing left; its N+1 switch failing checkout against a baseline recorded without
+//! it; `--ab` on a branch that introduces the N+1 loop failing, each side on a database of its own. Dependencies that never get
 //! ready or whose setup fails are exit 2 with their log tail (on the `basic` fixture, with a shell for
 //! a database: no PostgreSQL needed).
 //!
@@ -215,26 +215,53 @@ fn shop_service_seeds_its_own_postgres_resets_it_per_scenario_and_leaves_nothing
     assert_nothing_left(tmp.path(), &out);
 }
 
+/// The N+1 switch against a baseline recorded with batched queries: a relative change, so it fails
+/// on any machine. (Whether it also breaks checkout's absolute 8 ms SLO depends on how fast and idle
+/// the machine is: on an idle 2-core VM the N+1 p50 came out 6.9–9.1 ms.)
 #[test]
-fn the_n_plus_one_switch_fails_checkout_and_names_it() {
+fn the_n_plus_one_switch_fails_checkout_against_its_baseline_and_names_it() {
     require_postgres!();
     let _turn = serial();
     let f = shop();
+    let _back = BackToMain(f);
     let tmp = tmpdir();
-    let mut args = vec!["checkout"];
+    git(
+        &f.root,
+        &["checkout", "-q", "-B", "batched-baseline", "main"],
+    );
+    let mut record = vec!["record", "checkout", "--rounds", "3"];
+    record.extend(WINDOW);
+    let out = run(f.perfgate(&record).env("TMPDIR", tmp.path()));
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    git(&f.root, &["add", "perfgate.baseline.toml"]);
+    git(&f.root, &["commit", "-q", "-m", "perfgate baseline"]);
+
+    // The contention screen is the file gate's own business (tests/gate.rs); here a round the host
+    // disturbed must not turn a threefold change into "inconclusive".
+    let mut args = vec![
+        "checkout",
+        "--rounds",
+        "3",
+        "--baseline-rev",
+        "HEAD",
+        "--ignore-contention",
+    ];
     args.extend(WINDOW);
     let out = run(f
         .perfgate(&args)
         .env("TMPDIR", tmp.path())
         .env("SHOP_LINE_QUERIES", "per-line"));
     assert_eq!(out.code(), Some(1), "{}", out.show());
-    assert!(
-        out.all()
-            .lines()
-            .any(|l| l.contains("✗ shop-service::checkout: p50 <")),
-        "{}",
-        out.show()
-    );
+    let all = out.all();
+    let regressed = all
+        .lines()
+        .find(|l| l.contains("p50") && l.contains("REGRESSED"))
+        .unwrap_or_else(|| panic!("no p50 regression\n{}", out.show()));
+    assert!(all.contains("shop-service::checkout"), "{}", out.show());
+    eprintln!("figures: {}", regressed.trim());
+    let (path, _) = results(&out);
+    let log = std::fs::read_to_string(path.parent().unwrap().join("shop-service.log")).unwrap();
+    assert!(log.contains("checkout line queries: per-line"), "{log}");
     assert_nothing_left(tmp.path(), &out);
 }
 

@@ -108,7 +108,7 @@ pub fn plan(
                 match want {
                     Want::Required(why) => {
                         return Err(Error::Cost(format!(
-                            "the cost pass does not start a package's dependencies, and package {} has some                              ({}), but it is required for {} ({why}); pass --no-cost to run without it",
+                            "the cost pass does not start a package's dependencies, and package {} has some ({}), but it is required for {} ({why}); pass --no-cost to run without it",
                             run.pkg.name,
                             run.pkg.config.deps.keys().cloned().collect::<Vec<_>>().join(", "),
                             s.id

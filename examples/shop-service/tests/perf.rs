@@ -5,7 +5,8 @@
 //! data/scenarios.json, written with the seed by data/generate.py and declared as data, so a baseline is
 //! never compared across a change of it; the seed itself is hashed through the database dependency's
 //! setup (Cargo.toml). The SLOs hold with a wide margin on a busy 2-core runner with batched line
-//! queries, and checkout's p50 is breached by the N+1 loop (`SHOP_LINE_QUERIES=per-line`): see the README.
+//! queries; the N+1 loop (`SHOP_LINE_QUERIES=per-line`) roughly triples checkout's p50, which breaches its
+//! SLO only on a slow or busy machine, and fails the regression gate on any: see the README.
 
 use std::sync::OnceLock;
 
