@@ -403,10 +403,10 @@ fn stall_limit(rounds: &[&RoundStats]) -> Option<(f64, f64)> {
 /// - so is a pair with a round in which the machine stalled: the load generator started its latest
 ///   1% of requests far later than in the run's typical round. A stall of tens of milliseconds
 ///   (on the development VM it mostly follows the hypervisor's steal, though not in every such
-///   round) puts every request it delays into the tail, and a p99 of 2000 requests is the 20th slowest: on the 2-core
-///   VM under one busy loop such rounds had their p99 at 0.4–2.6× their partner's while the
-///   generator's own p99 delay went from ~1.5 ms to 4–8 ms, and the others agreed within a few
-///   percent.
+///   round) puts every request it delays into the tail, and a p99 of 2000 requests is the 20th
+///   slowest: on the 2-core VM under one busy loop such rounds had their p99 at 0.4–2.6× their
+///   partner's while the generator's own p99 delay went from ~1.5 ms to 4–8 ms, and the others
+///   agreed within a few percent.
 ///
 /// When more than [`PAIR_ASIDE_MAX`] of the pairs would go, none does. Returns the kept pairs and,
 /// when any was set aside (or too many would have been), the note for the checks.
